@@ -1,0 +1,46 @@
+# Every target creates and uses its own virtual environment in .venv, so a
+# fresh machine with only Python 3.11, pip, gcc, make and git can run them.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+# A strict editable install links each file that exists at install time, so
+# the package is re-linked (without dependencies) whenever the file list changes.
+FILES  := $(VENV)/.files
+LISTING := $(shell find grammar compiler runtime -type f \( -name '*.py' -o -name '*.lark' -o -name '*.j2' -o -name '*.json' \) 2>/dev/null | sort | md5sum | cut -c1-32)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev]'
+	@echo $(LISTING) > $(FILES)
+	@touch $(STAMP)
+
+install: $(STAMP)
+	@if [ "$$(cat $(FILES) 2>/dev/null)" != "$(LISTING)" ]; then \
+	  $(BIN)/python -m pip install --quiet --no-deps --config-settings editable_mode=strict -e . && \
+	  echo $(LISTING) > $(FILES); fi
+
+demo: install
+	$(BIN)/escalade check policies/
+
+lint: install
+	$(BIN)/ruff check compiler runtime grammar tests bench
+	$(BIN)/ruff format --check compiler runtime grammar tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
