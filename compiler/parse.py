@@ -135,7 +135,9 @@ def _parse_uncached(path: str, text: str, diags: Collector) -> n.SourceFile | No
         decls = with_recursion_headroom(lambda: builder.transform(tree))
     except VisitError as exc:  # pragma: no cover - a builder bug, still no traceback for users
         diags.report(
-            "E001", n.Span(path, 1, 1, 1, 1), f"internal error while reading this file: {exc.orig_exc}"
+            "E001",
+            n.Span(path, 1, 1, 1, 1),
+            f"internal error while reading this file: {exc.orig_exc}",
         )
         return None
     return n.SourceFile(path, tuple(decls), text)
@@ -249,7 +251,9 @@ def _describe_expected(expected: set[str]) -> str:
         words.append("a policy statement (title, trigger, when, owner, step, check, exception ...)")
     if len(rest & _DECL_KEYWORDS) >= 5:
         rest -= _DECL_KEYWORDS
-        words.append("a declaration (event, schema, person, team, channel, template, policy, coverage)")
+        words.append(
+            "a declaration (event, schema, person, team, channel, template, policy, coverage)"
+        )
     for name in sorted(rest):
         if name.startswith("_"):
             name = name[1:]
@@ -274,8 +278,10 @@ def _report_syntax_error(path: str, text: str, exc: UnexpectedInput, diags: Coll
     help_text: str | None = None
 
     bad_duration = re.match(r"-?[0-9]+(\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*", rest)
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END" or isinstance(
-        exc, UnexpectedEOF
+    if (
+        isinstance(exc, UnexpectedToken)
+        and exc.token.type == "$END"
+        or isinstance(exc, UnexpectedEOF)
     ):
         last = _last_code_position(text)
         span = n.Span(path, last[0], last[1], last[0], last[1] + 1)
@@ -286,7 +292,9 @@ def _report_syntax_error(path: str, text: str, exc: UnexpectedInput, diags: Coll
             help_text = "add the missing `}`"
         else:
             message += f"; expected {_describe_expected(expected)}"
-    elif bad_duration and not re.match(r"-?[0-9]+(\.[0-9]+)?[smhd]([0-9]+[smhd])*$", bad_duration.group(0)):
+    elif bad_duration and not re.match(
+        r"-?[0-9]+(\.[0-9]+)?[smhd]([0-9]+[smhd])*$", bad_duration.group(0)
+    ):
         word = bad_duration.group(0)
         span = n.Span(path, line, col, line, col + len(word))
         message = f"invalid duration '{word}': use s, m, h or d (for example 30s, 5m, 1h30m, 2d)"
@@ -295,14 +303,14 @@ def _report_syntax_error(path: str, text: str, exc: UnexpectedInput, diags: Coll
         body = rest if eol < 0 else rest[:eol]
         span = n.Span(path, line, col, line, col + max(1, len(body)))
         if re.match(r'"([^"\\]|\\.)*"', body):
-            message = "invalid escape in string: use \\\", \\\\, \\n, \\t or \\uXXXX"
+            message = 'invalid escape in string: use \\", \\\\, \\n, \\t or \\uXXXX'
         else:
-            message = "unterminated string: a string must end with `\"` on the same line"
+            message = 'unterminated string: a string must end with `"` on the same line'
     elif isinstance(exc, UnexpectedCharacters):
         char = rest[:1]
         if re.match(r"[A-Z]", char):
-            word = re.match(r"[A-Za-z0-9_]+", rest)
-            shown = word.group(0) if word else char
+            found = re.match(r"[A-Za-z0-9_]+", rest)
+            shown = found.group(0) if found else char
             message = f"names are lower-case: '{shown}'"
             help_text = f"write '{shown.lower()}'"
             span = n.Span(path, line, col, line, col + len(shown))
@@ -352,7 +360,7 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
         "for example: owner primary alice ack 5m",
     ): ["policy p { owner primary alice ack }", "policy p { owner primary alice ack alice }"],
     (
-        "a condition compares a field: `object.field == value`, `in (...)` or `has \"tag\"`",
+        'a condition compares a field: `object.field == value`, `in (...)` or `has "tag"`',
         None,
     ): [
         "policy p { when severity == critical }",
@@ -442,7 +450,9 @@ class _Builder(Transformer[Token, Any]):
         text = str(tok)
         if not re.fullmatch(r"[0-9]+", text):
             self.diags.report(
-                "E001", _span_tok(self.path, tok), f"{what} must be a whole number ≥ 0, not '{text}'"
+                "E001",
+                _span_tok(self.path, tok),
+                f"{what} must be a whole number ≥ 0, not '{text}'",
             )
             return 0
         return int(text)
