@@ -72,7 +72,7 @@ def resolve_field(pset: m.PolicySet, ref: n.FieldRef, diags: Collector) -> m.Fie
             "E101",
             ref.span,
             f"unknown field '{ref.path}'",
-            help=did_you_mean(ref.field, fields)
+            help=did_you_mean(ref.path, [f"{ref.obj}.{f}" for f in fields])
             or f"'{ref.obj}' has {', '.join(sorted(fields)) or 'no fields'}",
         )
     return info

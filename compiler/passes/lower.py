@@ -41,7 +41,7 @@ def lower(root: str, files: Sequence[n.SourceFile], diags: Collector, version: s
     schema = _build_schema(decls, diags)
     directory = _unique(
         [d for d in decls if isinstance(d, n.PersonDecl | n.TeamDecl | n.ChannelDecl)],
-        "name",
+        "person, team and channel",
         diags,
     )
     people = {k: _person(v, diags) for k, v in directory.items() if isinstance(v, n.PersonDecl)}
@@ -98,7 +98,7 @@ def _unique(decls: Sequence[_D], what: str, diags: Collector) -> dict[str, _D]:
                 name.span,
                 f"'{name.value}' is declared twice",
                 notes=[Note(_decl_name(first).span, "first declared here")],
-                help=f"rename one of them: {what} names share one namespace across every file",
+                help=f"rename one of them: {what} names are unique across every file of the set",
             )
             continue
         out[name.value] = d
