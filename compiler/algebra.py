@@ -62,6 +62,7 @@ __all__ = [
     "difference",
     "find_outside",
     "implies",
+    "meet",
     "iter_bits",
     "overlap",
     "satisfiable",
@@ -338,7 +339,7 @@ class Domains:
                 product: list[Cube] = []
                 for a in result:
                     for b in part:
-                        c = _intersect(a, b)
+                        c = meet(a, b)
                         if c is not None:
                             product.append(c)
                 if len(product) > MAX_CUBES * 4:
@@ -509,8 +510,8 @@ def _atoms(cond: n.Cond) -> Iterator[n.Atom]:
 # --------------------------------------------------------------------------- cubes
 
 
-def _intersect(a: Cube, b: Cube) -> Cube | None:
-    """The cube of both, or None when they are disjoint."""
+def meet(a: Cube, b: Cube) -> Cube | None:
+    """The cube of points in both, or None when they are disjoint: ``meet({0: 3}, {0: 6}) == {0: 2}``."""
     if len(a) < len(b):
         a, b = b, a
     out = dict(a)
@@ -624,7 +625,7 @@ class Region:
         for a in self.cubes:
             for b in other.cubes:
                 budget.tick()
-                c = _intersect(a, b)
+                c = meet(a, b)
                 if c is not None:
                     out.append(c)
         return Region(self.domains, tuple(_simplify(out, None, self.domains)))
@@ -727,7 +728,7 @@ def overlap(a: Region, b: Region, budget: Budget | None = None) -> Witness | Non
     for x in a.cubes:
         for y in b.cubes:
             budget.tick()
-            c = _intersect(x, y)
+            c = meet(x, y)
             if c is not None:
                 return a.domains.witness(c)
     return None
