@@ -59,3 +59,6 @@ def check(path: Path, fmt: str, strict: bool) -> None:
 
 
 # --- command registration: each area adds its commands below, one line each ---
+from escalade.runtime.packcli import pack as _pack  # noqa: E402
+
+main.add_command(_pack)
