@@ -1,0 +1,179 @@
+"""The runtime's system of record: a small interface and its records.
+
+The engine talks to state only through :class:`Store`, so a PostgreSQL
+back end (several workers sharing the load) can implement the same methods
+later. :mod:`escalade.runtime.store.sqlite` is the default implementation.
+Every engine decision runs inside one :meth:`Store.transaction`, so an event
+is applied completely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+OPEN_STATES = ("triggered", "assigned", "acknowledged", "resolved", "unacknowledged", "triage")
+STATES = (*OPEN_STATES, "closed")
+
+
+@dataclass(slots=True)
+class Escalation:
+    """One escalation of one ticket; it survives re-routes and handoffs."""
+
+    ticket: str
+    policy: str
+    pack_id: int
+    priority: int
+    started_at: int
+    state: str = "triggered"
+    level: str | None = None  # primary | backup | escalation | triage | transfer
+    level_index: int = 0
+    cycle: int = 0
+    owner: str | None = None
+    owner_kind: str | None = None  # person | team
+    acked_at: int | None = None
+    resolved_at: int | None = None
+    closed_at: int | None = None
+    account: str | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)  # ticket state at start
+    extra: dict[str, Any] = field(default_factory=dict)  # breaches, handoff times, post-mortem
+    id: int = 0
+
+
+@dataclass(slots=True)
+class Timer:
+    """A row that fires at ``due``; ``key`` makes pending timers unique per purpose."""
+
+    due: int
+    kind: str  # ack | sla_acknowledge | sla_resolve | delivery | state_check | after | transfer
+    ticket: str
+    escalation_id: int | None = None
+    key: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(slots=True)
+class AuditRow:
+    """One appended decision; ``prev`` and ``hash`` chain it to the row before."""
+
+    at: int
+    kind: str
+    ticket: str | None
+    escalation_id: int | None
+    policy: str | None
+    pack_version: str | None
+    actor: str
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    prev: str = ""
+    hash: str = ""
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    """An action waiting for (or done with) delivery; ``key`` is its idempotency key."""
+
+    key: str
+    escalation_id: int | None
+    ticket: str | None
+    action: str
+    target: str | None
+    target_kind: str | None
+    payload: dict[str, Any]
+    created_at: int
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    delivered_at: int | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """An input the runtime refused, kept verbatim with the reason."""
+
+    raw: str
+    error: str
+    received_at: int
+    event_id: str | None = None
+    replayed_at: int | None = None
+    id: int = 0
+
+
+class Store(Protocol):
+    """What the engine needs from a database. Implementations must be transactional."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside commit together or not at all (nesting joins the outer one)."""
+        ...
+
+    def close(self) -> None: ...
+
+    # clock: the latest time the store has acted at; it never goes back
+    def clock(self) -> int | None: ...
+    def set_clock(self, at: int) -> None: ...
+
+    # rule packs: every version ever activated, so in-flight escalations keep theirs
+    def add_pack(self, content_hash: str, version: str, body: str, at: int) -> int: ...
+    def pack_body(self, pack_id: int) -> str: ...
+    def pack_hash(self, pack_id: int) -> str: ...
+    def active_pack(self) -> int | None: ...
+    def activate_pack(self, pack_id: int, at: int) -> None: ...
+    def packs(self) -> list[dict[str, Any]]: ...
+
+    # events, idempotent by id
+    def has_event(self, event_id: str) -> bool: ...
+    def add_event(self, event_id: str, type_: str, at: int, ticket: str, body: str) -> None: ...
+
+    # the latest known value of every field per ticket (and when each was set)
+    def ticket_state(self, ticket: str) -> tuple[dict[str, Any], dict[str, int]]: ...
+    def put_ticket_state(
+        self, ticket: str, state: dict[str, Any], times: dict[str, int]
+    ) -> None: ...
+
+    # escalations
+    def open_escalation(self, ticket: str) -> Escalation | None: ...
+    def latest_escalation(self, ticket: str) -> Escalation | None: ...
+    def escalation(self, escalation_id: int) -> Escalation | None: ...
+    def insert_escalation(self, esc: Escalation) -> int: ...
+    def update_escalation(self, esc: Escalation) -> None: ...
+    def last_closed_at(self, ticket: str, policy: str) -> int | None: ...
+    def open_escalations_owned_by(self, owner: str) -> list[Escalation]: ...
+    def count_open(self) -> int: ...
+
+    # timers: rows indexed by due time, so a tick reads only what is due
+    def add_timer(self, timer: Timer) -> int: ...
+    def cancel_timers(self, escalation_id: int, kinds: Sequence[str] | None = None) -> None: ...
+    def due_timers(self, until: int, limit: int) -> list[Timer]: ...
+    def delete_timer(self, timer_id: int) -> None: ...
+    def timers_of(self, escalation_id: int) -> list[Timer]: ...
+    def has_timer(self, ticket: str, kind: str, key: str) -> bool: ...
+
+    # absences
+    def set_absence(self, person: str, until: int) -> None: ...
+    def absences(self, at: int) -> dict[str, int]: ...
+
+    # audit trail (append-only)
+    def append_audit(self, row: AuditRow) -> None: ...
+    def audit_head(self) -> tuple[int, str]: ...
+    def audit_rows(self, escalation_id: int | None = None) -> Iterator[AuditRow]: ...
+    def audit_recorded_head(self) -> tuple[int, str]: ...
+
+    # notification outbox
+    def add_outbox(self, msg: OutboxMessage) -> bool: ...
+    def pending_outbox(self) -> list[OutboxMessage]: ...
+    def outbox_message(self, msg_id: int) -> OutboxMessage | None: ...
+    def mark_outbox(self, msg_id: int, status: str, at: int, attempts: int) -> None: ...
+    def outbox(self, escalation_id: int | None = None) -> list[OutboxMessage]: ...
+
+    # dead letters
+    def add_dead_letter(self, letter: DeadLetter) -> int: ...
+    def dead_letters(self, include_replayed: bool = False) -> list[DeadLetter]: ...
+    def mark_replayed(self, letter_id: int, at: int) -> None: ...
+
+    # counters (unknown fields seen, ...)
+    def bump(self, name: str, by: int = 1) -> None: ...
+    def counters(self) -> dict[str, int]: ...
