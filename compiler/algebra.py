@@ -159,6 +159,7 @@ class Variable:
     labels: tuple[str, ...]
     points: tuple[float, ...] = ()  # numeric kinds: the sorted thresholds
     literals: Mapping[Any, int] = field(default_factory=dict)  # value -> cell
+    empty: int = 0  # cells no event can fall in (no whole second between two thresholds)
 
     @property
     def size(self) -> int:
@@ -166,7 +167,8 @@ class Variable:
 
     @property
     def full(self) -> int:
-        return (1 << len(self.values)) - 1
+        """Every possible cell."""
+        return ((1 << len(self.values)) - 1) & ~self.empty
 
     @property
     def present(self) -> int:
@@ -178,27 +180,43 @@ def _number_repr(x: float) -> int | float:
     return int(x) if float(x).is_integer() else x
 
 
-def _between(lo: float, hi: float) -> float:
-    """A value strictly between two thresholds, an integer when one fits."""
+def _between(lo: float, hi: float, whole: bool) -> float | None:
+    """A value strictly between two thresholds (an integer when one fits), or None."""
     cand = math.floor(lo) + 1
     if cand < hi:
         return cand
-    return (lo + hi) / 2
+    return None if whole else (lo + hi) / 2
+
+
+INTEGRAL_KINDS = ("time", "duration")
+"""Kinds the runtime stores as whole seconds: an interval without a whole second is empty."""
 
 
 def _numeric_variable(info: m.FieldInfo, points: Iterable[float]) -> Variable:
     pts = tuple(sorted(set(points)))
-    numbers: list[float] = []
+    whole = info.kind in INTEGRAL_KINDS
+    numbers: list[float | None] = []
     if not pts:
         numbers.append(0)
     else:
-        numbers.append(pts[0] - 1)
+        numbers.append(math.ceil(pts[0]) - 1)
         for i, p in enumerate(pts):
-            numbers.append(p)
-            numbers.append(_between(p, pts[i + 1]) if i + 1 < len(pts) else p + 1)
-    values: list[Any] = [MISSING, *(_number_repr(x) for x in numbers)]
-    labels = ["missing", *(_format_number(info.kind, x) for x in numbers)]
-    return Variable(info.path, info.kind, None, tuple(values), tuple(labels), pts)
+            numbers.append(None if whole and not float(p).is_integer() else p)
+            numbers.append(
+                _between(p, pts[i + 1], whole) if i + 1 < len(pts) else math.floor(p) + 1
+            )
+    empty = 0
+    values: list[Any] = [MISSING]
+    labels = ["missing"]
+    for cell, x in enumerate(numbers, start=1):
+        if x is None:
+            empty |= 1 << cell
+            values.append(MISSING)
+            labels.append("(empty)")
+        else:
+            values.append(_number_repr(x))
+            labels.append(_format_number(info.kind, x))
+    return Variable(info.path, info.kind, None, tuple(values), tuple(labels), pts, empty=empty)
 
 
 def _format_number(kind: str, v: float) -> str:
@@ -360,7 +378,11 @@ class Domains:
         return [{var: mask}]
 
     def atom_mask(self, atom: n.Atom) -> tuple[int, int]:
-        """(variable index, mask of cells where ``atom`` is true)."""
+        """(variable index, mask of the possible cells where ``atom`` is true)."""
+        var, mask = self._atom_mask(atom)
+        return var, mask & self._full[var]
+
+    def _atom_mask(self, atom: n.Atom) -> tuple[int, int]:
         info = self.schema.field(atom.field.obj, atom.field.field)
         if info is None:
             raise Undecided(f"unknown field '{atom.field.path}'", atom.span)
