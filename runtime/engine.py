@@ -392,9 +392,11 @@ class Engine:
         if event.unknown:
             store.bump("unknown_fields", len(event.unknown))
         esc = store.open_escalation(event.ticket)
+        if esc is not None:
+            self._on_update(esc, state, ctx)
+            esc = store.open_escalation(event.ticket)
         candidate = pack.owner_of(event.type, state)
         if esc is not None and (candidate is None or candidate.priority <= esc.priority):
-            self._on_update(esc, state, ctx)
             return esc.id
         if candidate is None:
             store.bump("events_unowned")
@@ -446,7 +448,7 @@ class Engine:
                 pack,
                 rules.name,
                 reason=f"{rules.name} (priority {rules.priority}) outranks {old}; {ctx.cause}",
-                detail={"from": old, "to": rules.name},
+                detail={"from": old, "to": rules.name, "sla": _sla_targets(rules)},
             )
             self._enter(esc, pack, rules, state, ctx)
             self.store.update_escalation(esc)
@@ -475,7 +477,7 @@ class Engine:
             pack,
             rules.name,
             reason=f"{rules.name} owns the ticket; {ctx.cause}",
-            detail={"account": esc.account, "priority": rules.priority},
+            detail={"account": esc.account, "priority": rules.priority, "sla": _sla_targets(rules)},
         )
         self._enter(esc, pack, rules, state, ctx)
         self.store.update_escalation(esc)
@@ -569,7 +571,7 @@ class Engine:
             pack,
             target,
             reason=f"{source} -> {target}: {reason}",
-            detail={"from": source, "to": target},
+            detail={"from": source, "to": target, "sla": _sla_targets(rules)},
         )
         state, _ = self.store.ticket_state(esc.ticket)
         self._enter(esc, pack, rules, state, ctx)
@@ -1487,6 +1489,10 @@ class Engine:
             detail=detail,
         )
         ctx.fired.append(kind)
+
+
+def _sla_targets(rules: Rules) -> dict[str, int | None]:
+    return {"acknowledge": rules.sla("acknowledge"), "resolve": rules.sla("resolve")}
 
 
 def open_states() -> tuple[str, ...]:

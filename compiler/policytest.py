@@ -1,0 +1,478 @@
+"""``escalade test``: policy tests (``*_test.esc``) run on the real engine.
+
+A test file holds ``test "name" { ... }`` blocks (grammar in
+``escalade/grammar/escalade_test.lark``). Each test gets a fresh in-memory
+SQLite store, a virtual clock starting at ``start "..."`` (default
+2026-11-27T10:00:00Z) and the pack built from the policy set; statements run in
+order, ``at D`` moving the clock forward (timers due on the way fire first)::
+
+    test "an ack at 3m stops failover" {
+      at 0m event ticket.created { ticket.id = "T2", ticket.severity = critical, account.tier = enterprise }
+      at 3m ack by alice
+      at 20m expect state acknowledged
+      expect owner alice
+    }
+
+Failures print as ``file:line:col: test "name": expected ..., got ...``. The
+run ends with the policies no test exercised. Also here: ``escalade simulate``,
+which builds a pack from ``--policies`` (a compiler job) and replays history.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from lark import Lark, Token, Tree, UnexpectedInput
+
+from escalade.compiler import load_policy_set
+from escalade.compiler.backends.rulepack import build_pack
+from escalade.runtime import kpi
+from escalade.runtime.clock import TimeError, VirtualClock, format_time, parse_duration, parse_time
+from escalade.runtime.engine import Engine, Refused
+from escalade.runtime.notify import RecordingNotifier
+from escalade.runtime.simulate import replay
+from escalade.runtime.store.sqlite import SQLiteStore
+
+DEFAULT_START = "2026-11-27T10:00:00Z"
+
+
+@lru_cache(maxsize=1)
+def test_parser() -> Lark:
+    """The LALR parser for ``*_test.esc`` files."""
+    text = resources.files("escalade.grammar").joinpath("escalade_test.lark").read_text()
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement of a test: what to do, when, and where it is written."""
+
+    kind: str
+    args: tuple[Any, ...]
+    offset: int | None
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTest:
+    name: str
+    file: str
+    line: int
+    column: int
+    stmts: tuple[Stmt, ...]
+
+
+@dataclass(slots=True)
+class TestRun:
+    """Results of running test files."""
+
+    failures: list[str] = field(default_factory=list)
+    passed: int = 0
+    failed: int = 0
+    exercised: set[str] = field(default_factory=set)
+
+
+class TestSyntaxError(Exception):
+    """A test file that does not parse (message is located)."""
+
+
+def _string(tok: Token | None) -> str | None:
+    return None if tok is None else str(json.loads(str(tok)))
+
+
+def _value(tree: Tree[Token]) -> Any:
+    kind = tree.data
+    if kind == "v_string":
+        return _string(tree.children[0])  # type: ignore[arg-type]
+    if kind == "v_number":
+        text = str(tree.children[0])
+        return float(text) if "." in text else int(text)
+    if kind == "v_true":
+        return True
+    if kind == "v_false":
+        return False
+    if kind == "v_name":
+        return str(tree.children[0])
+    return [_string(t) for t in tree.children if t is not None]  # type: ignore[arg-type]
+
+
+def _stmt(tree: Tree[Token], offset: int | None) -> Stmt:
+    kind = str(tree.data).removesuffix("_stmt")
+    line, column = tree.meta.line, tree.meta.column
+    kids = tree.children
+    args: tuple[Any, ...]
+    if kind == "event":
+        fields = []
+        for a in kids[1:]:
+            if isinstance(a, Tree) and isinstance(a.children[1], Tree):
+                fields.append((str(a.children[0]), _value(a.children[1])))
+        args = (str(kids[0]), tuple(fields))
+    else:
+        if kind == "expect":
+            exp = kids[0]
+            assert isinstance(exp, Tree)
+            kind = str(exp.data)
+            kids = exp.children
+        args = tuple(
+            None
+            if k is None
+            else (_string(k) if isinstance(k, Token) and k.type == "STRING" else str(k))
+            for k in kids
+        )
+    return Stmt(kind, args, offset, line, column)
+
+
+def parse_tests(path: str, text: str) -> list[PolicyTest]:
+    """Parse a ``*_test.esc`` file; :class:`TestSyntaxError` with ``file:line:col``."""
+    try:
+        tree = test_parser().parse(text)
+    except UnexpectedInput as exc:
+        context = exc.get_context(text).rstrip()
+        expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
+        hint = f" (expected one of: {', '.join(sorted(expected)[:8])})" if expected else ""
+        raise TestSyntaxError(
+            f"{path}:{exc.line}:{exc.column}: syntax error{hint}\n{context}"
+        ) from None
+    tests = []
+    for node in tree.children:
+        assert isinstance(node, Tree)
+        name = _string(node.children[0])  # type: ignore[arg-type]
+        stmts = []
+        for st in node.children[1:]:
+            assert isinstance(st, Tree)
+            inner = st.children[-1]
+            assert isinstance(inner, Tree)
+            offset = None
+            if st.data == "timed":
+                tok = st.children[0]
+                try:
+                    offset = parse_duration(str(tok))
+                except TimeError as exc:
+                    raise TestSyntaxError(f"{path}:{tok.line}:{tok.column}: {exc}") from None  # type: ignore[union-attr]
+            stmt = _stmt(inner, offset)
+            if offset is not None:
+                stmt = Stmt(stmt.kind, stmt.args, offset, st.meta.line, st.meta.column)
+            stmts.append(stmt)
+        tests.append(PolicyTest(name or "", path, node.meta.line, node.meta.column, tuple(stmts)))
+    return tests
+
+
+class _Failure(Exception):
+    pass
+
+
+def _event_json(
+    type_: str, fields: tuple[tuple[str, Any], ...], event_id: str, at: int
+) -> dict[str, Any]:
+    data: dict[str, dict[str, Any]] = {}
+    for path, value in fields:
+        obj, _, name = path.partition(".")
+        data.setdefault(obj, {})[name] = value
+    return {"id": event_id, "type": type_, "at": format_time(at), "data": data}
+
+
+def run_test(pack: dict[str, Any], test: PolicyTest) -> tuple[list[str], set[str]]:
+    """Run one test; return located failure messages and the policies it exercised."""
+    store = SQLiteStore(":memory:")
+    notifier = RecordingNotifier()
+    start = parse_time(DEFAULT_START)
+    for st in test.stmts:
+        if st.kind == "start":
+            try:
+                start = parse_time(str(st.args[0]))
+            except TimeError as exc:
+                store.close()
+                return [f"{test.file}:{st.line}:{st.column}: test {test.name!r}: {exc}"], set()
+            break
+    clock = VirtualClock(start)
+    engine = Engine(store, clock, notifier)
+    engine.activate(pack, start)
+    now = start
+    ticket: str | None = None
+    refusal: tuple[str, Stmt] | None = None
+    events = 0
+    failures: list[str] = []
+
+    def where(st: Stmt) -> str:
+        return f"{test.file}:{st.line}:{st.column}: test {test.name!r}"
+
+    try:
+        for st in test.stmts:
+            if st.offset is not None:
+                at = start + st.offset
+                if at < now:
+                    raise _Failure(
+                        f"{where(st)}: time goes back ({st.offset}s is before the previous statement)"
+                    )
+                now = at
+                clock.set(now)
+                engine.advance(now)
+            if st.kind == "exp_refused":
+                if refusal is None:
+                    raise _Failure(
+                        f"{where(st)}: expected the previous command to be refused, but it was accepted"
+                    )
+                wanted = st.args[0]
+                if wanted is not None and wanted not in refusal[0]:
+                    raise _Failure(
+                        f"{where(st)}: expected a refusal mentioning {wanted!r}, got: {refusal[0]}"
+                    )
+                refusal = None
+                continue
+            if refusal is not None:
+                message, cmd = refusal
+                raise _Failure(f"{where(cmd)}: the command was refused: {message}")
+            try:
+                ticket = _execute(engine, st, now, ticket, test, notifier, events)
+                if st.kind == "event":
+                    events += 1
+            except Refused as exc:
+                refusal = (str(exc), st)
+            except _Expectation as exc:
+                raise _Failure(f"{where(st)}: {exc}") from None
+        if refusal is not None:
+            raise _Failure(f"{where(refusal[1])}: the command was refused: {refusal[0]}")
+    except _Failure as exc:
+        failures.append(str(exc))
+    exercised = {
+        r.policy
+        for r in store.audit_rows()
+        if r.policy and r.kind in ("triggered", "handoff", "rerouted")
+    }
+    store.close()
+    return failures, exercised
+
+
+class _Expectation(Exception):
+    """An expectation that does not hold (message: expected vs actual)."""
+
+
+def _execute(
+    engine: Engine,
+    st: Stmt,
+    now: int,
+    ticket: str | None,
+    test: PolicyTest,
+    notifier: RecordingNotifier,
+    events: int,
+) -> str | None:
+    kind, args = st.kind, st.args
+    if kind == "event":
+        type_, fields = args
+        event_id = f"{test.name}#{events + 1}"
+        outcome = engine.receive(_event_json(type_, fields, event_id, now), now)
+        if outcome.status != "applied":
+            raise _Expectation(f"the event was not applied: {outcome.message}")
+        return outcome.ticket
+    if kind in ("start", "tick"):
+        return ticket
+    if kind == "ticket":
+        return str(args[0])
+    if kind == "fail":
+        notifier.failing.add(str(args[0]))
+        return ticket
+    if kind == "mute":
+        notifier.silent.add(str(args[0]))
+        return ticket
+    if kind == "absent":
+        engine.absent(str(args[0]), now + parse_duration(str(args[1])), now, by="test")
+        return ticket
+    if ticket is None:
+        raise _Expectation('no ticket yet: send an event first (or `ticket "ID"`)')
+    if kind == "ack":
+        by = args[0]
+        if by is None:
+            status = engine.status(ticket)
+            by = status["owner"] if status else None
+        engine.ack(ticket, str(by), now)
+    elif kind == "resolve":
+        engine.resolve(ticket, now, by="test")
+    elif kind == "close":
+        engine.close(ticket, now, by="test")
+    elif kind == "transfer":
+        engine.transfer(
+            ticket, str(args[0]), str(args[1]), parse_duration(str(args[2])), now, by="test"
+        )
+    elif kind == "postmortem":
+        engine.postmortem(ticket, str(args[0]), now, by="test")
+    elif kind.startswith("exp_"):
+        _expect(engine, kind, args, ticket)
+    return ticket
+
+
+def _expect(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> None:
+    if kind == "exp_refused":
+        raise _Expectation("expected the previous command to be refused, but it was accepted")
+    status = engine.status(ticket)
+    if kind == "exp_no_escalation":
+        if status is not None:
+            raise _Expectation(
+                f"expected no escalation, got {status['policy']} ({status['state']})"
+            )
+        return
+    if status is None:
+        raise _Expectation(f"expected an escalation for ticket {ticket}, got none")
+    if kind == "exp_owner":
+        who, level = args
+        matches = who in (status["owner"], status["owner_from"])
+        if not matches or (level is not None and status["level"] != level):
+            want = who + (f" level {level}" if level else "")
+            got = f"{status['owner']}" + (
+                f" (on call for {status['owner_from']})" if status["owner_from"] else ""
+            )
+            raise _Expectation(
+                f"expected owner {want}, got {got} level {status['level']} (state {status['state']})"
+            )
+    elif kind == "exp_level":
+        if status["level"] != args[0]:
+            raise _Expectation(f"expected level {args[0]}, got {status['level']}")
+    elif kind == "exp_state":
+        if status["state"] != args[0]:
+            raise _Expectation(f"expected state {args[0]}, got {status['state']}")
+    elif kind == "exp_policy":
+        if status["policy"] != args[0]:
+            raise _Expectation(f"expected policy {args[0]}, got {status['policy']}")
+    elif kind in ("exp_action", "exp_no_action"):
+        action, target = args[0], args[1]
+        text = args[2] if kind == "exp_action" else None
+        sent = [m for m in engine.store.outbox() if m.ticket == ticket]
+        found = [
+            m
+            for m in sent
+            if m.action == action
+            and (
+                target is None
+                or target
+                in (m.target, m.payload.get("team"), m.payload.get("word"), m.payload.get("field"))
+            )
+            and (text is None or text in str(m.payload.get("text") or ""))
+        ]
+        what = " ".join(str(a) for a in args if a is not None)
+        if kind == "exp_action" and not found:
+            seen = (
+                ", ".join(sorted({f"{m.action} {m.target or ''}".strip() for m in sent})) or "none"
+            )
+            raise _Expectation(f"expected action {what}, got: {seen}")
+        if kind == "exp_no_action" and found:
+            raise _Expectation(
+                f"expected no action {what}, but it was sent at {format_time(found[0].created_at)}"
+            )
+
+
+def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
+    """Run every test in ``files`` against ``pack``."""
+    run = TestRun()
+    for path in files:
+        try:
+            tests = parse_tests(str(path), path.read_text(encoding="utf-8"))
+        except TestSyntaxError as exc:
+            run.failures.append(str(exc))
+            run.failed += 1
+            continue
+        for test in tests:
+            failures, exercised = run_test(pack, test)
+            run.exercised |= exercised
+            if failures:
+                run.failed += 1
+                run.failures.extend(failures)
+            else:
+                run.passed += 1
+    return run
+
+
+def _pack_from(policies: Path) -> dict[str, Any]:
+    result = load_policy_set(str(policies))
+    if result.pset is None or result.errors:
+        lines = [str(d) for d in result.diagnostics[:10]]
+        raise click.ClickException(
+            f"{policies}: the policy set has {result.errors} error(s); run `escalade check`\n"
+            + "\n".join(lines)
+        )
+    return build_pack(result.pset)
+
+
+@click.command("test")
+@click.argument(
+    "path", type=click.Path(exists=True, path_type=Path), default=Path("policies"), required=False
+)
+def test_command(path: Path) -> None:
+    """Run policy tests (*_test.esc) on the real engine with a virtual clock."""
+    policies = path if path.is_dir() else path.parent
+    files = sorted(policies.rglob("*_test.esc")) if path.is_dir() else [path]
+    if not files:
+        raise click.ClickException(f"no *_test.esc files under {path}")
+    pack = _pack_from(policies)
+    run = run_files(pack, files)
+    for failure in run.failures:
+        click.echo(f"FAIL {failure}")
+    names = sorted(p["name"] for p in pack["policies"])
+    missing = [n for n in names if n not in run.exercised]
+    click.echo(f"{run.passed} passed, {run.failed} failed ({len(files)} file(s))")
+    if missing:
+        click.echo(f"policies no test exercises: {', '.join(missing)}")
+    else:
+        click.echo(f"every policy is exercised ({len(names)})")
+    if run.failed:
+        sys.exit(1)
+
+
+@click.command("simulate")
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--policies",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Build the pack from this policy directory.",
+)
+@click.option(
+    "--pack",
+    "pack_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Use this rule pack (default: build from policies/).",
+)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
+def simulate_command(events: Path, policies: Path | None, pack_path: Path | None, fmt: str) -> None:
+    """Replay EVENTS.jsonl on a virtual clock and print KPIs."""
+    if policies is not None and pack_path is not None:
+        raise click.UsageError("give --policies or --pack, not both")
+    if pack_path is not None:
+        from escalade.runtime.cli import load_pack_file
+
+        pack = load_pack_file(str(pack_path))
+    else:
+        pack = _pack_from(policies or Path("policies"))
+    lines = events.read_text(encoding="utf-8").splitlines()
+    with click.progressbar(length=len(lines), label="replaying", file=sys.stderr) as bar:
+        result = replay(pack, lines, on_line=lambda: bar.update(1))
+    summary = (
+        f"{result.applied} events applied, {result.duplicates} duplicates, {result.rejected} rejected,"
+        f" {result.commands} operator commands ({len(result.refused)} refused)"
+    )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "replay": {
+                        "applied": result.applied,
+                        "duplicates": result.duplicates,
+                        "rejected": result.rejected,
+                        "commands": result.commands,
+                        "refused": result.refused,
+                    },
+                    "kpis": result.kpis,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        return
+    click.echo(kpi.render_markdown(result.kpis) + f"\nReplay: {summary}.")

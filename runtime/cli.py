@@ -1,0 +1,379 @@
+"""Operator commands for the runtime: ``event``, ``tick``, ``ack``, ``status``, ...
+
+Every command takes ``--db`` (the SQLite store, default ``escalade.db``),
+``--pack`` (the rule pack to activate, default ``generated/rulepack.json``;
+when the file is absent the store's active pack is used) and ``--at`` (an
+explicit ISO-8601 time: timers due up to it fire first; a time earlier than
+the store's clock is refused). Runtime-side: no compiler imports.
+
+Exit codes: 0 ok, 1 refused or rejected, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from escalade.runtime import audit, kpi
+from escalade.runtime.clock import TimeError, format_time, parse_duration, parse_time
+from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
+from escalade.runtime.pack import PackError as SchemaError
+from escalade.runtime.pack import RulePack
+from escalade.runtime.store.sqlite import SQLiteStore
+
+DEFAULT_DB = "escalade.db"
+DEFAULT_PACK = "generated/rulepack.json"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load_pack_file(path: str) -> dict[str, Any]:
+    """Read and validate a pack (schema, references and content hash)."""
+    try:
+        return dict(RulePack.load(path).raw)
+    except SchemaError as exc:
+        raise click.ClickException(f"refusing the pack:\n{exc}") from None
+
+
+def _time_option(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+
+
+def runtime_options(fn: F) -> F:
+    """Add ``--db``, ``--pack`` and ``--at`` to a command."""
+    fn = click.option(
+        "--at", "at", metavar="TIME", help="Act at this ISO-8601 time (default: now)."
+    )(fn)
+    fn = click.option(
+        "--pack",
+        "pack_path",
+        default=DEFAULT_PACK,
+        show_default=True,
+        help="Rule pack to activate (the store's active pack when absent).",
+    )(fn)
+    fn = click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite store file.")(fn)
+    return fn
+
+
+@contextmanager
+def open_engine(db: str, pack_path: str, at: str | None) -> Iterator[tuple[Engine, int | None]]:
+    """An engine over ``db`` with ``pack_path`` active and ``at`` checked against the clock."""
+    store = SQLiteStore(db)
+    try:
+        engine = Engine(store)
+        when = _time_option(at)
+        if when is not None:
+            try:
+                engine.check_time(when)
+            except ClockError as exc:
+                raise click.BadParameter(str(exc), param_hint="--at") from None
+        if Path(pack_path).exists():
+            try:
+                engine.activate(load_pack_file(pack_path), when)
+            except PackError as exc:
+                raise click.ClickException(f"refusing the pack {pack_path}: {exc}") from None
+        elif store.active_pack() is None:
+            raise click.ClickException(
+                f"no rule pack: {pack_path} does not exist and the store has no active pack"
+                " (build one with `escalade build`, or pass --pack FILE)"
+            )
+        yield engine, when
+    finally:
+        store.close()
+
+
+def _run(action: Callable[[], Outcome]) -> None:
+    try:
+        outcome = action()
+    except Refused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    except ClockError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    click.echo(outcome.message)
+
+
+def _split_inputs(text: str) -> list[str]:
+    """One JSON document, or JSON Lines (one event per line)."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        json.loads(stripped)
+        return [stripped]
+    except ValueError:
+        return [line for line in text.splitlines() if line.strip()]
+
+
+@click.command("event")
+@click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
+@runtime_options
+def event_command(source: Any, db: str, pack_path: str, at: str | None) -> None:
+    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""
+    lines = _split_inputs(source.read())
+    rejected = 0
+    with open_engine(db, pack_path, at) as (engine, when):
+        for line in lines:
+            try:
+                outcome = engine.receive(line, when)
+            except ClockError as exc:
+                raise click.BadParameter(str(exc), param_hint="--at") from None
+            label = {"applied": "applied", "duplicate": "duplicate", "dead_letter": "rejected"}
+            click.echo(f"{label.get(outcome.status, outcome.status)}: {outcome.message}")
+            if outcome.status == "dead_letter":
+                rejected += 1
+    if rejected:
+        sys.exit(1)
+
+
+@click.command("tick")
+@runtime_options
+def tick_command(db: str, pack_path: str, at: str | None) -> None:
+    """Fire every timer due up to --at (default now)."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        fired = engine.advance(when)
+        click.echo(f"{fired} timer(s) fired; clock at {format_time(engine.store.clock() or 0)}")
+
+
+@click.command("ack")
+@click.argument("ticket")
+@click.option("--by", "by", required=True, metavar="PERSON", help="Who acknowledges.")
+@runtime_options
+def ack_command(ticket: str, by: str, db: str, pack_path: str, at: str | None) -> None:
+    """Acknowledge TICKET: failover stops for good."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.ack(ticket, by, when))
+
+
+@click.command("resolve")
+@click.argument("ticket")
+@runtime_options
+def resolve_command(ticket: str, db: str, pack_path: str, at: str | None) -> None:
+    """Mark TICKET's problem fixed (the resolve SLA is met)."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.resolve(ticket, when))
+
+
+@click.command("close")
+@click.argument("ticket")
+@runtime_options
+def close_command(ticket: str, db: str, pack_path: str, at: str | None) -> None:
+    """Close TICKET; refused (with the reason) until every close check holds."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.close(ticket, when))
+
+
+@click.command("transfer")
+@click.argument("ticket")
+@click.option("--to", "to", required=True, metavar="REF", help="Person or team.")
+@click.option("--reason", default="", help="Why (required).")
+@click.option(
+    "--sla", default=None, metavar="DURATION", help="Expected time to resolve (required)."
+)
+@runtime_options
+def transfer_command(
+    ticket: str, to: str, reason: str, sla: str | None, db: str, pack_path: str, at: str | None
+) -> None:
+    """Hand TICKET to another owner; refused without a reason and an expected SLA."""
+    if not reason.strip():
+        raise click.UsageError('a transfer needs a reason: --reason "..."')
+    if not sla:
+        raise click.UsageError("a transfer needs an expected SLA: --sla 2h")
+    try:
+        seconds = parse_duration(sla)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sla") from None
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.transfer(ticket, to, reason, seconds, when))
+
+
+@click.command("absent")
+@click.argument("person")
+@click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
+@runtime_options
+def absent_command(person: str, until: str, db: str, pack_path: str, at: str | None) -> None:
+    """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
+    try:
+        end = parse_time(until)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.absent(person, end, when))
+
+
+@click.command("postmortem")
+@click.argument("ticket")
+@click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
+@runtime_options
+def postmortem_command(ticket: str, link: str, db: str, pack_path: str, at: str | None) -> None:
+    """Record TICKET's completed post-mortem (close may require it)."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        _run(lambda: engine.postmortem(ticket, link, when))
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """A ticket's status as text for operators."""
+    owner = status["owner"] or "nobody"
+    if status.get("owner_from"):
+        owner += f" (on call for {status['owner_from']})"
+    lines = [
+        f"ticket {status['ticket']}: {status['state']}",
+        f"  policy  {status['policy']} (priority {status['priority']}, pack {status['pack_version']})",
+        f"  owner   {owner}, level {status['level']}, round {status['round']}",
+        f"  started {status['started_at']}",
+    ]
+    for t in status["timers"]:
+        lines.append(f"  timer   {t['kind']} due {t['due']}")
+    if status["postmortem_required"]:
+        lines.append(f"  post-mortem required: {status['postmortem_link'] or 'not yet done'}")
+    lines.append("  history")
+    lines += [f"    {h['at']} {h['kind']}: {h['reason']}" for h in status["history"]]
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.argument("ticket")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@runtime_options
+def status_command(ticket: str, fmt: str, db: str, pack_path: str, at: str | None) -> None:
+    """Show TICKET's escalation: policy, state, owner, level, timers, history."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        engine.advance(when)
+        status = engine.status(ticket)
+    if status is None:
+        click.echo(f"ticket {ticket} has no escalation", err=True)
+        sys.exit(1)
+    if fmt == "json":
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        click.echo(render_status(status))
+
+
+@click.command("oncall")
+@click.argument("team")
+@runtime_options
+def oncall_command(team: str, db: str, pack_path: str, at: str | None) -> None:
+    """Who is on call for TEAM at --at (absent members skipped)."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        pack = engine.active()
+        if team not in pack.teams:
+            raise click.BadParameter(f"no team {team!r} in the directory", param_hint="TEAM")
+        moment = when if when is not None else engine.clock.now()
+        member = engine.oncall(pack, team, moment)
+    if member is None:
+        click.echo(f"nobody in {team} is available at {format_time(moment)}")
+        sys.exit(1)
+    click.echo(member)
+
+
+@click.group("deadletter")
+def deadletter_group() -> None:
+    """Inspect and replay rejected events."""
+
+
+@deadletter_group.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Include replayed letters.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@runtime_options
+def deadletter_list(include_all: bool, fmt: str, db: str, pack_path: str, at: str | None) -> None:
+    """List dead letters with the reason each was rejected."""
+    with open_engine(db, pack_path, at) as (engine, _when):
+        letters = engine.store.dead_letters(include_all)
+    if fmt == "json":
+        rows = [
+            {
+                "id": d.id,
+                "event_id": d.event_id,
+                "error": d.error,
+                "received_at": format_time(d.received_at),
+                "replayed_at": format_time(d.replayed_at) if d.replayed_at else None,
+                "raw": d.raw,
+            }
+            for d in letters
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not letters:
+        click.echo("no dead letters")
+    for d in letters:
+        click.echo(f"#{d.id} {format_time(d.received_at)} {d.event_id or '-'}: {d.error}")
+
+
+@deadletter_group.command("replay")
+@runtime_options
+def deadletter_replay(db: str, pack_path: str, at: str | None) -> None:
+    """Apply dead letters again (e.g. after a pack that knows the new field)."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        results = engine.replay_dead_letters(when)
+    if not results:
+        click.echo("no dead letters")
+    failed = 0
+    for letter_id, outcome in results:
+        click.echo(f"#{letter_id}: {outcome.status}: {outcome.message}")
+        failed += outcome.status == "dead_letter"
+    if failed:
+        sys.exit(1)
+
+
+@click.command("report")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
+@runtime_options
+def report_command(fmt: str, db: str, pack_path: str, at: str | None) -> None:
+    """KPIs from the audit trail."""
+    with open_engine(db, pack_path, at) as (engine, when):
+        engine.advance(when)
+        kpis = kpi.compute(engine.store)
+    if fmt == "json":
+        click.echo(json.dumps(kpis, indent=2, sort_keys=True))
+    else:
+        click.echo(kpi.render_markdown(kpis), nl=False)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite store file.")
+def audit_verify(db: str) -> None:
+    """Check that no audit row was edited, removed or cut off."""
+    if not Path(db).exists():
+        raise click.BadParameter(f"{db} does not exist", param_hint="--db")
+    store = SQLiteStore(db)
+    try:
+        verdict = audit.verify(store)
+    finally:
+        store.close()
+    if verdict.ok:
+        click.echo(f"audit trail intact: {verdict.rows} rows")
+        return
+    click.echo(f"audit trail BROKEN: {verdict.problem}", err=True)
+    sys.exit(1)
+
+
+COMMANDS: list[click.Command] = [
+    event_command,
+    tick_command,
+    ack_command,
+    resolve_command,
+    close_command,
+    transfer_command,
+    absent_command,
+    status_command,
+    oncall_command,
+    postmortem_command,
+    deadletter_group,
+    report_command,
+    audit_group,
+]

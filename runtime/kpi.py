@@ -1,0 +1,210 @@
+"""KPIs computed from the audit trail (never from mutable state).
+
+Time to acknowledge and to resolve (median, p90), handoffs per escalation,
+repeat escalations per account, SLA compliance per policy and the number of
+escalations nobody acknowledged. Rendered as Markdown or JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from escalade.runtime.clock import format_duration, format_time
+from escalade.runtime.store import Store
+
+HANDOFF_KINDS = ("handoff", "rerouted", "transfer")
+
+
+@dataclass(slots=True)
+class _Life:
+    """One escalation as the trail tells it."""
+
+    ticket: str
+    policy: str
+    started: int
+    account: str | None = None
+    acked: int | None = None
+    resolved: int | None = None
+    closed: int | None = None
+    handoffs: int = 0
+    unacknowledged: bool = False
+    triage: bool = False
+    breached: set[str] = field(default_factory=set)
+    sla: dict[str, int | None] = field(default_factory=dict)
+
+
+def percentile(values: list[int], p: float) -> int | None:
+    """Nearest-rank percentile (``p`` in 0..100) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def compute(store: Store) -> dict[str, Any]:
+    """Every KPI, as a JSON-ready dict."""
+    lives: dict[int, _Life] = {}
+    first_at: int | None = None
+    last_at: int | None = None
+    for row in store.audit_rows():
+        first_at = row.at if first_at is None else first_at
+        last_at = row.at
+        if row.escalation_id is None:
+            continue
+        if row.kind == "triggered":
+            lives[row.escalation_id] = _Life(
+                ticket=row.ticket or "",
+                policy=row.policy or "",
+                started=row.at,
+                account=row.detail.get("account"),
+                sla=dict(row.detail.get("sla") or {}),
+            )
+            continue
+        life = lives.get(row.escalation_id)
+        if life is None:
+            continue
+        if row.kind in HANDOFF_KINDS:
+            life.handoffs += 1
+            if row.kind != "transfer" and row.policy:
+                life.policy = row.policy
+                life.sla = dict(row.detail.get("sla") or {})
+        elif row.kind == "acknowledged" and life.acked is None:
+            life.acked = row.at
+        elif row.kind == "resolved":
+            life.resolved = row.at
+        elif row.kind == "closed":
+            life.closed = row.at
+        elif row.kind == "unacknowledged":
+            life.unacknowledged = True
+        elif row.kind == "triage":
+            life.triage = True
+        elif row.kind == "breach" and row.detail.get("sla") in ("acknowledge", "resolve"):
+            life.breached.add(str(row.detail["sla"]))
+
+    ack_times = [life.acked - life.started for life in lives.values() if life.acked is not None]
+    resolve_times = [
+        life.resolved - life.started for life in lives.values() if life.resolved is not None
+    ]
+    handoffs = [life.handoffs for life in lives.values()]
+    accounts = Counter(life.account for life in lives.values() if life.account)
+    policies: dict[str, dict[str, Any]] = {}
+    for life in lives.values():
+        entry = policies.setdefault(
+            life.policy,
+            {"escalations": 0, "acknowledge": Counter(), "resolve": Counter()},
+        )
+        entry["escalations"] += 1
+        for kind, done in (("acknowledge", life.acked), ("resolve", life.resolved)):
+            if life.sla.get(kind) is None:
+                continue
+            if kind in life.breached:
+                entry[kind]["breached"] += 1
+            elif done is not None:
+                entry[kind]["met"] += 1
+            else:
+                entry[kind]["open"] += 1
+    sla: dict[str, Any] = {}
+    for name in sorted(policies):
+        entry = policies[name]
+        summary: dict[str, Any] = {"escalations": entry["escalations"]}
+        for kind in ("acknowledge", "resolve"):
+            counts: Counter[str] = entry[kind]
+            decided = counts["met"] + counts["breached"]
+            summary[kind] = {
+                "met": counts["met"],
+                "breached": counts["breached"],
+                "open": counts["open"],
+                "compliance": None if decided == 0 else round(counts["met"] / decided, 4),
+            }
+        sla[name] = summary
+    counters = store.counters()
+    return {
+        "period": {
+            "from": format_time(first_at) if first_at is not None else None,
+            "to": format_time(last_at) if last_at is not None else None,
+        },
+        "escalations": len(lives),
+        "open": sum(1 for life in lives.values() if life.closed is None),
+        "closed": sum(1 for life in lives.values() if life.closed is not None),
+        "time_to_acknowledge": {
+            "count": len(ack_times),
+            "median_s": percentile(ack_times, 50),
+            "p90_s": percentile(ack_times, 90),
+        },
+        "time_to_resolve": {
+            "count": len(resolve_times),
+            "median_s": percentile(resolve_times, 50),
+            "p90_s": percentile(resolve_times, 90),
+        },
+        "handoffs_per_escalation": {
+            "mean": round(sum(handoffs) / len(handoffs), 3) if handoffs else 0.0,
+            "max": max(handoffs) if handoffs else 0,
+            "total": sum(handoffs),
+        },
+        "repeat_escalations_per_account": {
+            account: count for account, count in sorted(accounts.items()) if count > 1
+        },
+        "sla_compliance": sla,
+        "unacknowledged": sum(1 for life in lives.values() if life.unacknowledged),
+        "triaged": sum(1 for life in lives.values() if life.triage),
+        "dead_letters": counters.get("dead_letters", 0),
+        "unknown_fields_ignored": counters.get("unknown_fields", 0),
+    }
+
+
+def _dur(seconds: int | None) -> str:
+    return "—" if seconds is None else format_duration(seconds)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def render_markdown(kpis: dict[str, Any]) -> str:
+    """The KPI report as Markdown."""
+    period = kpis["period"]
+    tta, ttr = kpis["time_to_acknowledge"], kpis["time_to_resolve"]
+    handoffs = kpis["handoffs_per_escalation"]
+    lines = [
+        "# Escalation KPIs",
+        "",
+        f"Period: {period['from'] or '—'} to {period['to'] or '—'}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| escalations | {kpis['escalations']} ({kpis['open']} open, {kpis['closed']} closed) |",
+        f"| time to acknowledge, median / p90 | {_dur(tta['median_s'])} / {_dur(tta['p90_s'])}"
+        f" (n={tta['count']}) |",
+        f"| time to resolve, median / p90 | {_dur(ttr['median_s'])} / {_dur(ttr['p90_s'])}"
+        f" (n={ttr['count']}) |",
+        f"| handoffs per escalation, mean / max | {handoffs['mean']:.2f} / {handoffs['max']} |",
+        f"| unacknowledged (chain ran out) | {kpis['unacknowledged']} |",
+        f"| sent to Type B triage | {kpis['triaged']} |",
+        f"| dead-lettered events | {kpis['dead_letters']} |",
+        f"| unknown fields ignored | {kpis['unknown_fields_ignored']} |",
+        "",
+        "## SLA compliance by policy",
+        "",
+        "| policy | escalations | acknowledge met / breached | acknowledge | resolve met / breached"
+        " | resolve |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in kpis["sla_compliance"].items():
+        ack, res = row["acknowledge"], row["resolve"]
+        lines.append(
+            f"| {name} | {row['escalations']} | {ack['met']} / {ack['breached']}"
+            f" | {_pct(ack['compliance'])} | {res['met']} / {res['breached']}"
+            f" | {_pct(res['compliance'])} |"
+        )
+    lines += ["", "## Repeat escalations per account", ""]
+    repeats = kpis["repeat_escalations_per_account"]
+    if repeats:
+        lines += ["| account | escalations |", "|---|---:|"]
+        lines += [f"| {account} | {count} |" for account, count in repeats.items()]
+    else:
+        lines.append("No account escalated more than once.")
+    return "\n".join(lines) + "\n"
