@@ -62,3 +62,10 @@ def check(path: Path, fmt: str, strict: bool) -> None:
 from escalade.runtime.packcli import pack as _pack  # noqa: E402
 
 main.add_command(_pack)
+from escalade.runtime.cli import COMMANDS as _RUNTIME_COMMANDS  # noqa: E402
+
+_ = [main.add_command(_command) for _command in _RUNTIME_COMMANDS]
+from escalade.compiler.policytest import simulate_command, test_command  # noqa: E402
+
+main.add_command(test_command)
+main.add_command(simulate_command)
