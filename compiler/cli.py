@@ -64,8 +64,70 @@ from escalade.runtime.packcli import pack as _pack  # noqa: E402
 main.add_command(_pack)
 from escalade.runtime.cli import COMMANDS as _RUNTIME_COMMANDS  # noqa: E402
 
-_ = [main.add_command(_command) for _command in _RUNTIME_COMMANDS]
+for _command in _RUNTIME_COMMANDS:
+    main.add_command(_command)
 from escalade.compiler.policytest import simulate_command, test_command  # noqa: E402
 
 main.add_command(test_command)
 main.add_command(simulate_command)
+
+
+@main.command("diff")
+@click.argument("base")
+@click.argument("head", required=False)
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+def diff_command(base: str, head: str | None, repo: Path, fmt: str) -> None:
+    """Semantic diff of the policy set between git revisions BASE and HEAD.
+
+    HEAD defaults to the working tree. Exit 0: no behaviour change; 3: behaviour
+    changed; 1: a side does not compile; 2: usage error (e.g. unknown revision).
+    """
+    from escalade.compiler import diff as semantic
+    from escalade.compiler import gitrev
+    from escalade.compiler.config import ConfigError, load_config
+
+    try:
+        root = gitrev.repo_root(repo)
+        base_commit = gitrev.resolve(root, base)
+        head_commit = gitrev.resolve(root, head) if head else None
+    except gitrev.GitError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        config = load_config(root)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    folder = config.policies.rstrip("/") or "."
+    before = semantic.load_revision(root, base_commit, folder, config.version)
+    if head_commit is None:
+        after = semantic.load_worktree(root, folder, config.version)
+        head_label = "working tree"
+    else:
+        after = semantic.load_revision(root, head_commit, folder, config.version)
+        head_label = str(head)
+    broken = [(label, r) for label, r in ((base, before), (head_label, after)) if r.errors]
+    if broken or before.pset is None or after.pset is None:
+        for label, r in broken:
+            click.echo(f"error: the policy set at {label} does not compile:", err=True)
+            for line in semantic.errors_of(r):
+                click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    result = semantic.diff_sets(before.pset, after.pset, base, head_label)
+    render = semantic.render_json if fmt == "json" else semantic.render_markdown
+    click.echo(render(result), nl=False)
+    sys.exit(3 if result.behaviour_changed else 0)
+
+
+from escalade.compiler.build import build_command  # noqa: E402
+
+main.add_command(build_command)
+from escalade.compiler.explain import explain_command  # noqa: E402
+
+main.add_command(explain_command)

@@ -1,0 +1,213 @@
+"""Rule-pack back end: a checked ``PolicySet`` -> ``escalade.rulepack/v1``.
+
+The format (canonical bytes, content hash, schema) is owned by the runtime
+(``escalade.runtime.pack``); this module only fills it in. Output is
+deterministic: policies sorted by name, directory keys sorted by JSON
+serialisation, no timestamps, and source paths exactly as the policy set was
+loaded (the build passes repo-relative POSIX paths).
+
+>>> pack = build_pack(pset)          # doctest: +SKIP
+>>> pack_bytes(pset)[:40]            # doctest: +SKIP
+b'{\\n  "directory": {\\n    "channels": {\\n'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from escalade.compiler import model as m
+from escalade.compiler import nodes as n
+from escalade.runtime.pack import FORMAT, canonical_bytes, parse_time, seal
+
+# Actions whose name arguments are targets in the directory (SPEC §1); others are free words.
+TARGET_ACTIONS = frozenset({"notify", "page", "route"})
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def lower_value(pset: m.PolicySet, path: str, value: n.Value) -> Any:
+    """A literal as the JSON value the runtime compares against (by the field's type)."""
+    obj, _, name = path.partition(".")
+    info = pset.schema.field(obj, name)
+    kind = info.kind if info else None
+    if kind == "bool" and value.kind == "name" and value.raw in ("true", "false"):
+        return value.raw == "true"
+    if kind == "time" and value.kind == "string":
+        stamp = parse_time(value.raw)
+        return _number(stamp) if stamp is not None else value.raw
+    if value.kind in ("number", "duration") and value.number is not None:
+        return _number(value.number)
+    return value.raw
+
+
+def lower_condition(pset: m.PolicySet, cond: n.Cond) -> dict[str, Any]:
+    """A condition node as pack JSON (``{"op": ...}``)."""
+    if isinstance(cond, n.And):
+        return {"op": "and", "args": [lower_condition(pset, c) for c in cond.items]}
+    if isinstance(cond, n.Or):
+        return {"op": "or", "args": [lower_condition(pset, c) for c in cond.items]}
+    if isinstance(cond, n.Not):
+        return {"op": "not", "arg": lower_condition(pset, cond.item)}
+    if isinstance(cond, n.Compare):
+        path = cond.field.path
+        value = lower_value(pset, path, cond.value)
+        return {"op": "cmp", "field": path, "cmp": cond.op, "value": value}
+    if isinstance(cond, n.InList):
+        path = cond.field.path
+        values = [lower_value(pset, path, v) for v in cond.values]
+        return {"op": "not_in" if cond.negated else "in", "field": path, "values": values}
+    return {"op": "has", "field": cond.field.path, "tag": cond.tag.value}
+
+
+def _maybe_condition(pset: m.PolicySet, cond: n.Cond | None) -> dict[str, Any] | None:
+    return None if cond is None else lower_condition(pset, cond)
+
+
+def _arg(pset: m.PolicySet, action: str, arg: n.Arg) -> dict[str, Any]:
+    if isinstance(arg, n.Name):
+        if action in TARGET_ACTIONS:
+            return {"ref": arg.value, "kind": pset.ref_kind(arg.value)}
+        return {"word": arg.value}
+    if isinstance(arg, n.Text):
+        return {"text": arg.value}
+    if isinstance(arg, n.FieldRef):
+        return {"field": arg.path}
+    if isinstance(arg, n.Duration):
+        return {"text": arg.text}
+    return {"text": arg.raw}
+
+
+def _step(pset: m.PolicySet, step: m.Step) -> dict[str, Any]:
+    # An expanded template step is located at the `use` in the policy's own file.
+    line = step.origin.use_span.line if step.origin else step.span.line
+    return {
+        "action": step.action,
+        "args": [_arg(pset, step.action, a) for a in step.args],
+        "guide": step.guide,
+        "line": line,
+    }
+
+
+def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
+    sla = None
+    if p.sla_acknowledge is not None or p.sla_resolve is not None:
+        sla = {"acknowledge": p.sla_acknowledge, "resolve": p.sla_resolve}
+    close: list[dict[str, Any]] = [
+        {"postmortem": True} if c.cond is None else {"when": lower_condition(pset, c.cond)}
+        for c in p.close_checks
+    ]
+    triage = None
+    if p.triage is not None:
+        triage = {"ref": p.triage.ref, "kind": p.triage.ref_kind, "postmortem": p.triage.postmortem}
+    return {
+        "name": p.name,
+        "title": p.title,
+        "description": p.description,
+        "source": {"file": p.file, "line": p.span.line},
+        "approvers": list(p.approvers),
+        "priority": p.priority,
+        "triggers": list(p.triggers),
+        "after": p.after,
+        "when": _maybe_condition(pset, p.when),
+        "owners": [
+            {"level": o.level, "ref": o.ref, "kind": o.ref_kind, "ack": o.ack} for o in p.owners
+        ],
+        "repeat": p.repeat,
+        "sla": sla,
+        "steps": [_step(pset, s) for s in p.steps],
+        "on": {moment: [_step(pset, s) for s in steps] for moment, steps in p.on.items()},
+        "checks": {
+            "delivery": [
+                {"within": c.within, "retry": c.retry, "then": c.then} for c in p.delivery_checks
+            ],
+            "state": [
+                {"when": lower_condition(pset, c.cond), "within": c.within} for c in p.state_checks
+            ],
+            "close": close,
+        },
+        "exceptions": [
+            {
+                "name": h.name,
+                "when": _maybe_condition(pset, h.cond),
+                "failure": h.failure,
+                "handoff": h.policy,
+            }
+            for h in p.handoffs
+        ],
+        "triage": triage,
+        "cooldown": p.cooldown,
+    }
+
+
+def _directory(pset: m.PolicySet) -> dict[str, Any]:
+    return {
+        "people": {
+            name: {
+                "name": p.display,
+                "email": p.contacts.get("email"),
+                "pager": p.contacts.get("pager"),
+                "slack": p.contacts.get("slack"),
+                "timezone": p.contacts.get("timezone"),
+            }
+            for name, p in pset.people.items()
+        },
+        "teams": {
+            name: {
+                "members": list(t.members),
+                "rotation": None
+                if t.rotation is None
+                else {"period": t.rotation, "start": t.rotation_start or ""},
+            }
+            for name, t in pset.teams.items()
+        },
+        "channels": {
+            name: {"kind": c.kind, "target": c.target} for name, c in pset.channels.items()
+        },
+    }
+
+
+def _schema(pset: m.PolicySet) -> dict[str, Any]:
+    objects: dict[str, dict[str, Any]] = {}
+    for obj, fields in pset.schema.objects.items():
+        objects[obj] = {}
+        for name, info in fields.items():
+            ftype: dict[str, Any] = {"type": info.kind}
+            if info.kind == "enum":
+                ftype["values"] = list(info.values)
+            objects[obj][name] = ftype
+    return {"events": sorted(pset.schema.events), "objects": objects}
+
+
+def build_pack(pset: m.PolicySet, *, commit: str | None = None) -> dict[str, Any]:
+    """The pack of a checked policy set, content hash filled in.
+
+    ``commit`` is stamped by release builds (``build --rev``); the committed
+    pack carries none, so ``build --check`` compares like with like.
+    """
+    policies = [_policy(pset, pset.policies[name]) for name in sorted(pset.policies)]
+    actions = sorted(
+        {s["action"] for p in policies for s in p["steps"]}
+        | {s["action"] for p in policies for steps in p["on"].values() for s in steps}
+    )
+    pack = {
+        "format": FORMAT,
+        "metadata": {
+            "version": pset.version,
+            "content_hash": "",
+            "actions": actions,
+            "commit": None,
+        },
+        "schema": _schema(pset),
+        "directory": _directory(pset),
+        "policies": policies,
+    }
+    sealed = seal(pack)
+    sealed["metadata"]["commit"] = commit
+    return sealed
+
+
+def pack_bytes(pset: m.PolicySet, *, commit: str | None = None) -> bytes:
+    """The canonical bytes of :func:`build_pack`."""
+    return canonical_bytes(build_pack(pset, commit=commit))

@@ -1,0 +1,194 @@
+"""``escalade build``: compile the policy set into the pack, runbooks and CODEOWNERS.
+
+Every output path is relative to the repository root (the directory holding
+``escalade.yaml``), and every path *inside* the outputs is a repo-relative
+POSIX path, so building from any working directory gives the same bytes.
+``--check`` builds in memory and fails with a unified diff when anything on
+disk differs (stale, missing or left over from a removed policy).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from escalade.compiler import CheckResult, load_policy_set, policy_files
+from escalade.compiler.backends.codeowners import (
+    CODEOWNERS_PATH,
+    CodeownersError,
+    render_codeowners,
+)
+from escalade.compiler.backends.rulepack import build_pack
+from escalade.compiler.backends.runbooks import render_runbooks
+from escalade.compiler.config import Config, ConfigError, find_root, load_config
+from escalade.compiler.formats import render_text
+from escalade.runtime.pack import PackError, RulePack, canonical_bytes
+
+PACK_NAME = "rulepack.json"
+RUNBOOK_DIR = "runbooks"
+
+
+class BuildError(Exception):
+    """The build could not run; the message is for people."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutputs:
+    """What a build writes: repo-relative POSIX path -> bytes, plus the directories it owns."""
+
+    files: dict[str, bytes]
+    owned_dirs: tuple[str, ...]  # files here that the build did not produce are stale
+    pack: RulePack
+
+
+def rel_posix(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as a POSIX path (``..`` when outside it)."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def load_for_build(path: Path, root: Path, version: str) -> CheckResult:
+    """Check the policy set under ``path``, naming files relative to the repository root."""
+    sources: list[tuple[str, str]] = []
+    for file in policy_files(path):
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            # Let the front door read everything and report the unreadable file.
+            return load_policy_set(path, version=version)
+        sources.append((rel_posix(file, root), text.replace("\r\n", "\n").replace("\r", "\n")))
+    return load_policy_set(path, version=version, sources=sources)
+
+
+def build_outputs(result: CheckResult, root: Path, output: Path) -> BuildOutputs:
+    """Render every artifact of a checked, error-free policy set."""
+    if result.pset is None or result.errors:
+        raise BuildError("the policy set has errors; run `escalade check`")
+    raw = build_pack(result.pset)
+    pack = RulePack.from_dict(raw, source="built pack")  # the runtime's own validation
+    out = rel_posix(output, root)
+    prefix = "" if out == "." else out + "/"
+    files: dict[str, bytes] = {f"{prefix}{PACK_NAME}": canonical_bytes(raw)}
+    runbooks = render_runbooks(pack, source_prefix=_up(f"{prefix}{RUNBOOK_DIR}"))
+    for name, text in runbooks.items():
+        files[f"{prefix}{RUNBOOK_DIR}/{name}"] = text.encode("utf-8")
+    files[CODEOWNERS_PATH] = render_codeowners(result.pset, output=prefix).encode("utf-8")
+    return BuildOutputs(files, (f"{prefix}{RUNBOOK_DIR}",), pack)
+
+
+def _up(rel_dir: str) -> str:
+    """The relative path from ``rel_dir`` back to the repository root (``../..``)."""
+    if rel_dir.startswith(".."):
+        return ""  # output outside the repository: links to sources cannot be relative
+    return "/".join([".."] * len(rel_dir.split("/")))
+
+
+def stale_files(outputs: BuildOutputs, root: Path) -> list[tuple[str, bytes | None, bytes | None]]:
+    """(path, on disk or None, expected or None) for every file that differs."""
+    found: list[tuple[str, bytes | None, bytes | None]] = []
+    for rel, want in sorted(outputs.files.items()):
+        target = root / rel
+        have = target.read_bytes() if target.is_file() else None
+        if have != want:
+            found.append((rel, have, want))
+    for d in outputs.owned_dirs:
+        folder = root / d
+        if folder.is_dir():
+            for f in sorted(folder.rglob("*")):
+                rel = rel_posix(f, root)
+                if f.is_file() and rel not in outputs.files:
+                    found.append((rel, f.read_bytes(), None))
+    return found
+
+
+def unified_diff(rel: str, have: bytes | None, want: bytes | None) -> str:
+    """A unified diff from what is on disk to what the build would write."""
+    a = have.decode("utf-8", "replace").splitlines(keepends=True) if have is not None else []
+    b = want.decode("utf-8", "replace").splitlines(keepends=True) if want is not None else []
+    lines = difflib.unified_diff(
+        a,
+        b,
+        fromfile=f"a/{rel}" if have is not None else "/dev/null",
+        tofile=f"b/{rel}" if want is not None else "/dev/null",
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def write_outputs(outputs: BuildOutputs, root: Path) -> list[str]:
+    """Write every changed file, remove stale ones; returns the paths touched."""
+    touched = []
+    for rel, _have, want in stale_files(outputs, root):
+        target = root / rel
+        if want is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(want)
+        touched.append(rel)
+    return touched
+
+
+def resolve_config(path: Path | None) -> Config:
+    """The configuration for a build of ``path`` (escalade.yaml above it, else above cwd)."""
+    root = (find_root(path) if path is not None else None) or find_root(Path.cwd())
+    return load_config(root if root is not None else Path.cwd().resolve())
+
+
+@click.command("build")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Output directory (default generated/)."
+)
+@click.option(
+    "--check", "check_only", is_flag=True, help="Fail with a diff when outputs are stale."
+)
+def build_command(path: Path | None, output: Path | None, check_only: bool) -> None:
+    """Compile PATH (default: `policies` from escalade.yaml) into the rule pack, runbooks
+    and .github/CODEOWNERS.
+
+    Refuses when `escalade check` finds errors. With --check, writes nothing and exits 1
+    with a unified diff when anything under the output directory or CODEOWNERS is stale.
+    """
+    try:
+        config = resolve_config(path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    src = path if path is not None else config.policies_path
+    if not src.exists():
+        raise click.UsageError(f"no such file or directory: {src}")
+    out = output if output is not None else config.output_path
+    result = load_for_build(src, config.root, config.version)
+    if result.pset is None or result.errors:
+        click.echo(render_text(result.diagnostics, result.diags.sources, color=False), nl=False)
+        click.echo("build refused: fix the errors above first", err=True)
+        sys.exit(1)
+    try:
+        outputs = build_outputs(result, config.root, out)
+    except (CodeownersError, PackError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if check_only:
+        stale = stale_files(outputs, config.root)
+        for rel, have, want in stale:
+            click.echo(unified_diff(rel, have, want), nl=False)
+        if stale:
+            click.echo(
+                f"{len(stale)} generated file(s) are stale; run `escalade build` and commit them",
+                err=True,
+            )
+            sys.exit(1)
+        click.echo(f"{len(outputs.files)} generated file(s) are up to date")
+        return
+    touched = write_outputs(outputs, config.root)
+    click.echo(
+        f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
+        f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
+        f"{len(touched)} changed"
+    )

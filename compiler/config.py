@@ -1,0 +1,133 @@
+"""``escalade.yaml``: the repository's configuration, validated with located errors.
+
+    version: 1.0.0          # policy-set version stamped into the pack
+    policies: policies/     # where the .esc files are
+    output: generated/      # where the pack and runbooks go
+    runtime: {...}          # runtime settings (database, notifiers, keys); free-form here
+
+The repository root is the directory holding ``escalade.yaml``; without one,
+defaults apply and the root is the working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+CONFIG_NAME = "escalade.yaml"
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "escalade.yaml",
+    "type": "object",
+    "properties": {
+        "version": {
+            "type": "string",
+            "pattern": r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$",
+            "description": "semantic version of the policy set",
+        },
+        "policies": {"type": "string", "minLength": 1},
+        "output": {"type": "string", "minLength": 1},
+        "runtime": {"type": "object"},
+    },
+    "additionalProperties": False,
+}
+
+
+class ConfigError(ValueError):
+    """``escalade.yaml`` is unreadable or invalid; the message says where (file:line:col)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    root: Path
+    version: str = "0.0.0"
+    policies: str = "policies/"
+    output: str = "generated/"
+    found: bool = False
+
+    @property
+    def policies_path(self) -> Path:
+        return self.root / self.policies
+
+    @property
+    def output_path(self) -> Path:
+        return self.root / self.output
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` that holds ``escalade.yaml``."""
+    here = start.resolve()
+    if here.is_file():
+        here = here.parent
+    for d in (here, *here.parents):
+        if (d / CONFIG_NAME).is_file():
+            return d
+    return None
+
+
+def _locate(node: yaml.Node | None, path: list[Any]) -> yaml.Node | None:
+    """The YAML node at ``path`` (keys and indexes), or the deepest one that exists."""
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(key):
+                    node = v
+                    break
+            else:
+                return node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def load_config(root: Path) -> Config:
+    """Read ``root/escalade.yaml`` (defaults when absent); raises :class:`ConfigError`."""
+    file = root / CONFIG_NAME
+    if not file.is_file():
+        return Config(root=root)
+    shown = CONFIG_NAME
+    try:
+        text = file.read_text("utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}:1:1: expected a mapping of settings")
+    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+    problems = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        target = _locate(node, list(err.path))
+        if err.validator == "additionalProperties" and isinstance(target, yaml.MappingNode):
+            extra = [k for k, _ in target.value if k.value not in CONFIG_SCHEMA["properties"]]
+            target = extra[0] if extra else target
+        mark = target.start_mark if target is not None else None
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        key = ".".join(map(str, err.path)) or "(top level)"
+        problems.append(f"{where}: {key}: {err.message}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    version = data.get("version", "0.0.0")
+    return Config(
+        root=root,
+        version=str(version),
+        policies=data.get("policies", "policies/"),
+        output=data.get("output", "generated/"),
+        found=True,
+    )

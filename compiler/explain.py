@@ -1,0 +1,221 @@
+"""``escalade explain EVENT.json``: which policy owns this event, and why.
+
+Loads a pack (``--pack FILE``, default ``generated/rulepack.json``) or builds
+one in memory from ``--policies DIR``; no database is involved. Prints the
+owning policy, every candidate's condition atom by atom, the owner chain with
+its timings, the exception paths that apply, and the pack version.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from escalade.compiler.backends.rulepack import build_pack
+from escalade.compiler.build import load_for_build, resolve_config
+from escalade.compiler.config import ConfigError
+from escalade.compiler.formats import render_text
+from escalade.runtime.conditions import evaluate, format_condition
+from escalade.runtime.events import EventError, parse_event
+from escalade.runtime.matcher import Explanation, Matcher
+from escalade.runtime.pack import PackError, Policy, RulePack, duration_words
+
+
+class ExplainError(Exception):
+    """Bad input for explain; the message is for people."""
+
+
+def load_pack(pack: Path | None, policies: Path | None) -> RulePack:
+    """The pack to explain against: a file, or one built in memory from a policy set."""
+    if policies is not None:
+        config = resolve_config(policies)
+        result = load_for_build(policies, config.root, config.version)
+        if result.pset is None or result.errors:
+            text = render_text(result.diagnostics, result.diags.sources, color=False)
+            raise ExplainError(text + "the policy set has errors; cannot build a pack")
+        return RulePack.from_dict(build_pack(result.pset), source=str(policies))
+    if pack is None:
+        config = resolve_config(None)
+        pack = config.output_path / "rulepack.json"
+    return RulePack.load(pack)
+
+
+def _who(pack: RulePack, ref: str, kind: str, at: float) -> str:
+    if kind == "team":
+        team = pack.teams.get(ref)
+        if team is None:
+            return ref
+        on_call = team.on_call(at)
+        if on_call is not None:
+            return f"{ref} (team; on call now: {pack.display_name(on_call)})"
+        members = ", ".join(pack.display_name(m) for m in team.members)
+        return f"{ref} (team: {members})"
+    return pack.display_name(ref)
+
+
+def chain_rows(pack: RulePack, policy: Policy, at: float) -> list[dict[str, Any]]:
+    """The owner chain with timings, as explain prints it (and as JSON)."""
+    schedule = policy.chain_schedule()
+    rows: list[dict[str, Any]] = [
+        {
+            "at": stop.at,
+            "level": stop.owner.level,
+            "pass": stop.round,
+            "ref": stop.owner.ref,
+            "who": _who(pack, stop.owner.ref, stop.owner.kind, at + stop.at),
+            "ack": stop.owner.ack,
+        }
+        for stop in schedule.stops
+    ]
+    if schedule.exhausted_at is not None:
+        handoff = policy.failure_handoff("unacknowledged")
+        if handoff is not None:
+            then = f"hand off to {handoff.policy}"
+        elif policy.triage is not None:
+            then = f"triage by {_who(pack, policy.triage.ref, policy.triage.kind, at)}"
+            then += " (post-mortem required)" if policy.triage.postmortem else ""
+        else:
+            then = "unacknowledged"
+        rows.append({"at": schedule.exhausted_at, "level": "unacknowledged", "then": then})
+    return rows
+
+
+def explanation_json(
+    pack: RulePack, event: dict[str, Any], ex: Explanation, state: Any, at: float
+) -> dict[str, Any]:
+    """The machine-readable form of an explanation."""
+    owner = ex.owner
+    return {
+        "event": {"id": event.get("id"), "type": ex.event_type, "at": event.get("at")},
+        "pack": {"version": pack.version, "content_hash": pack.content_hash},
+        "owner": None if owner is None else owner.name,
+        "reason": ex.reason,
+        "starts_after": ex.delayed,
+        "tie_broken_by_name": list(ex.tie_broken_by_name),
+        "candidates": [
+            {
+                "policy": c.policy.name,
+                "priority": c.policy.priority,
+                "matched": c.matched,
+                "note": c.note,
+                "condition": format_condition(c.policy.when),
+                "atoms": [{"atom": a, "holds": ok} for a, ok in c.atoms],
+            }
+            for c in ex.candidates
+        ],
+        "chain": [] if owner is None else chain_rows(pack, owner, at),
+        "exceptions": []
+        if owner is None
+        else [
+            {
+                "name": h.name,
+                "when": format_condition(h.when) if h.when is not None else None,
+                "failure": h.failure,
+                "applies_now": evaluate(h.when, state) if h.when is not None else None,
+                "handoff": h.policy,
+            }
+            for h in owner.handoffs
+        ],
+        "source": None if owner is None else owner.source,
+    }
+
+
+def render_explanation(doc: dict[str, Any]) -> str:
+    """The text form of :func:`explanation_json`."""
+    ev = doc["event"]
+    lines = [
+        f"event {ev['id']} · {ev['type']} · {ev['at']}",
+        f"pack {doc['pack']['version']} ({doc['pack']['content_hash']})",
+        "",
+    ]
+    if doc["owner"] is not None:
+        lines.append(f"OWNER: {doc['owner']}  ({doc['source']})")
+    else:
+        lines.append("OWNER: none")
+    lines.append(f"  {doc['reason']}")
+    lines.append("")
+    if doc["candidates"]:
+        lines.append(f"candidates for {ev['type']} (highest priority first):")
+        for c in doc["candidates"]:
+            mark = "✓" if c["matched"] else "✗"
+            lines.append(f"  {mark} {c['policy']} (priority {c['priority']}): {c['note']}")
+            if not c["atoms"]:
+                lines.append("      (no condition: every event of this kind)")
+            for a in c["atoms"]:
+                lines.append(f"      {'✓' if a['holds'] else '✗'} {a['atom']}")
+    if doc["chain"]:
+        lines += ["", "owner chain if nobody acknowledges:"]
+        for row in doc["chain"]:
+            at = duration_words(row["at"]).rjust(7)
+            if row["level"] == "unacknowledged":
+                lines.append(f"  {at}  unacknowledged → {row['then']}")
+                continue
+            ack = (
+                f"ack within {duration_words(row['ack'])}" if row["ack"] is not None else "keeps it"
+            )
+            rep = f" (pass {row['pass']})" if row["pass"] > 1 else ""
+            lines.append(f"  {at}  {row['level']}{rep}: {row['who']} — {ack}")
+    if doc["exceptions"]:
+        lines += ["", "exception paths:"]
+        for e in doc["exceptions"]:
+            if e["when"] is not None:
+                now = "applies now" if e["applies_now"] else "does not apply now"
+                lines.append(f"  {e['name']}: when {e['when']} → {e['handoff']} ({now})")
+            else:
+                lines.append(f"  {e['name']}: on {e['failure']} → {e['handoff']}")
+    return "\n".join(lines) + "\n"
+
+
+def explain_event(pack: RulePack, raw: bytes | str) -> dict[str, Any]:
+    """Explain one event (JSON text) against ``pack``; raises ExplainError on bad input."""
+    try:
+        event = parse_event(raw, pack.raw["schema"])
+    except EventError as exc:
+        raise ExplainError(f"invalid event: {exc}") from None
+    matcher = Matcher(pack)
+    ex = matcher.explain(event.type, event.data)
+    try:
+        original = json.loads(raw)
+    except ValueError:
+        original = {}
+    doc = explanation_json(pack, original, ex, event.data, float(event.at))
+    doc["ignored_fields"] = list(event.unknown)
+    return doc
+
+
+@click.command("explain")
+@click.argument("event_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--pack", "pack_path", type=click.Path(path_type=Path), help="Rule pack to load.")
+@click.option(
+    "--policies",
+    type=click.Path(path_type=Path),
+    help="Build the pack in memory from this policy set instead.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def explain_command(
+    event_file: Path, pack_path: Path | None, policies: Path | None, fmt: str
+) -> None:
+    """Explain which policy owns the event in EVENT_FILE, and why.
+
+    Exit 0 with or without an owner; 1 when the event or the pack is invalid.
+    """
+    if pack_path is not None and policies is not None:
+        raise click.UsageError("give --pack or --policies, not both")
+    try:
+        raw = event_file.read_bytes()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read {event_file}: {exc.strerror}") from None
+    try:
+        pack = load_pack(pack_path, policies)
+        doc = explain_event(pack, raw)
+    except (ExplainError, PackError, ConfigError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(render_explanation(doc), nl=False)

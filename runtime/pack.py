@@ -1,0 +1,595 @@
+"""Rule packs (``escalade.rulepack/v1``): canonical bytes, validation, typed access.
+
+A pack is JSON with sorted keys, 2-space indent and a trailing newline, so the
+same policy set always gives the same bytes. ``metadata.content_hash`` is the
+sha256 of those canonical bytes computed with ``content_hash = ""`` and
+``commit = null`` (so stamping a commit later does not change it).
+
+Loading checks, in order: the JSON parses, the pack matches the published
+schema (``rulepack.schema.json`` beside this module), the cross-references
+hold (owners, handoffs, triggers, fields), and the content hash matches. Any
+failure raises :class:`PackError` listing every problem with its location in
+the pack (a JSON pointer such as ``/policies/2/owners/0/ack``); nothing is
+half-loaded.
+
+>>> pack = RulePack.load("generated/rulepack.json")   # doctest: +SKIP
+>>> pack.version, pack.policy("enterprise_critical").priority   # doctest: +SKIP
+('1.0.0', 100)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from escalade.runtime.conditions import atoms, split_field
+
+FORMAT = "escalade.rulepack/v1"
+SCHEMA_RESOURCE = "rulepack.schema.json"
+MAX_PROBLEMS = 50
+
+
+class PackError(ValueError):
+    """A pack that cannot be activated; ``problems`` says where and why, one per line."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        shown = self.problems[:MAX_PROBLEMS]
+        more = len(self.problems) - len(shown)
+        lines = [f"{source}: {p}" for p in shown]
+        if more > 0:
+            lines.append(f"{source}: ... and {more} more problem(s)")
+        super().__init__("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- bytes and hash
+
+
+def canonical_bytes(pack: Mapping[str, Any]) -> bytes:
+    """The one byte form of a pack: sorted keys, 2-space indent, UTF-8, trailing newline."""
+    text = json.dumps(pack, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def compute_content_hash(pack: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` over the canonical bytes with ``content_hash=""`` and ``commit=null``."""
+    metadata = dict(pack.get("metadata") or {})
+    metadata["content_hash"] = ""
+    metadata["commit"] = None
+    blank = {**pack, "metadata": metadata}
+    return "sha256:" + hashlib.sha256(canonical_bytes(blank)).hexdigest()
+
+
+def seal(pack: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``pack`` with its content hash filled in."""
+    metadata = dict(pack.get("metadata") or {})
+    sealed = {**pack, "metadata": metadata}
+    metadata["content_hash"] = compute_content_hash(sealed)
+    return sealed
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@cache
+def pack_schema() -> dict[str, Any]:
+    """The published JSON Schema (Draft 2020-12) of ``escalade.rulepack/v1``."""
+    text = resources.files("escalade.runtime").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(pack_schema())
+
+
+def _pointer(path: Sequence[Any]) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def schema_problems(pack: Any) -> list[str]:
+    """Every place ``pack`` breaks the published schema, as ``/json/pointer: message``."""
+    old = sys.getrecursionlimit()
+    # Conditions nest up to 200 deep; each level costs the validator several frames.
+    sys.setrecursionlimit(max(old, 20_000))
+    try:
+        errors = sorted(_validator().iter_errors(pack), key=lambda e: list(map(str, e.path)))
+    finally:
+        sys.setrecursionlimit(old)
+    from jsonschema.exceptions import best_match
+
+    out = []
+    for err in errors:
+        # A failed oneOf/if-then: the most relevant sub-error says what is wrong.
+        best = best_match(err.context) if err.context else err
+        if best is None or len(best.absolute_path) < len(err.absolute_path):
+            best = err
+        out.append(f"{_pointer(list(best.absolute_path))}: {best.message}")
+    return out
+
+
+# --------------------------------------------------------------------------- typed view
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """The declared type of one event field: ``kind`` and, for enums, ``values``."""
+
+    kind: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    display: str  # the `name` attribute, or the identifier when absent
+    email: str | None
+    pager: str | None
+    slack: str | None
+    timezone: str | None
+
+    def contacts(self) -> list[tuple[str, str]]:
+        """(kind, address) for each contact point, in a fixed order."""
+        found = (("pager", self.pager), ("slack", self.slack), ("email", self.email))
+        return [(k, v) for k, v in found if v]
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    name: str
+    members: tuple[str, ...]
+    rotation: str | None  # daily | weekly
+    rotation_start: str | None  # ISO-8601
+
+    def on_call(self, at: float) -> str | None:
+        """The member on call at epoch seconds ``at`` (SPEC §4), or None without a rotation."""
+        if self.rotation is None or self.rotation_start is None or not self.members:
+            return None
+        start = parse_time(self.rotation_start)
+        if start is None:
+            return None
+        period = 86400 if self.rotation == "daily" else 7 * 86400
+        return self.members[int((at - start) // period) % len(self.members)]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    level: str
+    ref: str
+    kind: str  # person | team
+    ack: int | None  # seconds; None = no timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: str
+    args: tuple[Mapping[str, Any], ...]
+    guide: str | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCheck:
+    within: int
+    retry: int
+    then: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateCheck:
+    when: Mapping[str, Any]
+    within: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCheck:
+    when: Mapping[str, Any] | None  # None: a post-mortem is required
+    postmortem: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Type A exception: on ``when`` (a condition) or ``failure``, hand off to ``policy``."""
+
+    name: str
+    when: Mapping[str, Any] | None
+    failure: str | None
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """Type B exception path."""
+
+    ref: str
+    kind: str
+    postmortem: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStop:
+    """One assignment on the failover walk: at ``at`` seconds after start, ``owner`` gets it."""
+
+    at: int
+    owner: Owner
+    round: int  # 1 for the first pass, 2 for the first repeat, ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSchedule:
+    """The owner chain over time when nobody acknowledges (SPEC §4).
+
+    ``exhausted_at`` is when the escalation becomes ``unacknowledged``; None
+    when the final level has no ack timeout (it stays with that owner).
+    """
+
+    stops: tuple[ChainStop, ...]
+    exhausted_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One compiled policy of a pack."""
+
+    name: str
+    title: str | None
+    description: str | None
+    file: str
+    line: int
+    approvers: tuple[str, ...]
+    priority: int
+    triggers: tuple[str, ...]
+    after: int | None
+    when: Mapping[str, Any] | None
+    owners: tuple[Owner, ...]
+    repeat: int
+    sla_acknowledge: int | None
+    sla_resolve: int | None
+    steps: tuple[Step, ...]
+    on: Mapping[str, tuple[Step, ...]]
+    delivery_checks: tuple[DeliveryCheck, ...]
+    state_checks: tuple[StateCheck, ...]
+    close_checks: tuple[CloseCheck, ...]
+    handoffs: tuple[Handoff, ...]
+    triage: Triage | None
+    cooldown: int
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def owner(self, level: str) -> Owner | None:
+        for o in self.owners:
+            if o.level == level:
+                return o
+        return None
+
+    def chain_schedule(self) -> ChainSchedule:
+        """Who holds the escalation when, if nobody acknowledges.
+
+        The chain walks primary -> backup -> escalation, each level for its ack
+        timeout; ``repeat N`` walks it N more times; then it is unacknowledged.
+        A level without an ack timeout keeps the escalation for good.
+
+        >>> # primary 5m, backup 10m, escalation 15m, repeat 1:
+        >>> # stops at 0, 5m, 15m, 30m, 35m, 45m; unacknowledged at 60m
+        """
+        stops: list[ChainStop] = []
+        at = 0
+        for round_no in range(1, self.repeat + 2):
+            for owner in self.owners:
+                stops.append(ChainStop(at, owner, round_no))
+                if owner.ack is None:
+                    return ChainSchedule(tuple(stops), None)
+                at += owner.ack
+        return ChainSchedule(tuple(stops), at if stops else None)
+
+    def failure_handoff(self, failure: str) -> Handoff | None:
+        """The Type A exception for a failure kind (``unacknowledged``, ...), if any."""
+        for h in self.handoffs:
+            if h.failure == failure:
+                return h
+        return None
+
+
+def _steps(raw: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
+    return tuple(Step(s["action"], tuple(s["args"]), s["guide"], s["line"]) for s in raw)
+
+
+def _policy(raw: Mapping[str, Any]) -> Policy:
+    sla = raw["sla"] or {}
+    checks = raw["checks"]
+    triage = raw["triage"]
+    return Policy(
+        name=raw["name"],
+        title=raw["title"],
+        description=raw["description"],
+        file=raw["source"]["file"],
+        line=raw["source"]["line"],
+        approvers=tuple(raw["approvers"]),
+        priority=raw["priority"],
+        triggers=tuple(raw["triggers"]),
+        after=raw["after"],
+        when=raw["when"],
+        owners=tuple(Owner(o["level"], o["ref"], o["kind"], o["ack"]) for o in raw["owners"]),
+        repeat=raw["repeat"],
+        sla_acknowledge=sla.get("acknowledge"),
+        sla_resolve=sla.get("resolve"),
+        steps=_steps(raw["steps"]),
+        on={k: _steps(v) for k, v in sorted(raw["on"].items())},
+        delivery_checks=tuple(
+            DeliveryCheck(c["within"], c["retry"], c["then"]) for c in checks["delivery"]
+        ),
+        state_checks=tuple(StateCheck(c["when"], c["within"]) for c in checks["state"]),
+        close_checks=tuple(
+            CloseCheck(c.get("when"), bool(c.get("postmortem", False))) for c in checks["close"]
+        ),
+        handoffs=tuple(
+            Handoff(e["name"], e["when"], e["failure"], e["handoff"]) for e in raw["exceptions"]
+        ),
+        triage=None
+        if triage is None
+        else Triage(triage["ref"], triage["kind"], triage["postmortem"]),
+        cooldown=raw["cooldown"],
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RulePack:
+    """A validated rule pack with typed accessors. Build it with ``load``/``from_bytes``."""
+
+    version: str
+    content_hash: str
+    commit: str | None
+    actions: tuple[str, ...]
+    events: tuple[str, ...]
+    objects: Mapping[str, Mapping[str, FieldType]]
+    people: Mapping[str, Person]
+    teams: Mapping[str, Team]
+    channels: Mapping[str, Channel]
+    policies: tuple[Policy, ...]
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    _by_name: Mapping[str, Policy] = field(repr=False, compare=False, default_factory=dict)
+
+    # ---- loading
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify_hash: bool = True) -> RulePack:
+        """Read and validate the pack at ``path``; raises :class:`PackError`."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise PackError(str(p), [f"cannot read the pack: {exc.strerror or exc}"]) from None
+        return cls.from_bytes(data, source=str(p), verify_hash=verify_hash)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, source: str = "<pack>", verify_hash: bool = True
+    ) -> RulePack:
+        """Parse and validate pack bytes; raises :class:`PackError`."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PackError(source, [f"byte {exc.start}: not UTF-8"]) from None
+
+        def no_constants(word: str) -> Any:
+            raise ValueError(f"{word} is not valid JSON")
+
+        try:
+            raw = json.loads(text, parse_constant=no_constants)
+        except json.JSONDecodeError as exc:
+            raise PackError(source, [f"line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+        except (ValueError, RecursionError) as exc:
+            raise PackError(source, [f"not valid JSON: {exc}"]) from None
+        return cls.from_dict(raw, source=source, verify_hash=verify_hash)
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str = "<pack>", verify_hash: bool = True) -> RulePack:
+        """Validate an already-parsed pack; raises :class:`PackError`."""
+        if not isinstance(raw, dict):
+            raise PackError(source, [f"/: a pack is a JSON object, not {_json_type(raw)}"])
+        if raw.get("format") != FORMAT:
+            got = raw.get("format")
+            raise PackError(
+                source,
+                [f"/format: expected {FORMAT!r}, got {got!r} (a pack for another version?)"],
+            )
+        problems = schema_problems(raw)
+        if not problems:
+            problems = reference_problems(raw)
+        if not problems and verify_hash:
+            want = raw["metadata"]["content_hash"]
+            have = compute_content_hash(raw)
+            if want != have:
+                problems = [
+                    f"/metadata/content_hash: the pack says {want or '(empty)'} but its content "
+                    f"hashes to {have}; it was changed after it was built"
+                ]
+        if problems:
+            raise PackError(source, problems)
+        return cls._build(raw)
+
+    @classmethod
+    def _build(cls, raw: Mapping[str, Any]) -> RulePack:
+        meta = raw["metadata"]
+        directory = raw["directory"]
+        policies = tuple(_policy(p) for p in raw["policies"])
+        return cls(
+            version=meta["version"],
+            content_hash=meta["content_hash"],
+            commit=meta["commit"],
+            actions=tuple(meta["actions"]),
+            events=tuple(raw["schema"]["events"]),
+            objects={
+                obj: {
+                    name: FieldType(t["type"], tuple(t.get("values", ())))
+                    for name, t in fields.items()
+                }
+                for obj, fields in raw["schema"]["objects"].items()
+            },
+            people={
+                k: Person(k, v["name"] or k, v["email"], v["pager"], v["slack"], v["timezone"])
+                for k, v in directory["people"].items()
+            },
+            teams={
+                k: Team(
+                    k,
+                    tuple(v["members"]),
+                    v["rotation"]["period"] if v["rotation"] else None,
+                    v["rotation"]["start"] if v["rotation"] else None,
+                )
+                for k, v in directory["teams"].items()
+            },
+            channels={
+                k: Channel(k, v["kind"], v["target"]) for k, v in directory["channels"].items()
+            },
+            policies=policies,
+            raw=raw,
+            _by_name={p.name: p for p in policies},
+        )
+
+    # ---- accessors
+
+    def policy(self, name: str) -> Policy:
+        """The policy called ``name`` (KeyError when the pack has none)."""
+        return self._by_name[name]
+
+    def has_policy(self, name: str) -> bool:
+        return name in self._by_name
+
+    def field_type(self, path: str) -> FieldType | None:
+        """The type of ``object.field``, or None when the schema does not declare it."""
+        obj, _, name = path.partition(".")
+        return self.objects.get(obj, {}).get(name)
+
+    def display_name(self, ref: str) -> str:
+        """A person's display name; a team, channel or anything else by its identifier."""
+        person = self.people.get(ref)
+        return person.display if person else ref
+
+    def to_bytes(self) -> bytes:
+        """The canonical bytes of this pack."""
+        return canonical_bytes(self.raw)
+
+
+def duration_words(seconds: int) -> str:
+    """``300`` -> ``5m``; ``5400`` -> ``1h 30m`` (for people: runbooks, explain)."""
+    if seconds == 0:
+        return "0m"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts)
+
+
+def parse_time(text: str) -> float | None:
+    """Epoch seconds of an ISO-8601 time with a zone (``Z`` allowed), else None."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    stamp = value.timestamp()
+    return stamp if math.isfinite(stamp) else None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _conditions(p: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if p["when"] is not None:
+        yield f"{at}/when", p["when"]
+    for i, c in enumerate(p["checks"]["state"]):
+        yield f"{at}/checks/state/{i}/when", c["when"]
+    for i, c in enumerate(p["checks"]["close"]):
+        if "when" in c:
+            yield f"{at}/checks/close/{i}/when", c["when"]
+    for i, e in enumerate(p["exceptions"]):
+        if e["when"] is not None:
+            yield f"{at}/exceptions/{i}/when", e["when"]
+
+
+def reference_problems(raw: Mapping[str, Any]) -> list[str]:
+    """Cross-references the schema cannot express: names resolve, policies are sorted."""
+    out: list[str] = []
+    directory = raw["directory"]
+    people, teams, channels = directory["people"], directory["teams"], directory["channels"]
+    objects = raw["schema"]["objects"]
+    events = set(raw["schema"]["events"])
+    names = [p["name"] for p in raw["policies"]]
+    known = set(names)
+    if names != sorted(set(names)):
+        out.append("/policies: policies must be sorted by name, each name once")
+    for team, t in sorted(teams.items()):
+        for i, member in enumerate(t["members"]):
+            if member not in people:
+                out.append(f"/directory/teams/{team}/members/{i}: no person {member!r}")
+    kinds = {"person": people, "team": teams, "channel": channels}
+    for i, p in enumerate(raw["policies"]):
+        at = f"/policies/{i}"
+        for j, trig in enumerate(p["triggers"]):
+            if trig not in events:
+                out.append(f"{at}/triggers/{j}: event {trig!r} is not in /schema/events")
+        for j, o in enumerate(p["owners"]):
+            if o["ref"] not in kinds[o["kind"]]:
+                out.append(f"{at}/owners/{j}/ref: no {o['kind']} {o['ref']!r} in the directory")
+        if p["triage"] is not None and p["triage"]["ref"] not in kinds[p["triage"]["kind"]]:
+            out.append(f"{at}/triage/ref: no {p['triage']['kind']} {p['triage']['ref']!r}")
+        for j, e in enumerate(p["exceptions"]):
+            if e["handoff"] not in known:
+                out.append(f"{at}/exceptions/{j}/handoff: no policy {e['handoff']!r}")
+            if (e["when"] is None) == (e["failure"] is None):
+                out.append(f"{at}/exceptions/{j}: give exactly one of `when` and `failure`")
+        for j, c in enumerate(p["checks"]["delivery"]):
+            if c["then"] is not None and c["then"] not in channels:
+                out.append(f"{at}/checks/delivery/{j}/then: no channel {c['then']!r}")
+        moments = [("steps", p["steps"])] + [(f"on/{k}", v) for k, v in p["on"].items()]
+        for where, steps in moments:
+            for j, s in enumerate(steps):
+                for k, a in enumerate(s["args"]):
+                    if "ref" in a and a["ref"] not in kinds[a["kind"]]:
+                        out.append(f"{at}/{where}/{j}/args/{k}: no {a['kind']} {a['ref']!r}")
+        for where, cond in _conditions(p, at):
+            for atom in atoms(cond):
+                obj, name = split_field(atom["field"])
+                if name not in objects.get(obj, {}):
+                    out.append(f"{where}: field {atom['field']!r} is not in /schema/objects")
+    return out
