@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench clean wheelhouse
 
 # A strict editable install links each file that exists at install time, so
 # the package is re-linked (without dependencies) whenever the file list changes.
@@ -24,6 +24,15 @@ install: $(STAMP)
 	  $(BIN)/python -m pip install --quiet --no-deps --config-settings editable_mode=strict -e . && \
 	  echo $(LISTING) > $(FILES); fi
 
+# Wheels of escalade's dependencies, so the pre-commit try-repo test installs
+# the hooks without reaching a package index.
+WHEELHOUSE := $(VENV)/wheelhouse
+$(WHEELHOUSE)/.done: pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) "setuptools>=68" wheel .
+	@touch $@
+
+wheelhouse: $(WHEELHOUSE)/.done
+
 demo: install
 	$(BIN)/escalade check policies/
 
@@ -34,8 +43,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
-	$(BIN)/python -m pytest
+unit: install wheelhouse
+	ESCALADE_WHEELHOUSE=$(abspath $(WHEELHOUSE)) $(BIN)/python -m pytest
 
 test: lint typecheck unit
 
