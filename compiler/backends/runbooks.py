@@ -468,7 +468,8 @@ def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
 
     subject = policy.triggers[0].partition(".")[0] if policy.triggers else None
     if policy.triggers:
-        cond = Phrasing(pack, subject).cond(policy.when).replace("*", "") if policy.when else ""
+        cond = Phrasing(pack, subject).cond(policy.when) if policy.when else ""
+        cond = cond.replace("*", "").replace("`", "")
         node("start", f"{', '.join(policy.triggers)}" + (f": {cond}" if cond else ""), "round")
     else:
         node("start", "handoff from another policy", "round")
