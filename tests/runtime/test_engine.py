@@ -1,0 +1,198 @@
+"""Engine semantics pinned by SPEC §4."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from escalade.runtime.engine import Engine, Refused
+from tests.runtime.conftest import T0, critical
+
+
+def update(event_id: str, ticket: str, minute: int, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"ticket": {"id": ticket}}
+    for key, value in fields.items():
+        obj, _, name = key.partition("__")
+        data.setdefault(obj, {})[name] = value
+    at = f"2026-11-27T10:{minute:02d}:00Z"
+    return {"id": event_id, "type": "ticket.updated", "at": at, "data": data}
+
+
+def test_rerouting_needs_strictly_higher_priority(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated") | {})
+    pro = copy.deepcopy(critical("T2", "e2", status="escalated"))
+    pro["data"]["account"]["tier"] = "pro"
+    engine.receive(pro)
+    assert engine.status("T2")["policy"] == "critical_default"  # type: ignore[index]
+    engine.receive(update("e3", "T2", 1, account__tier="enterprise"), T0 + 60)
+    status = engine.status("T2")
+    assert status is not None
+    assert (status["policy"], status["priority"], status["level"]) == (
+        "enterprise_critical",
+        100,
+        "primary",
+    )
+    assert [h["kind"] for h in status["history"]].count("rerouted") == 1
+    # a lower-priority match does not move it back
+    engine.receive(update("e4", "T2", 2, account__tier="pro"), T0 + 120)
+    assert engine.status("T2")["policy"] == "enterprise_critical"  # type: ignore[index]
+
+
+def test_handoff_keeps_priority_and_starts_new_chain(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated"))
+    engine.receive(update("e2", "T1", 2, ticket__tags=["vendor_outage"]), T0 + 120)
+    status = engine.status("T1")
+    assert status is not None
+    assert (status["policy"], status["priority"], status["state"]) == (
+        "vendor_outage",
+        100,
+        "assigned",
+    )
+    engine.advance(T0 + 120 + 15 * 60)
+    assert engine.status("T1")["owner"] == "dana"  # type: ignore[index]
+
+
+def test_sla_breach_fires_once_and_keeps_original_start(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated"))
+    engine.advance(T0 + 4 * 60)
+    engine.receive(update("e2", "T1", 4, ticket__tags=["vendor_outage"]), T0 + 240)
+    engine.advance(T0 + 3 * 3600)
+    kinds = [h["kind"] for h in engine.status("T1")["history"]]  # type: ignore[index]
+    # vendor_outage has no SLA: the enterprise 5m acknowledge SLA is replaced, no breach
+    assert kinds.count("breach") == 0
+    engine2, _, _ = make_engine()
+    engine2.receive(critical("T1", "e1", status="escalated"))
+    engine2.advance(T0 + 5 * 3600)
+    history = engine2.status("T1")["history"]  # type: ignore[index]
+    breaches = [h["reason"] for h in history if h["kind"] == "breach"]
+    assert breaches == ["acknowledge SLA of 5m breached", "resolve SLA of 4h breached"]
+
+
+def test_after_rechecks_condition_on_latest_state(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    breach = {
+        "id": "s1",
+        "type": "ticket.sla_breached",
+        "at": "2026-11-27T10:00:00Z",
+        "data": {"ticket": {"id": "S1", "priority": "high", "status": "open"}},
+    }
+    engine.receive(breach)
+    assert engine.status("S1") is None
+    engine.receive(update("s2", "S1", 10, ticket__status="closed"), T0 + 600)
+    engine.advance(T0 + 31 * 60)
+    assert engine.status("S1") is None
+    dropped = [r for r in engine.store.audit_rows() if r.kind == "trigger_dropped"]
+    assert len(dropped) == 1
+
+
+def test_cooldown_after_close(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated", root_cause="disk"))
+    engine.ack("T1", "alice", T0 + 60)
+    engine.resolve("T1", T0 + 120)
+    engine.postmortem("T1", "https://pm", T0 + 130)
+    engine.close("T1", T0 + 180)
+    engine.receive(update("e2", "T1", 10, ticket__title="again"), T0 + 600)
+    assert engine.status("T1")["state"] == "closed"  # type: ignore[index]
+    later = update("e3", "T1", 0, ticket__title="again")
+    later["at"] = "2026-11-27T11:30:00Z"
+    engine.receive(later)
+    assert engine.status("T1")["state"] == "assigned"  # type: ignore[index]
+
+
+def test_absent_owner_replaced_at_once_and_triage_falls_back(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated"))
+    engine.absent("alice", T0 + 8 * 3600, T0 + 60)
+    status = engine.status("T1")
+    assert status is not None and status["owner"] == "bob"  # next available on-call member
+    engine.absent("dana", T0 + 8 * 3600, T0 + 61)
+    engine.advance(T0 + 3 * 3600)
+    status = engine.status("T1")
+    # dana (escalation and triage owner) is absent: skipped in the chain, and triage
+    # passes to the escalation owner, who is dana again, so nobody can take it
+    assert status is not None and status["state"] == "unacknowledged"
+    reasons = " ".join(h["reason"] for h in status["history"])
+    assert "dana is absent" in reasons and "no triage owner is available" in reasons
+
+
+def test_close_refused_is_audited_and_nothing_changes(make_engine: Any) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated"))
+    with pytest.raises(Refused, match="not resolved"):
+        engine.close("T1", T0 + 60)
+    assert engine.status("T1")["state"] == "assigned"  # type: ignore[index]
+    assert [r.kind for r in engine.store.audit_rows()][-1] == "close_refused"
+
+
+def test_in_flight_escalation_keeps_its_pack_version(
+    make_engine: Any, pack: dict[str, Any]
+) -> None:
+    engine, _, _ = make_engine()
+    engine.receive(critical("T1", "e1", status="escalated"))
+    newer = copy.deepcopy(pack)
+    newer["metadata"]["content_hash"] = "sha256:" + "1" * 64
+    for policy in newer["policies"]:
+        if policy["name"] == "enterprise_critical":
+            policy["owners"][1]["ref"] = "dana"
+    engine.activate(newer, T0 + 60)
+    engine.advance(T0 + 5 * 60)
+    assert engine.status("T1")["owner"] == "carol"  # type: ignore[index]
+    engine.receive(critical("T2", "e2", at="2026-11-27T10:06:00Z", status="escalated"))
+    engine.advance(T0 + 11 * 60)
+    assert engine.status("T2")["owner"] == "dana"  # type: ignore[index]
+
+
+def test_routing_loop_goes_to_triage(make_engine: Any, pack: dict[str, Any]) -> None:
+    looping = copy.deepcopy(pack)
+    looping["metadata"]["content_hash"] = "sha256:" + "2" * 64
+    critical_cond = {"op": "cmp", "field": "ticket.severity", "cmp": "==", "value": "critical"}
+    for policy in looping["policies"]:
+        if policy["name"] == "vendor_outage":
+            policy["exceptions"].append(
+                {
+                    "name": "back",
+                    "when": critical_cond,
+                    "failure": None,
+                    "handoff": "enterprise_critical",
+                }
+            )
+        if policy["name"] == "enterprise_critical":
+            policy["exceptions"][0]["when"] = critical_cond
+    engine, _, _ = make_engine()
+    engine.activate(looping, T0)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    engine.advance(T0 + 24 * 3600)
+    status = engine.status("T1")
+    assert status is not None and status["state"] == "triage"
+    assert any(h["kind"] == "loop_broken" for h in status["history"])
+
+
+def test_step_failure_goes_to_triage(make_engine: Any) -> None:
+    engine, _, notifier = make_engine()
+    notifier.failing.add("create_task")
+    notifier.failing.add("snapshot")  # publishing_block has no delivery check
+    content = {
+        "id": "c1",
+        "type": "content.updated",
+        "at": "2026-11-27T10:00:00Z",
+        "data": {"content": {"id": "C1", "pipeline": "failed", "qa": "pass"}},
+    }
+    engine.receive(content)
+    status = engine.status("C1")
+    assert status is not None and status["state"] == "triage" and status["owner"] == "hugo"
+
+
+def test_unknown_fields_ignored_and_counted(make_engine: Any) -> None:
+    engine: Engine = make_engine()[0]
+    event = critical("T1", "e1", status="escalated", mood="grumpy")
+    event["extra"] = 1
+    outcome = engine.receive(event)
+    assert outcome.status == "applied"
+    assert set(outcome.unknown_fields) == {"ticket.mood", "extra"}
+    assert engine.store.counters()["unknown_fields"] == 2

@@ -1,0 +1,124 @@
+"""Property: whatever happens, the runtime never loses an escalation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from escalade.runtime import audit
+from escalade.runtime.clock import VirtualClock, format_time
+from escalade.runtime.engine import Engine, Refused
+from escalade.runtime.store.sqlite import SQLiteStore
+from tests.runtime.conftest import T0
+
+TICKETS = ["T1", "T2", "T3"]
+PEOPLE = ["alice", "bob", "carol", "dana"]
+
+
+def make_machine(pack: dict[str, Any]) -> type[RuleBasedStateMachine]:
+    class NeverLose(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.store = SQLiteStore(":memory:")
+            self.clock = VirtualClock(T0)
+            self.engine = Engine(self.store, self.clock)
+            self.engine.activate(pack, T0)
+            self.now = T0
+            self.seq = 0
+            self.owned: set[str] = set()  # tickets an escalation was ever started for
+
+        @rule(
+            ticket=st.sampled_from(TICKETS),
+            severity=st.sampled_from(["critical", "high", "low"]),
+            tier=st.sampled_from(["enterprise", "pro"]),
+            status=st.sampled_from(["new", "escalated"]),
+            vendor=st.booleans(),
+        )
+        def event(self, ticket: str, severity: str, tier: str, status: str, vendor: bool) -> None:
+            self.seq += 1
+            data = {
+                "ticket": {
+                    "id": ticket,
+                    "severity": severity,
+                    "status": status,
+                    "tags": ["vendor_outage"] if vendor else [],
+                },
+                "account": {"id": "a", "tier": tier},
+            }
+            kind = "ticket.created" if self.seq % 2 else "ticket.updated"
+            event = {"id": f"e{self.seq}", "type": kind, "at": format_time(self.now), "data": data}
+            outcome = self.engine.receive(json.dumps(event), self.now)
+            assert outcome.status == "applied"
+            if self.store.open_escalation(ticket) is not None:
+                self.owned.add(ticket)
+
+        @rule(minutes=st.integers(min_value=1, max_value=90))
+        def wait(self, minutes: int) -> None:
+            self.now += minutes * 60
+            self.engine.advance(self.now)
+
+        @rule(
+            ticket=st.sampled_from(TICKETS),
+            person=st.sampled_from(PEOPLE),
+            op=st.sampled_from(["ack", "resolve", "close", "absent"]),
+        )
+        def operate(self, ticket: str, person: str, op: str) -> None:
+            try:
+                if op == "ack":
+                    self.engine.ack(ticket, person, self.now)
+                elif op == "resolve":
+                    self.engine.resolve(ticket, self.now)
+                elif op == "close":
+                    self.engine.close(ticket, self.now)
+                else:
+                    self.engine.absent(person, self.now + 3600, self.now)
+            except Refused:
+                pass
+
+        @invariant()
+        def nothing_lost(self) -> None:
+            for ticket in self.owned:
+                esc = self.store.latest_escalation(ticket)
+                assert esc is not None, f"{ticket}'s escalation vanished"
+                if esc.state == "closed":
+                    continue
+                timers = {t.kind for t in self.store.timers_of(esc.id)}
+                pack_ = self.engine.pack(esc.pack_id)
+                owners = pack_.policies[esc.policy].owners
+                if esc.state == "assigned" and esc.level not in ("transfer", None):
+                    has_timeout = owners[esc.level_index].get("ack") is not None
+                    assert not has_timeout or "ack" in timers, f"{ticket} waits with no ack timer"
+                assert esc.state in (
+                    "assigned",
+                    "acknowledged",
+                    "resolved",
+                    "triage",
+                    "unacknowledged",
+                )
+                assert esc.owner is not None or esc.state == "unacknowledged", (
+                    f"{ticket} has no owner"
+                )
+
+        @invariant()
+        def audit_intact(self) -> None:
+            assert audit.verify(self.store).ok
+
+        def teardown(self) -> None:
+            self.store.close()
+
+    return NeverLose
+
+
+def test_runtime_never_loses_an_escalation(pack: dict[str, Any]) -> None:
+    machine = make_machine(pack)
+    machine.TestCase.settings = settings(
+        max_examples=15,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    machine.TestCase().runTest()
