@@ -101,16 +101,9 @@ class KindTable:
                 self.owner.append(policy)
         self.index = CubeIndex(cubes)
         self.cubes = self.index.cubes
-        self._above: dict[int, int] = {}
         self._equal: dict[int, int] = {}
-        count = 0
         for i, policy in enumerate(self.owner):
-            prio = policy.priority
-            if prio not in self._above:
-                self._above[prio] = (1 << count) - 1 if count else 0
-                count = i
-            self._equal[prio] = self._equal.get(prio, 0) | (1 << i)
-            count = i + 1
+            self._equal[policy.priority] = self._equal.get(policy.priority, 0) | (1 << i)
         self.priorities = sorted(self._equal, reverse=True)
         self.blocked: int | None = None  # highest priority of an unanalysable policy here
 
