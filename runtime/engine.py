@@ -232,6 +232,11 @@ class Engine:
         self.loop_limit = loop_limit
         self.loop_window = loop_window
         self._packs: dict[int, CompiledPack] = {}
+        self._outbox_dirty = True  # rows may be pending from an earlier process
+        self._active_id: int | None = None
+        # An in-process notifier can deliver inside the decision's transaction (one
+        # commit per event); a networked one is dispatched after the commit.
+        self._deliver_in_txn = bool(getattr(self.notifier, "transactional", False))
 
     # --- packs ---------------------------------------------------------------
     def activate(self, body: Mapping[str, Any], at: int | None = None) -> CompiledPack:
@@ -244,6 +249,7 @@ class Engine:
             pack_id = self.store.add_pack(
                 digest, str(body["metadata"].get("version", "0.0.0")), text, now
             )
+            self._active_id = pack_id
             if self.store.active_pack() != pack_id:
                 self.store.activate_pack(pack_id, now)
                 pack = self.pack(pack_id)
@@ -268,7 +274,8 @@ class Engine:
 
     def active(self) -> CompiledPack:
         """The active pack; :class:`PackError` when none was ever activated."""
-        pack_id = self.store.active_pack()
+        pack_id = self._active_id if self._active_id is not None else self.store.active_pack()
+        self._active_id = pack_id
         if pack_id is None:
             raise PackError("no rule pack is active (run with --pack FILE)")
         return self.pack(pack_id)
@@ -294,6 +301,13 @@ class Engine:
         """Fire every timer due up to ``at`` (in due order, each in its own transaction)."""
         now = self._now(at)
         self.check_time(now)
+        fired = self._fire_due(now)
+        if (self.store.clock() or now - 1) < now:
+            with self.store.transaction():
+                self.store.set_clock(now)
+        return fired
+
+    def _fire_due(self, now: int) -> int:
         fired = 0
         while True:
             due = self.store.due_timers(now, 1)
@@ -304,10 +318,9 @@ class Engine:
                 self.store.delete_timer(timer.id)
                 self.store.set_clock(timer.due)
                 self._fire(timer, _Ctx(now=timer.due, cause=f"{timer.kind} timer"))
+                self._deliver_now(timer.due)
             fired += 1
             self.dispatch(timer.due)
-        with self.store.transaction():
-            self.store.set_clock(now)
         return fired
 
     tick = advance
@@ -325,12 +338,14 @@ class Engine:
                 "duplicate", f"event {event.id} was already applied; nothing changed", event.ticket
             )
         now = at if at is not None else max(self.store.clock() or event.at, event.at)
-        self.advance(now)
+        self.check_time(now)
+        self._fire_due(now)
         with self.store.transaction():
             self.store.set_clock(now)
             esc_id = self._apply(
                 pack, event, _Ctx(now=now, cause=f"event {event.id} ({event.type})")
             )
+            self._deliver_now(now)
         self.dispatch(now)
         note = f"; ignored unknown fields: {', '.join(event.unknown)}" if event.unknown else ""
         return Outcome(
@@ -901,6 +916,7 @@ class Engine:
         if delivery is not None and action in ("notify", "page"):
             payload["delivery"] = dict(delivery)
         payload["policy"] = rules.name
+        self._outbox_dirty = True
         self.store.add_outbox(
             OutboxMessage(
                 key=f"esc-{esc.id}/{seq}",
@@ -916,22 +932,30 @@ class Engine:
 
     def dispatch(self, at: int | None = None) -> int:
         """Hand pending outbox rows to the notifier and record the receipts."""
-        pending = self.store.pending_outbox()
-        if not pending:
+        if not self._outbox_dirty:
             return 0
         now = self._now(at)
         with self.store.transaction():
-            for msg in pending:
-                receipt = self.notifier.deliver(msg)
-                status = (
-                    "delivered"
-                    if receipt == "delivered"
-                    else ("failed" if receipt == "failed" else "sent")
-                )
-                self.store.mark_outbox(msg.id, status, now, msg.attempts + 1)
-                if receipt == "delivered":
-                    continue
-                self._undelivered(msg, receipt, _Ctx(now=now, cause=f"delivery of {msg.key}"))
+            return self._deliver_pending(now)
+
+    def _deliver_now(self, now: int) -> None:
+        if self._deliver_in_txn and self._outbox_dirty:
+            self._deliver_pending(now)
+
+    def _deliver_pending(self, now: int) -> int:
+        self._outbox_dirty = False
+        pending = self.store.pending_outbox()
+        for msg in pending:
+            receipt = self.notifier.deliver(msg)
+            status = (
+                "delivered"
+                if receipt == "delivered"
+                else ("failed" if receipt == "failed" else "sent")
+            )
+            self.store.mark_outbox(msg.id, status, now, msg.attempts + 1)
+            if receipt == "delivered":
+                continue
+            self._undelivered(msg, receipt, _Ctx(now=now, cause=f"delivery of {msg.key}"))
         return len(pending)
 
     def _undelivered(self, msg: OutboxMessage, receipt: str, ctx: _Ctx) -> None:
@@ -1197,6 +1221,7 @@ class Engine:
                 refusal = str(exc)
                 message = refusal
             self.store.update_escalation(esc)
+            self._deliver_now(now)
         self.dispatch(now)
         if refusal is not None:
             raise Refused(refusal)

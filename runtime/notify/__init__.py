@@ -52,6 +52,8 @@ class RecordingNotifier:
     receipt, which is how tests exercise delivery checks and retries.
     """
 
+    # Delivery is an in-memory append, so it may run inside the store transaction.
+    transactional = True
     failing: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     sent: list[Sent] = field(default_factory=list)

@@ -155,6 +155,11 @@ class SQLiteStore:
         self._db.execute(f"PRAGMA synchronous={self.synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
+        self._cached = False
+        self._clock: int | None = None
+        self._head: tuple[int, str] = (0, "")
+        self._clock_dirty = False
+        self._head_dirty = False
         self._migrate()
 
     # --- schema ------------------------------------------------------------
@@ -194,14 +199,37 @@ class SQLiteStore:
             return
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        # Under the write lock nobody else changes these: read them once per transaction.
+        self._load_cached_meta()
         try:
             yield
+            if self._head_dirty:
+                self._set_meta("audit_head", f"{self._head[0]}:{self._head[1]}")
+            if self._clock_dirty and self._clock is not None:
+                self._set_meta("clock", str(self._clock))
         except BaseException:
             self._depth = 0
+            self._cached = False
             self._db.execute("ROLLBACK")
             raise
         self._depth = 0
+        self._cached = False
         self._db.execute("COMMIT")
+
+    def _load_cached_meta(self) -> None:
+        rows = dict(
+            self._db.execute("SELECT key, value FROM meta WHERE key IN ('clock', 'audit_head')")
+        )
+        self._clock = int(rows["clock"]) if "clock" in rows else None
+        head = rows.get("audit_head")
+        if head is None:
+            self._head = (0, "")
+        else:
+            seq, _, digest = head.partition(":")
+            self._head = (int(seq), digest)
+        self._cached = True
+        self._clock_dirty = False
+        self._head_dirty = False
 
     def close(self) -> None:
         self._db.close()
@@ -223,12 +251,18 @@ class SQLiteStore:
         )
 
     def clock(self) -> int | None:
+        if self._cached:
+            return self._clock
         value = self._meta("clock")
         return None if value is None else int(value)
 
     def set_clock(self, at: int) -> None:
         current = self.clock()
-        if current is None or at > current:
+        if current is not None and at <= current:
+            return
+        if self._cached:
+            self._clock, self._clock_dirty = at, True
+        else:
             self._set_meta("clock", str(at))
 
     # --- packs ---------------------------------------------------------------
@@ -463,9 +497,14 @@ class SQLiteStore:
                 row.hash,
             ),
         )
-        self._set_meta("audit_head", f"{row.seq}:{row.hash}")
+        if self._cached:
+            self._head, self._head_dirty = (row.seq, row.hash), True
+        else:
+            self._set_meta("audit_head", f"{row.seq}:{row.hash}")
 
     def audit_head(self) -> tuple[int, str]:
+        if self._cached:
+            return self._head
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, "") if row is None else (int(row[0]), str(row[1]))
 
