@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from escalade.compiler import CheckResult, load_policy_set, policy_files
+from escalade.compiler import CheckResult, gitrev, load_policy_set, policy_files
 from escalade.compiler.backends.codeowners import (
     CODEOWNERS_PATH,
     CodeownersError,
@@ -25,7 +25,14 @@ from escalade.compiler.backends.codeowners import (
 )
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.backends.runbooks import render_runbooks
-from escalade.compiler.config import Config, ConfigError, find_root, load_config
+from escalade.compiler.config import (
+    CONFIG_NAME,
+    Config,
+    ConfigError,
+    find_root,
+    load_config,
+    parse_config,
+)
 from escalade.compiler.formats import render_text
 from escalade.runtime.pack import PackError, RulePack, canonical_bytes
 
@@ -64,11 +71,43 @@ def load_for_build(path: Path, root: Path, version: str) -> CheckResult:
     return load_policy_set(path, version=version, sources=sources)
 
 
-def build_outputs(result: CheckResult, root: Path, output: Path) -> BuildOutputs:
-    """Render every artifact of a checked, error-free policy set."""
+def load_revision(root: Path, commit: str, policies_dir: str, version: str) -> CheckResult:
+    """Check the policy set as it was at ``commit``, read from git objects only.
+
+    File names are repo-relative, as in a work-tree build."""
+    sources: list[tuple[str, str]] = []
+    for path in gitrev.list_files(root, commit, policies_dir, ".esc"):
+        if path.endswith("_test.esc"):
+            continue
+        data = gitrev.read_file(root, commit, path)
+        if data is not None:
+            text = data.decode("utf-8", "replace")
+            sources.append((path, text.replace("\r\n", "\n").replace("\r", "\n")))
+    return load_policy_set(Path(policies_dir), version=version, sources=sources)
+
+
+def config_at(root: Path, commit: str) -> Config:
+    """``escalade.yaml`` as it was at ``commit`` (defaults when it did not exist)."""
+    data = gitrev.read_file(root, commit, CONFIG_NAME)
+    if data is None:
+        return Config(root=root)
+    return parse_config(data.decode("utf-8", "replace"), root, f"{commit[:12]}:{CONFIG_NAME}")
+
+
+def build_outputs(
+    result: CheckResult,
+    root: Path,
+    output: Path,
+    *,
+    commit: str | None = None,
+    codeowners_path: str = CODEOWNERS_PATH,
+) -> BuildOutputs:
+    """Render every artifact of a checked, error-free policy set.
+
+    ``commit`` is stamped into release builds; the committed pack carries none."""
     if result.pset is None or result.errors:
         raise BuildError("the policy set has errors; run `escalade check`")
-    raw = build_pack(result.pset)
+    raw = build_pack(result.pset, commit=commit)
     pack = RulePack.from_dict(raw, source="built pack")  # the runtime's own validation
     out = rel_posix(output, root)
     prefix = "" if out == "." else out + "/"
@@ -76,7 +115,7 @@ def build_outputs(result: CheckResult, root: Path, output: Path) -> BuildOutputs
     runbooks = render_runbooks(pack, source_prefix=_up(f"{prefix}{RUNBOOK_DIR}"))
     for name, text in runbooks.items():
         files[f"{prefix}{RUNBOOK_DIR}/{name}"] = text.encode("utf-8")
-    files[CODEOWNERS_PATH] = render_codeowners(result.pset, output=prefix).encode("utf-8")
+    files[codeowners_path] = render_codeowners(result.pset, output=prefix).encode("utf-8")
     return BuildOutputs(files, (f"{prefix}{RUNBOOK_DIR}",), pack)
 
 
@@ -148,7 +187,20 @@ def resolve_config(path: Path | None) -> Config:
 @click.option(
     "--check", "check_only", is_flag=True, help="Fail with a diff when outputs are stale."
 )
-def build_command(path: Path | None, output: Path | None, check_only: bool) -> None:
+@click.option(
+    "--rev",
+    metavar="REV",
+    help="Build the policy set as it was at git revision REV, from git objects only "
+    "(the work tree is not touched; output goes to out/<commit>/ unless -o).",
+)
+@click.option(
+    "--stamp-commit",
+    is_flag=True,
+    help="Record the source commit in the pack (release builds; needs a clean policy set).",
+)
+def build_command(
+    path: Path | None, output: Path | None, check_only: bool, rev: str | None, stamp_commit: bool
+) -> None:
     """Compile PATH (default: `policies` from escalade.yaml) into the rule pack, runbooks
     and .github/CODEOWNERS.
 
@@ -160,6 +212,15 @@ def build_command(path: Path | None, output: Path | None, check_only: bool) -> N
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if rev is not None or stamp_commit:
+        if check_only:
+            raise click.UsageError("--check verifies the committed outputs, which carry no commit")
+        try:
+            _build_release(config, path, output, rev)
+        except (gitrev.GitError, ConfigError, BuildError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        return
     src = path if path is not None else config.policies_path
     if not src.exists():
         raise click.UsageError(f"no such file or directory: {src}")
@@ -191,4 +252,42 @@ def build_command(path: Path | None, output: Path | None, check_only: bool) -> N
         f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
         f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
         f"{len(touched)} changed"
+    )
+
+
+def _build_release(config: Config, path: Path | None, output: Path | None, rev: str | None) -> None:
+    """A build stamped with its source commit: of revision ``rev``, or of a clean HEAD."""
+    root = gitrev.repo_root(config.root)
+    if rev is not None:
+        commit = gitrev.resolve(root, rev)
+        at_rev = config_at(root, commit)
+        folder = at_rev.policies.strip("/") or "."
+        result = load_revision(root, commit, folder, at_rev.version)
+        out = output if output is not None else root / "out" / commit[:12]
+        codeowners = f"{rel_posix(out, root)}/CODEOWNERS"
+    else:
+        commit = gitrev.resolve(root, "HEAD")
+        src = path if path is not None else config.policies_path
+        dirty = gitrev.dirty(root, [rel_posix(src, root), CONFIG_NAME])
+        if dirty:
+            raise BuildError(
+                "refusing to stamp commit "
+                + commit[:12]
+                + ": uncommitted changes in "
+                + ", ".join(dirty[:5])
+            )
+        result = load_for_build(src, root, config.version)
+        out = output if output is not None else config.output_path
+        codeowners = CODEOWNERS_PATH
+    if result.pset is None or result.errors:
+        click.echo(render_text(result.diagnostics, result.diags.sources, color=False), nl=False)
+        raise BuildError(f"the policy set at {commit[:12]} has errors; nothing built")
+    try:
+        outputs = build_outputs(result, root, out, commit=commit, codeowners_path=codeowners)
+    except (CodeownersError, PackError) as exc:
+        raise BuildError(str(exc)) from None
+    written = write_outputs(outputs, root)
+    click.echo(
+        f"built pack {outputs.pack.version} of commit {commit[:12]} into {rel_posix(out, root)}/: "
+        f"{len(outputs.pack.policies)} policies, {len(written)} files written"
     )

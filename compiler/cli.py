@@ -91,6 +91,7 @@ def diff_command(base: str, head: str | None, repo: Path, fmt: str) -> None:
     """
     from escalade.compiler import diff as semantic
     from escalade.compiler import gitrev
+    from escalade.compiler.build import load_for_build, load_revision
     from escalade.compiler.config import ConfigError, load_config
 
     try:
@@ -105,12 +106,12 @@ def diff_command(base: str, head: str | None, repo: Path, fmt: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     folder = config.policies.rstrip("/") or "."
-    before = semantic.load_revision(root, base_commit, folder, config.version)
+    before = load_revision(root, base_commit, folder, config.version)
     if head_commit is None:
-        after = semantic.load_worktree(root, folder, config.version)
+        after = load_for_build(root / folder, root, config.version)
         head_label = "working tree"
     else:
-        after = semantic.load_revision(root, head_commit, folder, config.version)
+        after = load_revision(root, head_commit, folder, config.version)
         head_label = str(head)
     broken = [(label, r) for label, r in ((base, before), (head_label, after)) if r.errors]
     if broken or before.pset is None or after.pset is None:

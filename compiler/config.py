@@ -92,15 +92,20 @@ def load_config(root: Path) -> Config:
     file = root / CONFIG_NAME
     if not file.is_file():
         return Config(root=root)
-    shown = CONFIG_NAME
     try:
         text = file.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_NAME}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{CONFIG_NAME}: not UTF-8 text") from None
+    return parse_config(text, root)
+
+
+def parse_config(text: str, root: Path, shown: str = CONFIG_NAME) -> Config:
+    """Validate the text of an ``escalade.yaml`` (e.g. as read from a git revision)."""
+    try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from escalade.compiler import CheckResult, load_policy_set, policy_files
+from escalade.compiler import CheckResult
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.algebra import (
@@ -496,31 +495,6 @@ def render_json(d: DiffResult) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def load_revision(root: Path, commit: str, policies_dir: str, version: str) -> CheckResult:
-    """Check the policy set as it was at ``commit`` (read from git objects only)."""
-    from escalade.compiler import gitrev
-
-    sources: list[tuple[str, str]] = []
-    for path in gitrev.list_files(root, commit, policies_dir, ".esc"):
-        if path.endswith("_test.esc"):
-            continue
-        data = gitrev.read_file(root, commit, path)
-        if data is None:
-            continue
-        sources.append((path, data.decode("utf-8", "replace")))
-    return load_policy_set(Path(policies_dir), version=version, sources=sources)
-
-
-def load_worktree(root: Path, policies_dir: str, version: str) -> CheckResult:
-    """Check the policy set in the work tree, with repo-relative paths."""
-    folder = root / policies_dir
-    sources = [
-        (f.relative_to(root).as_posix(), f.read_text("utf-8", "replace"))
-        for f in policy_files(folder)
-    ]
-    return load_policy_set(folder, version=version, sources=sources)
 
 
 def errors_of(result: CheckResult) -> Iterable[str]:

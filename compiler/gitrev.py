@@ -52,3 +52,9 @@ def list_files(root: Path, commit: str, folder: str, suffix: str) -> list[str]:
     out = _git(root, "ls-tree", "-r", "--name-only", "-z", commit, "--", folder or ".")
     names = [p for p in out.decode("utf-8", "replace").split("\0") if p]
     return sorted(p for p in names if p.endswith(suffix))
+
+
+def dirty(root: Path, paths: list[str]) -> list[str]:
+    """Paths under ``paths`` with uncommitted changes (untracked files included)."""
+    out = _git(root, "status", "--porcelain", "-z", "--", *paths)
+    return [entry[3:] for entry in out.decode("utf-8", "replace").split("\0") if len(entry) > 3]
