@@ -28,7 +28,7 @@ install: $(STAMP)
 # the hooks without reaching a package index.
 WHEELHOUSE := $(VENV)/wheelhouse
 $(WHEELHOUSE)/.done: pyproject.toml | $(STAMP)
-	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) "setuptools>=68" wheel .
+	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) "setuptools>=77" wheel .
 	@touch $@
 
 wheelhouse: $(WHEELHOUSE)/.done

@@ -1,8 +1,8 @@
 """Operator commands for the runtime: ``event``, ``tick``, ``ack``, ``status``, ...
 
 Every command takes ``--db`` (the SQLite store, default ``escalade.db``),
-``--pack`` (the rule pack to activate, default ``generated/rulepack.json``;
-when the file is absent the store's active pack is used) and ``--at`` (an
+``--pack`` (a rule pack to verify and activate first; default: the store's
+active pack, else ``generated/rulepack.json``) and ``--at`` (an
 explicit ISO-8601 time: timers due up to it fire first; a time earlier than
 the store's clock is refused). Runtime-side: no compiler imports.
 
@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 import click
 
 from escalade.runtime import audit, kpi
+from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
 from escalade.runtime.clock import TimeError, format_time, parse_duration, parse_time
-from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
+from escalade.runtime.engine import ClockError, Engine, Outcome, Refused
 from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
+from escalade.runtime.signing import SignatureError
 from escalade.runtime.store.sqlite import SQLiteStore
 
 DEFAULT_DB = "escalade.db"
@@ -57,17 +59,22 @@ def runtime_options(fn: F) -> F:
     fn = click.option(
         "--pack",
         "pack_path",
-        default=DEFAULT_PACK,
-        show_default=True,
-        help="Rule pack to activate (the store's active pack when absent).",
+        default=None,
+        help="Rule pack to activate first (verified; a refused pack leaves the active one "
+        f"running). Default: the store's active pack, else {DEFAULT_PACK}.",
     )(fn)
     fn = click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite store file.")(fn)
     return fn
 
 
 @contextmanager
-def open_engine(db: str, pack_path: str, at: str | None) -> Iterator[tuple[Engine, int | None]]:
-    """An engine over ``db`` with ``pack_path`` active and ``at`` checked against the clock."""
+def open_engine(
+    db: str, pack_path: str | None, at: str | None
+) -> Iterator[tuple[Engine, int | None]]:
+    """An engine over ``db`` with ``pack_path`` active and ``at`` checked against the clock.
+
+    Trusted keys come from ``$ESCALADE_TRUSTED_KEYS``; with any, an unsigned or
+    tampered pack is refused (and audited) and the active pack keeps running."""
     store = SQLiteStore(db)
     try:
         engine = Engine(store)
@@ -77,14 +84,23 @@ def open_engine(db: str, pack_path: str, at: str | None) -> Iterator[tuple[Engin
                 engine.check_time(when)
             except ClockError as exc:
                 raise click.BadParameter(str(exc), param_hint="--at") from None
-        if Path(pack_path).exists():
+        candidate = pack_path
+        if candidate is None and store.active_pack() is None and Path(DEFAULT_PACK).exists():
+            candidate = DEFAULT_PACK
+        if candidate is not None:
             try:
-                engine.activate(load_pack_file(pack_path), when)
-            except PackError as exc:
-                raise click.ClickException(f"refusing the pack {pack_path}: {exc}") from None
+                activate_file(engine, Path(candidate), trusted_keys(), when)
+            except (PackRefused, SignatureError) as exc:
+                if store.active_pack() is None:
+                    raise click.ClickException(f"refusing the pack {candidate}: {exc}") from None
+                click.echo(
+                    f"refused the pack {candidate}: {exc}; "
+                    f"keeping pack {engine.active().version} active",
+                    err=True,
+                )
         elif store.active_pack() is None:
             raise click.ClickException(
-                f"no rule pack: {pack_path} does not exist and the store has no active pack"
+                f"no rule pack: {DEFAULT_PACK} does not exist and the store has no active pack"
                 " (build one with `escalade build`, or pass --pack FILE)"
             )
         yield engine, when
@@ -118,7 +134,7 @@ def _split_inputs(text: str) -> list[str]:
 @click.command("event")
 @click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
 @runtime_options
-def event_command(source: Any, db: str, pack_path: str, at: str | None) -> None:
+def event_command(source: Any, db: str, pack_path: str | None, at: str | None) -> None:
     """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""
     lines = _split_inputs(source.read())
     rejected = 0
@@ -138,7 +154,7 @@ def event_command(source: Any, db: str, pack_path: str, at: str | None) -> None:
 
 @click.command("tick")
 @runtime_options
-def tick_command(db: str, pack_path: str, at: str | None) -> None:
+def tick_command(db: str, pack_path: str | None, at: str | None) -> None:
     """Fire every timer due up to --at (default now)."""
     with open_engine(db, pack_path, at) as (engine, when):
         fired = engine.advance(when)
@@ -149,7 +165,7 @@ def tick_command(db: str, pack_path: str, at: str | None) -> None:
 @click.argument("ticket")
 @click.option("--by", "by", required=True, metavar="PERSON", help="Who acknowledges.")
 @runtime_options
-def ack_command(ticket: str, by: str, db: str, pack_path: str, at: str | None) -> None:
+def ack_command(ticket: str, by: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Acknowledge TICKET: failover stops for good."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.ack(ticket, by, when))
@@ -158,7 +174,7 @@ def ack_command(ticket: str, by: str, db: str, pack_path: str, at: str | None) -
 @click.command("resolve")
 @click.argument("ticket")
 @runtime_options
-def resolve_command(ticket: str, db: str, pack_path: str, at: str | None) -> None:
+def resolve_command(ticket: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Mark TICKET's problem fixed (the resolve SLA is met)."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.resolve(ticket, when))
@@ -167,7 +183,7 @@ def resolve_command(ticket: str, db: str, pack_path: str, at: str | None) -> Non
 @click.command("close")
 @click.argument("ticket")
 @runtime_options
-def close_command(ticket: str, db: str, pack_path: str, at: str | None) -> None:
+def close_command(ticket: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Close TICKET; refused (with the reason) until every close check holds."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.close(ticket, when))
@@ -182,7 +198,13 @@ def close_command(ticket: str, db: str, pack_path: str, at: str | None) -> None:
 )
 @runtime_options
 def transfer_command(
-    ticket: str, to: str, reason: str, sla: str | None, db: str, pack_path: str, at: str | None
+    ticket: str,
+    to: str,
+    reason: str,
+    sla: str | None,
+    db: str,
+    pack_path: str | None,
+    at: str | None,
 ) -> None:
     """Hand TICKET to another owner; refused without a reason and an expected SLA."""
     if not reason.strip():
@@ -201,7 +223,7 @@ def transfer_command(
 @click.argument("person")
 @click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
 @runtime_options
-def absent_command(person: str, until: str, db: str, pack_path: str, at: str | None) -> None:
+def absent_command(person: str, until: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
     try:
         end = parse_time(until)
@@ -215,7 +237,9 @@ def absent_command(person: str, until: str, db: str, pack_path: str, at: str | N
 @click.argument("ticket")
 @click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
 @runtime_options
-def postmortem_command(ticket: str, link: str, db: str, pack_path: str, at: str | None) -> None:
+def postmortem_command(
+    ticket: str, link: str, db: str, pack_path: str | None, at: str | None
+) -> None:
     """Record TICKET's completed post-mortem (close may require it)."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.postmortem(ticket, link, when))
@@ -245,7 +269,7 @@ def render_status(status: dict[str, Any]) -> str:
 @click.argument("ticket")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @runtime_options
-def status_command(ticket: str, fmt: str, db: str, pack_path: str, at: str | None) -> None:
+def status_command(ticket: str, fmt: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Show TICKET's escalation: policy, state, owner, level, timers, history."""
     with open_engine(db, pack_path, at) as (engine, when):
         engine.advance(when)
@@ -262,7 +286,7 @@ def status_command(ticket: str, fmt: str, db: str, pack_path: str, at: str | Non
 @click.command("oncall")
 @click.argument("team")
 @runtime_options
-def oncall_command(team: str, db: str, pack_path: str, at: str | None) -> None:
+def oncall_command(team: str, db: str, pack_path: str | None, at: str | None) -> None:
     """Who is on call for TEAM at --at (absent members skipped)."""
     with open_engine(db, pack_path, at) as (engine, when):
         pack = engine.active()
@@ -285,7 +309,9 @@ def deadletter_group() -> None:
 @click.option("--all", "include_all", is_flag=True, help="Include replayed letters.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @runtime_options
-def deadletter_list(include_all: bool, fmt: str, db: str, pack_path: str, at: str | None) -> None:
+def deadletter_list(
+    include_all: bool, fmt: str, db: str, pack_path: str | None, at: str | None
+) -> None:
     """List dead letters with the reason each was rejected."""
     with open_engine(db, pack_path, at) as (engine, _when):
         letters = engine.store.dead_letters(include_all)
@@ -311,7 +337,7 @@ def deadletter_list(include_all: bool, fmt: str, db: str, pack_path: str, at: st
 
 @deadletter_group.command("replay")
 @runtime_options
-def deadletter_replay(db: str, pack_path: str, at: str | None) -> None:
+def deadletter_replay(db: str, pack_path: str | None, at: str | None) -> None:
     """Apply dead letters again (e.g. after a pack that knows the new field)."""
     with open_engine(db, pack_path, at) as (engine, when):
         results = engine.replay_dead_letters(when)
@@ -328,7 +354,7 @@ def deadletter_replay(db: str, pack_path: str, at: str | None) -> None:
 @click.command("report")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
 @runtime_options
-def report_command(fmt: str, db: str, pack_path: str, at: str | None) -> None:
+def report_command(fmt: str, db: str, pack_path: str | None, at: str | None) -> None:
     """KPIs from the audit trail."""
     with open_engine(db, pack_path, at) as (engine, when):
         engine.advance(when)

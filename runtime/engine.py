@@ -239,8 +239,18 @@ class Engine:
         self._deliver_in_txn = bool(getattr(self.notifier, "transactional", False))
 
     # --- packs ---------------------------------------------------------------
-    def activate(self, body: Mapping[str, Any], at: int | None = None) -> CompiledPack:
-        """Register ``body`` (if new) and make it the active pack; in-flight escalations keep theirs."""
+    def activate(
+        self,
+        body: Mapping[str, Any],
+        at: int | None = None,
+        *,
+        actor: str = "escalade",
+        reason: str | None = None,
+        kind: str = "pack_activated",
+    ) -> CompiledPack:
+        """Register ``body`` (if new) and make it the active pack; in-flight escalations keep theirs.
+
+        ``kind`` and ``reason`` say why in the audit trail (``pack_rolled_back``)."""
         check_pack_shape(body)
         now = self._now(at)
         text = json.dumps(body, sort_keys=True)
@@ -256,13 +266,30 @@ class Engine:
                 audit.append(
                     self.store,
                     at=now,
-                    kind="pack_activated",
-                    actor="escalade",
-                    reason=f"pack {pack.version} activated",
+                    kind=kind,
+                    actor=actor,
+                    reason=reason or f"pack {pack.version} activated",
                     pack_version=pack.version,
                     detail={"pack_id": pack_id, "content_hash": digest},
                 )
         return self.pack(pack_id)
+
+    def refuse_pack(
+        self, source: str, why: str, at: int | None = None, actor: str = "escalade"
+    ) -> None:
+        """Record that a pack was refused; the active pack stays active."""
+        now = self._now(at)
+        current = self.store.active_pack()
+        with self.store.transaction():
+            audit.append(
+                self.store,
+                at=now,
+                kind="pack_refused",
+                actor=actor,
+                reason=f"refused {source}: {why}",
+                pack_version=self.pack(current).version if current is not None else None,
+                detail={"source": source},
+            )
 
     def pack(self, pack_id: int) -> CompiledPack:
         """The compiled pack ``pack_id`` (cached)."""

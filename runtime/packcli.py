@@ -5,20 +5,25 @@ Runtime-side commands: they import neither lark, jinja2 nor the compiler.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
+from escalade.runtime.clock import TimeError, format_time, parse_time
+from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.signing import (
     SignatureError,
-    TrustedKeys,
     generate_keypair,
     key_id,
     load_private_key,
     sign,
 )
+from escalade.runtime.store.sqlite import SQLiteStore
 
 DEFAULT_PACK = Path("generated/rulepack.json")
 
@@ -84,15 +89,6 @@ def sign_cmd(pack_file: Path, key: Path | None, key_env: str | None) -> None:
     click.echo(f"signed {pack_file} -> {sig_path} (key id {key_id(private.public_key())})")
 
 
-def trusted_from_options(trust: tuple[Path, ...]) -> TrustedKeys:
-    """Trusted keys from ``--trust`` files; ESCALADE_TRUSTED_KEYS (os.pathsep-separated) too."""
-    paths = list(trust)
-    env = os.environ.get("ESCALADE_TRUSTED_KEYS")
-    if env:
-        paths.extend(Path(p) for p in env.split(os.pathsep) if p)
-    return TrustedKeys.from_files(paths)
-
-
 @pack.command("verify")
 @click.argument("pack_file", default=DEFAULT_PACK, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -104,7 +100,7 @@ def trusted_from_options(trust: tuple[Path, ...]) -> TrustedKeys:
 def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
     """Check PACK's detached signature (PACK.sig) against the trusted keys."""
     try:
-        keys = trusted_from_options(trust)
+        keys = trusted_keys(list(trust))
         if not keys:
             raise click.UsageError("no trusted key: give --trust KEY.pub")
         data = pack_file.read_bytes()
@@ -118,3 +114,157 @@ def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
         click.echo(f"error: cannot read {pack_file}: {exc.strerror}", err=True)
         sys.exit(1)
     click.echo(f"ok: {pack_file} signed by {kid}")
+
+
+# --- activation (needs a store) ------------------------------------------------------
+
+
+def _store_options(fn: Any) -> Any:
+    fn = click.option("--at", "at", metavar="TIME", help="Act at this ISO-8601 time.")(fn)
+    fn = click.option("--db", default="escalade.db", show_default=True, help="SQLite store.")(fn)
+    return fn
+
+
+def _open(db: str, at: str | None) -> tuple[SQLiteStore, Engine, int | None]:
+    store = SQLiteStore(db)
+    engine = Engine(store)
+    when: int | None = None
+    if at is not None:
+        try:
+            when = parse_time(at)
+            engine.check_time(when)
+        except (TimeError, ClockError) as exc:
+            store.close()
+            raise click.BadParameter(str(exc), param_hint="--at") from None
+    return store, engine, when
+
+
+@pack.command("activate")
+@click.argument("pack_file", default=DEFAULT_PACK, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--by", "actor", default="operator", show_default=True, help="Who activates it.")
+@click.option("--reason", help="Why (recorded in the audit trail).")
+@_store_options
+def activate_cmd(
+    pack_file: Path,
+    trust: tuple[Path, ...],
+    actor: str,
+    reason: str | None,
+    db: str,
+    at: str | None,
+) -> None:
+    """Verify PACK (signature when keys are trusted, schema, hash) and make it active.
+
+    New escalations use it; in-flight escalations keep the pack they started under.
+    A refused pack is recorded in the audit trail and the active pack stays active."""
+    store, engine, when = _open(db, at)
+    try:
+        keys = trusted_keys(list(trust))
+        compiled = activate_file(engine, pack_file, keys, when, actor=actor, reason=reason)
+        click.echo(f"active: pack {compiled.version} ({pack_file})")
+    except (PackRefused, SignatureError) as exc:
+        current = store.active_pack()
+        keeping = f"pack {engine.pack(current).version}" if current is not None else "no pack"
+        click.echo(f"refused: {pack_file}: {exc}\nkeeping {keeping} active", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+
+
+def _history_rows(store: SQLiteStore, engine: Engine) -> list[dict[str, Any]]:
+    active = store.active_pack()
+    rows = []
+    for row in store.packs():
+        compiled = engine.pack(int(row["id"]))
+        rows.append(
+            {
+                "id": row["id"],
+                "version": compiled.version,
+                "content_hash": row["content_hash"],
+                "commit": (compiled.body.get("metadata") or {}).get("commit"),
+                "added_at": format_time(row["added_at"]) if row["added_at"] is not None else None,
+                "activated_at": (
+                    format_time(row["activated_at"]) if row["activated_at"] is not None else None
+                ),
+                "active": row["id"] == active,
+            }
+        )
+    return rows
+
+
+@pack.command("history")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--db", default="escalade.db", show_default=True, help="SQLite store.")
+def history_cmd(fmt: str, db: str) -> None:
+    """Every pack the store has seen, and each activation, rollback and refusal."""
+    store = SQLiteStore(db)
+    try:
+        engine = Engine(store)
+        rows = _history_rows(store, engine)
+        events = [
+            {
+                "at": format_time(r.at),
+                "kind": r.kind,
+                "actor": r.actor,
+                "reason": r.reason,
+                "pack": r.pack_version,
+            }
+            for r in store.audit_rows()
+            if r.kind in ("pack_activated", "pack_rolled_back", "pack_refused")
+        ]
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps({"packs": rows, "events": events}, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no pack has been activated in this store")
+        return
+    for r in rows:
+        mark = "*" if r["active"] else " "
+        commit = f" commit {str(r['commit'])[:12]}" if r["commit"] else ""
+        click.echo(f"{mark} #{r['id']} {r['version']}{commit} last activated {r['activated_at']}")
+    click.echo("")
+    for e in events:
+        click.echo(f"{e['at']}  {e['kind']:<17} {e['actor']:<12} {e['reason']}")
+
+
+@pack.command("rollback")
+@click.option("--to", "target", help="Version, version+hash label or #id (default: the previous).")
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@click.option("--by", "actor", default="operator", show_default=True, help="Who rolls back.")
+@_store_options
+def rollback_cmd(target: str | None, reason: str, actor: str, db: str, at: str | None) -> None:
+    """Re-activate an earlier pack for new escalations; in-flight ones are untouched."""
+    store, engine, when = _open(db, at)
+    try:
+        rows = _history_rows(store, engine)
+        current = next((r for r in rows if r["active"]), None)
+        if current is None:
+            raise click.ClickException("no pack is active: nothing to roll back")
+        candidates = [r for r in rows if not r["active"]]
+        if target is not None:
+            wanted = target.removeprefix("#")
+            candidates = [
+                r
+                for r in candidates
+                if wanted in (str(r["id"]), r["version"], r["version"].split("+")[0])
+            ]
+        else:
+            candidates = [r for r in candidates if r["activated_at"] is not None]
+        if not candidates:
+            what = f"matching {target!r}" if target else "that was active before"
+            raise click.ClickException(f"no earlier pack {what} in this store")
+        # the most recently active of the matches
+        chosen = max(candidates, key=lambda r: (r["activated_at"] or "", r["id"]))
+        compiled = engine.pack(int(chosen["id"]))
+        engine.activate(
+            dict(compiled.body),
+            when,
+            actor=actor,
+            reason=f"rollback from {current['version']} to {compiled.version}: {reason}",
+            kind="pack_rolled_back",
+        )
+        click.echo(f"rolled back: pack {compiled.version} is active (was {current['version']})")
+    finally:
+        store.close()

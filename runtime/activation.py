@@ -1,0 +1,72 @@
+"""Activating rule packs: verify first, activate second, and never lose the running pack.
+
+A pack file is read once; when trusted keys are configured its detached
+signature (``PACK.sig``) must verify with one of them; then the runtime's own
+validation runs (schema, references, content hash). Only then does the engine
+activate it. Any failure is recorded in the audit trail as ``pack_refused``
+and the previously active pack stays active.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from escalade.runtime.engine import CompiledPack, Engine
+from escalade.runtime.pack import PackError, RulePack
+from escalade.runtime.signing import SignatureError, TrustedKeys
+
+TRUST_ENV = "ESCALADE_TRUSTED_KEYS"
+
+
+class PackRefused(Exception):
+    """The pack was not activated; the message says why. The active pack is unchanged."""
+
+
+def trusted_keys(paths: tuple[Path, ...] | list[Path] = ()) -> TrustedKeys:
+    """Keys from ``paths`` plus those listed in ``$ESCALADE_TRUSTED_KEYS`` (os.pathsep-separated)."""
+    every = list(paths)
+    env = os.environ.get(TRUST_ENV)
+    if env:
+        every.extend(Path(p) for p in env.split(os.pathsep) if p)
+    return TrustedKeys.from_files(every)
+
+
+def verified_pack(path: Path, keys: TrustedKeys) -> tuple[RulePack, str | None]:
+    """Read, signature-check (when ``keys``) and validate a pack; raises PackRefused."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PackRefused(f"cannot read {path}: {exc.strerror}") from None
+    signer: str | None = None
+    if keys:
+        sig_path = path.with_name(path.name + ".sig")
+        try:
+            signature = sig_path.read_bytes() if sig_path.exists() else None
+            signer = keys.verify(data, signature)
+        except (SignatureError, OSError) as exc:
+            raise PackRefused(str(exc)) from None
+    try:
+        pack = RulePack.from_bytes(data, source=str(path))
+    except PackError as exc:
+        raise PackRefused(str(exc)) from None
+    return pack, signer
+
+
+def activate_file(
+    engine: Engine,
+    path: Path,
+    keys: TrustedKeys,
+    at: int | None = None,
+    *,
+    actor: str = "escalade",
+    reason: str | None = None,
+) -> CompiledPack:
+    """Verify and activate ``path``; on refusal, audit it and raise PackRefused."""
+    try:
+        pack, signer = verified_pack(path, keys)
+    except PackRefused as exc:
+        engine.refuse_pack(str(path), str(exc), at, actor)
+        raise
+    why = reason or f"activated {path}" + (f", signed by {signer}" if signer else "")
+    return engine.activate(dict(pack.raw), at, actor=actor, reason=why)
