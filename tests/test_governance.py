@@ -183,6 +183,6 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     history = json.loads(cli.runtime("pack", "history", "--format", "json"))
     active = [p for p in history["packs"] if p["active"]]
     assert [p["version"][:6] for p in active] == ["1.0.0+"]
-    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 2
+    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 3
 
     cli.runtime("audit", "verify")
