@@ -33,8 +33,14 @@ $(WHEELHOUSE)/.done: pyproject.toml | $(STAMP)
 
 wheelhouse: $(WHEELHOUSE)/.done
 
+# The main job on the bundled policies: check, build, explain one sample event
+# per policy, run the policy tests, replay a sample day and print the KPIs.
 demo: install
 	$(BIN)/escalade check policies/
+	$(BIN)/escalade build policies/
+	@for f in examples/events/*.json; do echo "--- escalade explain $$f"; $(BIN)/escalade explain "$$f" || exit 1; done
+	$(BIN)/escalade test policies/
+	$(BIN)/escalade simulate examples/day.jsonl --pack generated/rulepack.json
 
 lint: install
 	$(BIN)/ruff check compiler runtime grammar tests bench
