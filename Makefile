@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean wheelhouse
+.PHONY: install demo test lint typecheck unit bench clean wheelhouse runtime-only
 
 # A strict editable install links each file that exists at install time, so
 # the package is re-linked (without dependencies) whenever the file list changes.
@@ -52,10 +52,21 @@ typecheck: install
 unit: install wheelhouse
 	ESCALADE_WHEELHOUSE=$(abspath $(WHEELHOUSE)) $(BIN)/python -m pytest
 
-test: lint typecheck unit
+# The runtime on a host without the compiler's dependencies: a second virtual
+# environment with escalade installed --no-deps plus the runtime's own needs.
+RUNTIME_VENV := .venv-runtime
+runtime-only: wheelhouse
+	rm -rf $(RUNTIME_VENV)
+	$(PYTHON) -m venv $(RUNTIME_VENV) || python3 -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-index --find-links $(WHEELHOUSE) \
+	  click pyyaml jsonschema cryptography "setuptools>=77" wheel
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-index --find-links $(WHEELHOUSE) --no-deps .
+	cd /tmp && $(abspath $(RUNTIME_VENV))/bin/python $(abspath tests/isolation/runtime_only.py)
+
+test: lint typecheck runtime-only unit
 
 bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
