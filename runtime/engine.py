@@ -28,16 +28,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime import audit
-from escalade.runtime.clock import Clock, SystemClock, format_duration, format_time, parse_time
+from escalade.runtime.clock import Clock, SystemClock, format_duration, format_time
 from escalade.runtime.conditions import Predicate, compile_condition, format_condition
 from escalade.runtime.events import Event, EventError, parse_event
+from escalade.runtime.matcher import Matcher
 from escalade.runtime.notify import Notifier, RecordingNotifier
+from escalade.runtime.pack import PackError as SchemaError
+from escalade.runtime.pack import RulePack
 from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMessage, Store, Timer
 
 PACK_FORMAT = "escalade.rulepack/v1"
 TARGET_ACTIONS = ("notify", "page", "route")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
-_PERIODS = {"daily": 86400, "weekly": 7 * 86400}
 
 
 class PackError(ValueError):
@@ -93,29 +95,34 @@ class Rules:
 
 @dataclass(slots=True)
 class CompiledPack:
-    """A rule pack as the engine uses it: policies by name and by event kind."""
+    """A rule pack as the engine uses it: policies by name, routed by the one matcher."""
 
     id: int
     body: Mapping[str, Any]
     version: str
+    typed: RulePack
+    matcher: Matcher
     policies: dict[str, Rules]
-    by_event: dict[str, list[Rules]]  # highest priority first, then by name
 
     @classmethod
     def build(cls, pack_id: int, body: Mapping[str, Any]) -> CompiledPack:
-        """Compile every condition of ``body`` once."""
+        """Compile every condition of ``body`` once; :class:`PackError` when it is incomplete."""
         meta = body.get("metadata") or {}
         digest = str(meta.get("content_hash") or "")
         version = f"{meta.get('version', '0.0.0')}+{digest.removeprefix('sha256:')[:12]}"
+        try:
+            typed = RulePack.trusted(body)
+        except SchemaError as exc:
+            raise PackError("; ".join(exc.problems)) from None
+        matcher = Matcher(typed)
         policies: dict[str, Rules] = {}
-        by_event: dict[str, list[Rules]] = {}
         for raw in body.get("policies") or []:
             checks = raw.get("checks") or {}
             rules = Rules(
                 name=raw["name"],
                 raw=raw,
                 priority=int(raw.get("priority") or 0),
-                when=compile_condition(raw.get("when")),
+                when=matcher.predicate(raw["name"]),
                 exceptions=[
                     (
                         e["name"],
@@ -135,11 +142,7 @@ class CompiledPack:
                 ],
             )
             policies[rules.name] = rules
-            for kind in raw.get("triggers") or []:
-                by_event.setdefault(kind, []).append(rules)
-        for rules_list in by_event.values():
-            rules_list.sort(key=lambda r: (-r.priority, r.name))
-        return cls(pack_id, body, version, policies, by_event)
+        return cls(pack_id, body, version, typed, matcher, policies)
 
     @property
     def schema(self) -> Mapping[str, Any]:
@@ -158,11 +161,9 @@ class CompiledPack:
         return (self.body.get("directory") or {}).get("channels") or {}
 
     def owner_of(self, event_type: str, state: Mapping[str, Mapping[str, Any]]) -> Rules | None:
-        """The highest-priority policy triggered by ``event_type`` whose condition holds."""
-        for rules in self.by_event.get(event_type, ()):
-            if rules.when(state):
-                return rules
-        return None
+        """The policy that owns the event: the matcher's decision (highest priority, then name)."""
+        found = self.matcher.owner(event_type, state)
+        return None if found is None else self.policies[found.name]
 
 
 def pack_hash(body: Mapping[str, Any]) -> str:
@@ -252,6 +253,7 @@ class Engine:
 
         ``kind`` and ``reason`` say why in the audit trail (``pack_rolled_back``)."""
         check_pack_shape(body)
+        compiled = CompiledPack.build(0, body)  # refuse an unusable pack before storing it
         now = self._now(at)
         text = json.dumps(body, sort_keys=True)
         digest = pack_hash(body)
@@ -259,6 +261,9 @@ class Engine:
             pack_id = self.store.add_pack(
                 digest, str(body["metadata"].get("version", "0.0.0")), text, now
             )
+            if pack_id not in self._packs and self.store.pack_body(pack_id) == text:
+                compiled.id = pack_id
+                self._packs[pack_id] = compiled
             self._active_id = pack_id
             if self.store.active_pack() != pack_id:
                 self.store.activate_pack(pack_id, now)
@@ -622,25 +627,16 @@ class Engine:
     def oncall(
         self, pack: CompiledPack, team: str, at: int, absent: Mapping[str, int] | None = None
     ) -> str | None:
-        """The team's on-call member at ``at`` (the next available one when absent)."""
-        spec = pack.teams.get(team)
+        """The team's on-call member at ``at`` (the next available one when absent).
+
+        A team without a rotation answers with its first available member."""
+        spec = pack.typed.teams.get(team)
         if spec is None:
             return None
-        members = list(spec.get("members") or [])
-        if not members:
-            return None
         away = absent if absent is not None else self.store.absences(at)
-        rotation = spec.get("rotation")
-        start_index = 0
-        if rotation:
-            period = _PERIODS.get(str(rotation.get("period")), 7 * 86400)
-            start = parse_time(str(rotation.get("start")))
-            start_index = ((at - start) // period) % len(members)
-        for offset in range(len(members)):
-            member = members[(start_index + offset) % len(members)]
-            if member not in away:
-                return str(member)
-        return None
+        if spec.rotation is None:
+            return next((m for m in spec.members if m not in away), None)
+        return spec.on_call(at, away)
 
     def _resolve(
         self, pack: CompiledPack, ref: str, kind: str, at: int, away: Mapping[str, int]

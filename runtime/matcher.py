@@ -94,18 +94,22 @@ def _build(entries: list[tuple[Entry, dict[str, frozenset[str]]]], depth: int) -
     field = min(counts, key=lambda f: (worst_bucket(f), -counts[f], f))
     if worst_bucket(field) >= len(entries):
         return leaf
-    values = sorted({v for _, k in entries for v in k.get(field, ())})
     rest = [(e, {f: vs for f, vs in k.items() if f != field}) for e, k in entries]
+    # One pass groups the entries by value (a bucket per value would rescan them all).
+    named: dict[str, list[int]] = {}
+    free: list[int] = []
+    for i, (_, k) in enumerate(entries):
+        if field in k:
+            for v in k[field]:
+                named.setdefault(v, []).append(i)
+        else:
+            free.append(i)
     buckets = {
-        v: _build(
-            [r for r, (_, k) in zip(rest, entries, strict=True) if v in k.get(field, (v,))],
-            depth + 1,
-        )
-        for v in values
+        # a value's policies plus the unconstrained ones, still in precedence order
+        v: _build([rest[i] for i in sorted(named[v] + free)], depth + 1)
+        for v in sorted(named)
     }
-    default = _build(
-        [r for r, (_, k) in zip(rest, entries, strict=True) if field not in k], depth + 1
-    )
+    default = _build([rest[i] for i in free], depth + 1)
     obj, _, name = field.partition(".")
     return _Branch(obj, name, buckets, default)
 
@@ -154,6 +158,10 @@ class Matcher:
             self._ordered[kind] = tuple(ordered)
             entries = [((p, self._compiled[p.name]), required_keys(p.when)) for p in ordered]
             self._trees[kind] = _build(entries, 0)
+
+    def predicate(self, name: str) -> Predicate:
+        """The compiled ``when`` of policy ``name`` (KeyError when the pack has none)."""
+        return self._compiled[name]
 
     def candidates(self, event_type: str) -> tuple[Policy, ...]:
         """Policies triggered by ``event_type``, in precedence order (priority, then name)."""

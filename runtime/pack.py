@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -154,15 +154,25 @@ class Team:
     rotation: str | None  # daily | weekly
     rotation_start: str | None  # ISO-8601
 
-    def on_call(self, at: float) -> str | None:
-        """The member on call at epoch seconds ``at`` (SPEC §4), or None without a rotation."""
+    def on_call(self, at: float, absent: Container[str] = ()) -> str | None:
+        """The member on call at epoch seconds ``at`` (SPEC §4), or None without a rotation.
+
+        Member index = whole rotation periods since the start, modulo the member
+        count; an ``absent`` member passes to the next available one (None when
+        nobody is)."""
         if self.rotation is None or self.rotation_start is None or not self.members:
             return None
         start = parse_time(self.rotation_start)
         if start is None:
             return None
         period = 86400 if self.rotation == "daily" else 7 * 86400
-        return self.members[int((at - start) // period) % len(self.members)]
+        first = int((at - start) // period)
+        count = len(self.members)
+        for offset in range(count):
+            member = self.members[(first + offset) % count]
+            if member not in absent:
+                return member
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +441,16 @@ class RulePack:
         if problems:
             raise PackError(source, problems)
         return cls._build(raw)
+
+    @classmethod
+    def trusted(cls, raw: Mapping[str, Any]) -> RulePack:
+        """The typed view of a pack validated before (the runtime's stored packs), unchecked.
+
+        Raises :class:`PackError` when a key the typed view needs is missing."""
+        try:
+            return cls._build(raw)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise PackError("<pack>", [f"incomplete pack: {type(exc).__name__} {exc}"]) from None
 
     @classmethod
     def _build(cls, raw: Mapping[str, Any]) -> RulePack:

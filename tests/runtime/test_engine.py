@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from escalade.runtime.engine import Engine, Refused
+from escalade.runtime.matcher import Matcher
+from escalade.runtime.pack import RulePack
 from tests.runtime.conftest import T0, critical
 
 
@@ -196,3 +198,25 @@ def test_unknown_fields_ignored_and_counted(make_engine: Any) -> None:
     assert outcome.status == "applied"
     assert set(outcome.unknown_fields) == {"ticket.mood", "extra"}
     assert engine.store.counters()["unknown_fields"] == 2
+
+
+def test_engine_routes_with_the_matcher_explain_uses(
+    make_engine: Any, pack: dict[str, Any]
+) -> None:
+    """One piece of code decides ownership: a tie is broken by name in both places."""
+    tied = copy.deepcopy(pack)
+    tied["metadata"]["content_hash"] = "sha256:" + "3" * 64
+    for policy in tied["policies"]:
+        if policy["name"] == "enterprise_critical":
+            policy["priority"] = 10  # ties with critical_default
+    engine, _, _ = make_engine()
+    active = engine.activate(tied, T0)
+    event = critical("T1", "e1", status="escalated")
+    explained = Matcher(RulePack.from_dict(tied, verify_hash=False)).explain(
+        "ticket.created", event["data"]
+    )
+    assert active.matcher.owner("ticket.created", event["data"]) is not None
+    engine.receive(event)
+    status = engine.status("T1")
+    assert explained.owner is not None and explained.tie_broken_by_name == ("enterprise_critical",)
+    assert status is not None and status["policy"] == explained.owner.name == "critical_default"

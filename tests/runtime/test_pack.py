@@ -71,6 +71,11 @@ def test_on_call_follows_the_rotation() -> None:
     assert team.on_call(start) == "alice"
     assert team.on_call(start + 7 * 86400) == "bob"
     assert team.on_call(start + 14 * 86400 + 5) == "alice"
+    assert team.on_call(start - 1) == "bob"  # the week before the start: one period back
+    # an absent member passes to the next available one; nobody available: None
+    assert team.on_call(start, absent={"alice"}) == "bob"
+    assert team.on_call(start + 7 * 86400, absent={"bob"}) == "alice"
+    assert team.on_call(start, absent={"alice", "bob"}) is None
 
 
 def test_content_hash_ignores_commit_and_itself(raw: dict[str, Any]) -> None:
