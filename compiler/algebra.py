@@ -48,6 +48,7 @@ from typing import Any
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
+from escalade.runtime.clock import read_time
 
 __all__ = [
     "MISSING",
@@ -233,14 +234,6 @@ def _iso(epoch: float) -> str:
     t = datetime.fromtimestamp(epoch, UTC)
     text = t.isoformat(timespec="microseconds" if epoch % 1 else "seconds")
     return text.replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> float | None:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return None if value.tzinfo is None else value.timestamp()
 
 
 def _other_text(literals: Iterable[str]) -> str:
@@ -509,7 +502,7 @@ def _numeric_literal(info: m.FieldInfo | None, value: n.Value) -> float | None:
     if info is None:
         return None
     if info.kind == "time":
-        return _parse_time(value.raw) if value.kind == "string" else None
+        return read_time(value.raw) if value.kind == "string" else None
     if info.kind == "number" and value.kind == "number":
         return value.number
     if info.kind == "duration" and value.kind == "duration":

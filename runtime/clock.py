@@ -53,18 +53,41 @@ class TimeError(ValueError):
     """A time or duration that cannot be read."""
 
 
-def parse_time(text: str) -> int:
-    """Read an ISO-8601 time (``Z`` or an offset; a bare date-time counts as UTC)."""
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
+def read_time(text: str, *, bare_utc: bool = False) -> float | None:
+    """Epoch seconds of an ISO-8601 time, or None when ``text`` is not one.
+
+    The one ISO-8601 reader of the project. A trailing ``Z`` means UTC. A time
+    without a zone is refused (None) unless ``bare_utc``; fractions of a second
+    are kept. Policy and pack literals use it as is; runtime inputs go through
+    :func:`parse_time`.
+
+    >>> read_time("2026-11-27T10:00:00.5Z"), read_time("2026-11-27T10:00:00")
+    (1795773600.5, None)
+    """
+    raw = text[:-1] + "+00:00" if text.endswith("Z") else text
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise TimeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-27T10:00:00Z)") from None
+        return None
     if moment.tzinfo is None:
+        if not bare_utc:
+            return None
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    return moment.timestamp()
+
+
+def parse_time(text: str) -> int:
+    """Read an ISO-8601 time given to the runtime (events, ``--at``, ``--until``).
+
+    ``Z`` or an offset; a bare date-time counts as UTC; surrounding blanks and a
+    lowercase ``z`` are tolerated. Whole seconds; :class:`TimeError` otherwise."""
+    raw = text.strip()
+    if raw.endswith("z"):
+        raw = raw[:-1] + "Z"
+    stamp = read_time(raw, bare_utc=True)
+    if stamp is None:
+        raise TimeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-27T10:00:00Z)")
+    return int(stamp)
 
 
 def format_time(at: int | float) -> str:

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from escalade.runtime.clock import read_time
 from escalade.runtime.conditions import atoms, split_field
 
 FORMAT = "escalade.rulepack/v1"
 SCHEMA_RESOURCE = "rulepack.schema.json"
 MAX_PROBLEMS = 50
+
+parse_time = read_time  # pack and policy times: a zone is required (the compiler imports this)
 
 
 class PackError(ValueError):
@@ -162,7 +163,7 @@ class Team:
         nobody is)."""
         if self.rotation is None or self.rotation_start is None or not self.members:
             return None
-        start = parse_time(self.rotation_start)
+        start = read_time(self.rotation_start)
         if start is None:
             return None
         period = 86400 if self.rotation == "daily" else 7 * 86400
@@ -525,18 +526,6 @@ def duration_words(seconds: int) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return " ".join(parts)
-
-
-def parse_time(text: str) -> float | None:
-    """Epoch seconds of an ISO-8601 time with a zone (``Z`` allowed), else None."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        return None
-    stamp = value.timestamp()
-    return stamp if math.isfinite(stamp) else None
 
 
 def _json_type(value: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Note
+from escalade.runtime.clock import read_time
 
 PERSON_ATTRS = ("name", "email", "slack", "pager", "timezone")
 CHANNEL_KINDS = ("slack", "email", "webhook", "pager")
@@ -227,17 +228,7 @@ def _team(d: n.TeamDecl, diags: Collector) -> m.Team:
     return m.Team(d.name.value, tuple(members), period, start, d.name.span)
 
 
-def parse_time(text: str) -> float | None:
-    """Epoch seconds of an ISO-8601 time with a zone (``Z`` allowed), else None."""
-    from datetime import datetime
-
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        return None
-    return value.timestamp()
+parse_time = read_time  # policy times need a zone (checks.py reads them through this name)
 
 
 def _check_params(t: n.TemplateDecl, diags: Collector) -> None:
