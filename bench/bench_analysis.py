@@ -20,55 +20,55 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
-from escalade.compiler import load_policy_set
-from escalade.compiler import model as m
-from escalade.compiler.algebra import Budget, Domains, find_outside, meet
-from escalade.compiler.diagnostics import Collector
-from escalade.compiler.passes import analysis
+sys.path.insert(0, str(Path(__file__).parent))
+
+from generate import LEAD_FIELDS, TICKET_FIELDS  # noqa: E402
+
+from escalade.compiler import load_policy_set  # noqa: E402
+from escalade.compiler import model as m  # noqa: E402
+from escalade.compiler.algebra import Budget, Domains, find_outside, meet  # noqa: E402
+from escalade.compiler.diagnostics import Collector  # noqa: E402
+from escalade.compiler.passes import analysis  # noqa: E402
 
 SIZES = tuple(int(x) for x in os.environ.get("ESCALADE_BENCH_SIZES", "100,1000,5000").split(","))
 NAIVE_SIZES = (100, 1000)
 
-HEADER = """\
+HEADER = f"""\
 event ticket.created
 event ticket.updated
 event ticket.sla_breached
 event lead.updated
 event content.updated
 
-schema ticket {
-  id: text
-  title: text
-  severity: enum(low, medium, high, critical)
-  priority: enum(low, normal, high, urgent)
-  status: enum(new, open, escalated, in_progress, resolved, closed)
+schema ticket {{
+{TICKET_FIELDS}\
   tags: set
-}
-schema account {
+}}
+schema account {{
   id: text
   tier: enum(free, pro, enterprise)
   arr: number
   region: enum(emea, amer, apac)
-}
-schema lead {
-  id: text
-  source: enum(organic, referral, paid_campaign)
-  crm_status: enum(accepted, rejected)
+}}
+schema lead {{
+{LEAD_FIELDS}\
   score: number
-}
-schema content {
+}}
+schema content {{
   id: text
   site: text
   pipeline: enum(ok, failed)
   qa: enum(pass, violation, ambiguous)
-}
+}}
 
-person ann { email "ann@example.com" }
-person ben { email "ben@example.com" }
-person cat { email "cat@example.com" }
+person ann {{ email "ann@example.com" }}
+person ben {{ email "ben@example.com" }}
+person cat {{ email "cat@example.com" }}
 
 coverage ticket.created when ticket.severity == critical
 """

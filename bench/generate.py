@@ -9,45 +9,53 @@ from __future__ import annotations
 
 import random
 
-HEADER = """event ticket.created
-event ticket.updated
-event lead.updated
-
-schema ticket {
+# Schema fields both generated sets share (bench_analysis builds its header from them too).
+TICKET_FIELDS = """\
   id: text
   title: text
   severity: enum(low, medium, high, critical)
   priority: enum(low, normal, high, urgent)
   status: enum(new, open, escalated, in_progress, resolved, closed)
+"""
+LEAD_FIELDS = """\
+  id: text
+  source: enum(organic, referral, paid_campaign)
+  crm_status: enum(accepted, rejected)
+"""
+
+HEADER = f"""event ticket.created
+event ticket.updated
+event lead.updated
+
+schema ticket {{
+{TICKET_FIELDS}\
   region: enum(emea, amer, apac, latam)
   product: enum(core, billing, search, mobile, api, data)
   tags: set
   root_cause: text
-}
+}}
 
-schema account {
+schema account {{
   id: text
   name: text
   tier: enum(free, pro, enterprise)
   arr: number
-}
+}}
 
-schema lead {
-  id: text
-  source: enum(organic, referral, paid_campaign)
-  crm_status: enum(accepted, rejected)
-}
+schema lead {{
+{LEAD_FIELDS}\
+}}
 
-person lead_a { name "Lead A" email "a@example.com" pager "a" }
-person lead_b { name "Lead B" email "b@example.com" pager "b" }
-person lead_c { name "Lead C" email "c@example.com" }
-team oncall_a { members lead_a, lead_b rotation weekly from "2026-01-05T09:00:00Z" }
-channel ops { slack "#ops" }
+person lead_a {{ name "Lead A" email "a@example.com" pager "a" }}
+person lead_b {{ name "Lead B" email "b@example.com" pager "b" }}
+person lead_c {{ name "Lead C" email "c@example.com" }}
+team oncall_a {{ members lead_a, lead_b rotation weekly from "2026-01-05T09:00:00Z" }}
+channel ops {{ slack "#ops" }}
 
-template standard_qa() {
+template standard_qa() {{
   check delivery within 1m else retry 3
   check state ticket.status in (escalated, in_progress)
-}
+}}
 """
 
 SEVERITIES = ["low", "medium", "high", "critical"]

@@ -20,22 +20,7 @@ GENESIS = "0" * 64
 
 def row_digest(row: AuditRow) -> str:
     """The hash a row must carry, given its ``prev``."""
-    body = json.dumps(
-        [
-            row.seq,
-            row.at,
-            row.kind,
-            row.ticket,
-            row.escalation_id,
-            row.policy,
-            row.pack_version,
-            row.actor,
-            row.reason,
-            row.detail,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    body = json.dumps(row.chained(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((row.prev + body).encode()).hexdigest()
 
 

@@ -104,8 +104,10 @@ def parse_duration(text: str) -> int:
     return ((d * 24 + h) * 60 + m) * 60 + s
 
 
-def format_duration(seconds: int | float) -> str:
-    """Seconds as the largest units that fit: ``5400`` -> ``1h30m``; ``0`` -> ``0s``."""
+def format_duration(seconds: int | float, sep: str = "") -> str:
+    """Seconds as the largest units that fit: ``5400`` -> ``1h30m``; ``0`` -> ``0s``.
+
+    ``sep`` goes between the units (``1h 30m`` for people)."""
     rest = int(seconds)
     if rest <= 0:
         return "0s"
@@ -114,4 +116,4 @@ def format_duration(seconds: int | float) -> str:
         if rest >= size:
             parts.append(f"{rest // size}{unit}")
             rest %= size
-    return "".join(parts)
+    return sep.join(parts)

@@ -769,20 +769,20 @@ class Engine:
     def _exhausted(self, esc: Escalation, pack: CompiledPack, rules: Rules, ctx: _Ctx) -> None:
         esc.state = "unacknowledged"
         self.store.cancel_timers(esc.id, ("ack",))
-        self._audit(
-            ctx,
-            "unacknowledged",
+        self._failure(
             esc,
             pack,
-            rules.name,
-            reason=f"nobody acknowledged after {rules.repeat + 1} round(s) of the chain",
+            rules,
+            "unacknowledged",
+            ctx,
+            f"nobody acknowledged after {rules.repeat + 1} round(s) of the chain",
         )
-        self._failure(esc, pack, rules, "unacknowledged", ctx)
 
     def _failure(
-        self, esc: Escalation, pack: CompiledPack, rules: Rules, kind: str, ctx: _Ctx
+        self, esc: Escalation, pack: CompiledPack, rules: Rules, kind: str, ctx: _Ctx, reason: str
     ) -> None:
-        """A failure goes to its Type A exception, else to Type B triage."""
+        """Audit a failure (``kind`` says which), then its Type A exception, else Type B triage."""
+        self._audit(ctx, kind, esc, pack, rules.name, reason=reason)
         for name, _pred, failure, target in rules.exceptions:
             if failure == kind:
                 self._handoff(esc, pack, target, ctx, f"exception {name}: {kind}")
@@ -901,15 +901,14 @@ class Engine:
                 member = self.oncall(pack, target, ctx.now)
                 payload["team"] = target
                 if member is None:
-                    self._audit(
-                        ctx,
-                        "step_failed",
+                    self._failure(
                         esc,
                         pack,
-                        rules.name,
-                        reason=f"step {action} {target}: nobody in {target} is available",
+                        rules,
+                        "step_failed",
+                        ctx,
+                        f"step {action} {target}: nobody in {target} is available",
                     )
-                    self._failure(esc, pack, rules, "step_failed", ctx)
                     return False
                 target, target_kind = member, "person"
             self._emit(esc, pack, rules, ctx, action, target, target_kind, payload)
@@ -1004,15 +1003,14 @@ class Engine:
                 return
             pack = self.pack(esc.pack_id)
             rules = pack.policies[esc.policy]
-            self._audit(
-                ctx,
-                "step_failed",
+            self._failure(
                 esc,
                 pack,
-                rules.name,
-                reason=f"{msg.action} {msg.target or ''} failed to deliver".strip(),
+                rules,
+                "step_failed",
+                ctx,
+                f"{msg.action} {msg.target or ''} failed to deliver".strip(),
             )
-            self._failure(esc, pack, rules, "step_failed", ctx)
             self.store.update_escalation(esc)
 
     def record_receipt(self, key: str, at: int | None = None) -> bool:
@@ -1067,15 +1065,14 @@ class Engine:
             if timer.payload.get("policy") != esc.policy or index >= len(rules.state_checks):
                 return
             cond = rules.state_checks[index][0]
-            self._audit(
-                ctx,
-                "check_failed",
+            self._failure(
                 esc,
                 pack,
-                rules.name,
-                reason=f"check state {format_condition(cond)}: no event showed it in time",
+                rules,
+                "check_failed",
+                ctx,
+                f"check state {format_condition(cond)}: no event showed it in time",
             )
-            self._failure(esc, pack, rules, "check_failed", ctx)
         elif timer.kind == "delivery":
             self._fire_delivery(esc, pack, rules, timer, ctx)
         elif timer.kind == "transfer":
@@ -1163,15 +1160,14 @@ class Engine:
             payload["fallback_for"] = msg.key
             self._emit(esc, pack, rules, ctx, "notify", str(fallback), "channel", payload)
             return
-        self._audit(
-            ctx,
-            "check_failed",
+        self._failure(
             esc,
             pack,
-            rules.name,
-            reason=f"check delivery: {msg.action} {msg.target} was never delivered",
+            rules,
+            "check_failed",
+            ctx,
+            f"check delivery: {msg.action} {msg.target} was never delivered",
         )
-        self._failure(esc, pack, rules, "check_failed", ctx)
 
     def _breach(
         self, esc: Escalation, pack: CompiledPack, rules: Rules, kind: str, ctx: _Ctx
@@ -1263,17 +1259,7 @@ class Engine:
             esc.owner, esc.owner_kind = by, "person"
             esc.extra.setdefault("first_ack", ctx.now)
             self.store.cancel_timers(esc.id, ("ack", "sla_acknowledge"))
-            if not esc.extra.get("sla_acknowledge_breached"):
-                esc.extra["sla_acknowledge_met"] = True
-            self._audit(
-                ctx,
-                "acknowledged",
-                esc,
-                pack,
-                rules.name,
-                reason=f"acknowledged by {by} after {format_duration(ctx.now - esc.started_at)}",
-            )
-            self._run_steps(esc, pack, rules, rules.steps("acknowledge"), ctx, "acknowledge")
+            self._reached(esc, pack, rules, ctx, "acknowledge", f" by {by}")
             return f"ticket {ticket} acknowledged by {by}"
 
         return self._command(ticket, at, by, decide)
@@ -1287,21 +1273,35 @@ class Engine:
             esc.state = "resolved"
             esc.resolved_at = ctx.now
             self.store.cancel_timers(esc.id, ("ack", "sla_acknowledge", "sla_resolve", "transfer"))
-            for kind in ("acknowledge", "resolve"):
-                if not esc.extra.get(f"sla_{kind}_breached"):
-                    esc.extra[f"sla_{kind}_met"] = True
-            self._audit(
-                ctx,
-                "resolved",
-                esc,
-                pack,
-                rules.name,
-                reason=f"resolved after {format_duration(ctx.now - esc.started_at)}",
-            )
-            self._run_steps(esc, pack, rules, rules.steps("resolve"), ctx, "resolve")
+            self._reached(esc, pack, rules, ctx, "resolve")
             return f"ticket {ticket} resolved"
 
         return self._command(ticket, at, by, decide)
+
+    def _reached(
+        self,
+        esc: Escalation,
+        pack: CompiledPack,
+        rules: Rules,
+        ctx: _Ctx,
+        moment: str,
+        by: str = "",
+    ) -> None:
+        """``acknowledge`` or ``resolve`` happened: the SLAs up to it are met unless they
+        breached (a resolve meets an outstanding acknowledge SLA too); audit; its ``on`` steps."""
+        slas = ("acknowledge",) if moment == "acknowledge" else ("acknowledge", "resolve")
+        for kind in slas:
+            if not esc.extra.get(f"sla_{kind}_breached"):
+                esc.extra[f"sla_{kind}_met"] = True
+        self._audit(
+            ctx,
+            f"{moment}d",
+            esc,
+            pack,
+            rules.name,
+            reason=f"{moment}d{by} after {format_duration(ctx.now - esc.started_at)}",
+        )
+        self._run_steps(esc, pack, rules, rules.steps(moment), ctx, moment)
 
     def close_problems(self, esc: Escalation, rules: Rules) -> list[str]:
         """Why ``esc`` may not close yet (empty when it may)."""

@@ -24,7 +24,7 @@ includes what people did::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,22 +101,10 @@ def _convert(path: str, spec: Mapping[str, Any], value: Any) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return sorted(set(value))
         raise EventError(f"{path}: expected a list of text tags, got {_describe(value)}")
-    elif kind == "time":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return parse_time(value)
-            except TimeError as exc:
-                raise EventError(f"{path}: {exc}") from None
-    elif kind == "duration":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return parse_duration(value)
-            except TimeError as exc:
-                raise EventError(f"{path}: {exc}") from None
+    elif kind in ("time", "duration"):
+        seconds = _seconds(path, value, parse_time if kind == "time" else parse_duration)
+        if seconds is not None:
+            return seconds
     elif kind == "enum":
         values = spec.get("values") or []
         if isinstance(value, str) and value in values:
@@ -129,15 +117,23 @@ def _convert(path: str, spec: Mapping[str, Any], value: Any) -> Any:
     raise EventError(f"{path}: expected {kind}, got {_describe(value)}")
 
 
-def _time_of(value: Any, what: str) -> int:
+def _seconds(path: str, value: Any, read: Callable[[str], int]) -> int | None:
+    """A number as whole seconds, or text read by ``read``; None for any other type."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     if isinstance(value, str):
         try:
-            return parse_time(value)
+            return read(value)
         except TimeError as exc:
-            raise EventError(f"{what}: {exc}") from None
-    raise EventError(f"{what}: expected an ISO-8601 time, got {_describe(value)}")
+            raise EventError(f"{path}: {exc}") from None
+    return None
+
+
+def _time_of(value: Any, what: str) -> int:
+    seconds = _seconds(what, value, parse_time)
+    if seconds is None:
+        raise EventError(f"{what}: expected an ISO-8601 time, got {_describe(value)}")
+    return seconds
 
 
 def load_json(raw: str | bytes | Mapping[str, Any]) -> tuple[dict[str, Any], str]:

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from escalade.runtime.clock import read_time
+from escalade.runtime.clock import format_duration, read_time
 from escalade.runtime.conditions import atoms, split_field
 
 FORMAT = "escalade.rulepack/v1"
@@ -518,14 +518,7 @@ class RulePack:
 
 def duration_words(seconds: int) -> str:
     """``300`` -> ``5m``; ``5400`` -> ``1h 30m`` (for people: runbooks, explain)."""
-    if seconds == 0:
-        return "0m"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts)
+    return "0m" if seconds == 0 else format_duration(seconds, " ")
 
 
 def _json_type(value: Any) -> str:

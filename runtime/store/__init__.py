@@ -72,6 +72,21 @@ class AuditRow:
     prev: str = ""
     hash: str = ""
 
+    def chained(self) -> list[Any]:
+        """What the row's hash covers, in a fixed order (``seq`` to ``detail``; stores use it too)."""
+        return [
+            self.seq,
+            self.at,
+            self.kind,
+            self.ticket,
+            self.escalation_id,
+            self.policy,
+            self.pack_version,
+            self.actor,
+            self.reason,
+            self.detail,
+        ]
+
 
 @dataclass(slots=True)
 class OutboxMessage:

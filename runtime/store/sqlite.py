@@ -482,20 +482,7 @@ class SQLiteStore:
         self._db.execute(
             "INSERT INTO audit(seq, at, kind, ticket, escalation_id, policy, pack_version, actor,"
             " reason, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.seq,
-                row.at,
-                row.kind,
-                row.ticket,
-                row.escalation_id,
-                row.policy,
-                row.pack_version,
-                row.actor,
-                row.reason,
-                _dumps(row.detail),
-                row.prev,
-                row.hash,
-            ),
+            (*row.chained()[:-1], _dumps(row.detail), row.prev, row.hash),
         )
         if self._cached:
             self._head, self._head_dirty = (row.seq, row.hash), True

@@ -140,43 +140,13 @@ def test_transfer_needs_reason_and_sla(tmp_path: Path, pack_file: Path) -> None:
         pack_file,
         json.dumps(critical("T3", "e1", status="escalated")),
     )
-    code, out = run(
-        ["transfer", "T3", "--to", "dana", "--sla", "2h", "--at", "2026-11-27T10:01:00Z"],
-        db,
-        pack_file,
-    )
+    transfer = ["transfer", "T3", "--to", "dana"]
+    at = ["--at", "2026-11-27T10:01:00Z"]
+    code, out = run([*transfer, "--sla", "2h", *at], db, pack_file)
     assert code == 2 and "reason" in out
-    code, out = run(
-        [
-            "transfer",
-            "T3",
-            "--to",
-            "dana",
-            "--reason",
-            "DB expertise",
-            "--at",
-            "2026-11-27T10:01:00Z",
-        ],
-        db,
-        pack_file,
-    )
+    code, out = run([*transfer, "--reason", "DB expertise", *at], db, pack_file)
     assert code == 2 and "SLA" in out
-    code, out = run(
-        [
-            "transfer",
-            "T3",
-            "--to",
-            "dana",
-            "--reason",
-            "DB expertise",
-            "--sla",
-            "2h",
-            "--at",
-            "2026-11-27T10:01:00Z",
-        ],
-        db,
-        pack_file,
-    )
+    code, out = run([*transfer, "--reason", "DB expertise", "--sla", "2h", *at], db, pack_file)
     assert code == 0, out
     s = status("T3", "2026-11-27T10:30:00Z", db, pack_file)
     assert (s["owner"], s["level"]) == ("dana", "transfer")

@@ -7,19 +7,25 @@ from typing import Any
 
 import pytest
 
+from escalade.runtime.clock import format_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.matcher import Matcher
 from escalade.runtime.pack import RulePack
 from tests.runtime.conftest import T0, critical
 
 
-def update(event_id: str, ticket: str, minute: int, **fields: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"ticket": {"id": ticket}}
+def event(event_id: str, kind: str, at: int, **fields: Any) -> dict[str, Any]:
+    """An event at ``at``; ``ticket__status="new"`` sets ``data.ticket.status``."""
+    data: dict[str, Any] = {}
     for key, value in fields.items():
         obj, _, name = key.partition("__")
         data.setdefault(obj, {})[name] = value
-    at = f"2026-11-27T10:{minute:02d}:00Z"
-    return {"id": event_id, "type": "ticket.updated", "at": at, "data": data}
+    return {"id": event_id, "type": kind, "at": format_time(at), "data": data}
+
+
+def update(event_id: str, ticket: str, minute: int, **fields: Any) -> dict[str, Any]:
+    """A ticket.updated event ``minute`` minutes after T0."""
+    return event(event_id, "ticket.updated", T0 + minute * 60, ticket__id=ticket, **fields)
 
 
 def test_rerouting_needs_strictly_higher_priority(make_engine: Any) -> None:
@@ -77,13 +83,16 @@ def test_sla_breach_fires_once_and_keeps_original_start(make_engine: Any) -> Non
 
 def test_after_rechecks_condition_on_latest_state(make_engine: Any) -> None:
     engine, _, _ = make_engine()
-    breach = {
-        "id": "s1",
-        "type": "ticket.sla_breached",
-        "at": "2026-11-27T10:00:00Z",
-        "data": {"ticket": {"id": "S1", "priority": "high", "status": "open"}},
-    }
-    engine.receive(breach)
+    engine.receive(
+        event(
+            "s1",
+            "ticket.sla_breached",
+            T0,
+            ticket__id="S1",
+            ticket__priority="high",
+            ticket__status="open",
+        )
+    )
     assert engine.status("S1") is None
     engine.receive(update("s2", "S1", 10, ticket__status="closed"), T0 + 600)
     engine.advance(T0 + 31 * 60)
@@ -179,13 +188,16 @@ def test_step_failure_goes_to_triage(make_engine: Any) -> None:
     engine, _, notifier = make_engine()
     notifier.failing.add("create_task")
     notifier.failing.add("snapshot")  # publishing_block has no delivery check
-    content = {
-        "id": "c1",
-        "type": "content.updated",
-        "at": "2026-11-27T10:00:00Z",
-        "data": {"content": {"id": "C1", "pipeline": "failed", "qa": "pass"}},
-    }
-    engine.receive(content)
+    engine.receive(
+        event(
+            "c1",
+            "content.updated",
+            T0,
+            content__id="C1",
+            content__pipeline="failed",
+            content__qa="pass",
+        )
+    )
     status = engine.status("C1")
     assert status is not None and status["state"] == "triage" and status["owner"] == "hugo"
 
