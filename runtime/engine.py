@@ -488,6 +488,7 @@ class Engine:
             old = esc.policy
             esc.priority = rules.priority
             esc.pack_id = pack.id
+            esc.extra.pop("handoffs_stopped", None)  # a new route; the loop window still counts
             self._audit(
                 ctx,
                 "rerouted",
@@ -609,6 +610,8 @@ class Engine:
                 else f"handoff target {target!r} is not in pack {pack.version}"
             )
             self._audit(ctx, "loop_broken", esc, pack, source, reason=why)
+            # Sticky: later events must not hand it off (and triage it) again and again.
+            esc.extra["handoffs_stopped"] = why
             self._triage(esc, pack, pack.policies[source], ctx, why)
             return
         self._audit(
@@ -784,7 +787,7 @@ class Engine:
         """Audit a failure (``kind`` says which), then its Type A exception, else Type B triage."""
         self._audit(ctx, kind, esc, pack, rules.name, reason=reason)
         for name, _pred, failure, target in rules.exceptions:
-            if failure == kind:
+            if failure == kind and not esc.extra.get("handoffs_stopped"):
                 self._handoff(esc, pack, target, ctx, f"exception {name}: {kind}")
                 return
         self._triage(esc, pack, rules, ctx, kind)
@@ -1207,7 +1210,7 @@ class Engine:
                     rules.name,
                     reason=f"check state {format_condition(rules.state_checks[index][0])}: {ctx.cause} shows it",
                 )
-        if esc.state not in ("resolved",):
+        if esc.state != "resolved" and not esc.extra.get("handoffs_stopped"):
             for name, pred, _failure, target in rules.exceptions:
                 if pred is not None and pred(state) and target != esc.policy:
                     self._handoff(esc, pack, target, ctx, f"exception {name}: its condition holds")

@@ -178,10 +178,18 @@ def test_routing_loop_goes_to_triage(make_engine: Any, pack: dict[str, Any]) -> 
     engine, _, _ = make_engine()
     engine.activate(looping, T0)
     engine.receive(critical("T1", "e1", status="escalated"))
+    status = engine.status("T1")
+    assert status is not None and status["state"] == "triage"
+    history = [h["kind"] for h in status["history"]]
+    # more than 5 handoffs within the hour: the sixth goes to triage instead
+    assert (history.count("handoff"), history.count("loop_broken")) == (5, 1)
+    # the breaker holds: later events do not hand it off (and triage it) again
+    engine.receive(update("e2", "T1", 1, ticket__title="still down"), T0 + 60)
     engine.advance(T0 + 24 * 3600)
     status = engine.status("T1")
     assert status is not None and status["state"] == "triage"
-    assert any(h["kind"] == "loop_broken" for h in status["history"])
+    later = [h["kind"] for h in status["history"]][len(history) :]
+    assert "loop_broken" not in later and "triage" not in later and "handoff" not in later
 
 
 def test_step_failure_goes_to_triage(make_engine: Any) -> None:
