@@ -227,6 +227,13 @@ class Engine:
         loop_limit: int = 5,
         loop_window: int = 3600,
     ) -> None:
+        """``loop_limit`` and ``loop_window`` set the routing-loop breaker: more than
+        ``loop_limit`` handoffs of one ticket within ``loop_window`` seconds go to triage."""
+        if loop_limit < 1 or loop_window < 1:
+            raise ValueError(
+                f"the routing-loop breaker needs loop_limit >= 1 and loop_window >= 1 second"
+                f" (got {loop_limit} and {loop_window})"
+            )
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.notifier: Notifier = notifier if notifier is not None else RecordingNotifier()

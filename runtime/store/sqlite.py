@@ -22,6 +22,8 @@ from typing import Any
 
 from escalade.runtime.store import AuditRow, DeadLetter, Escalation, OutboxMessage, Timer
 
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA", "OFF")  # PRAGMA synchronous values, WAL mode
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything the engine needs
     """
@@ -146,8 +148,14 @@ class SQLiteStore:
     """The default :class:`~escalade.runtime.store.Store`: one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        """Open (and migrate) the store at ``path`` in WAL mode.
+
+        ``synchronous``: NORMAL (default) survives kill -9 of the process; FULL
+        and EXTRA also survive power loss; OFF survives neither reliably."""
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}"
+            )
         self.path = path
         self.synchronous = synchronous.upper()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

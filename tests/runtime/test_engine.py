@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from escalade.runtime.clock import format_time
+from escalade.runtime.clock import VirtualClock, format_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.matcher import Matcher
 from escalade.runtime.pack import RulePack
+from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical
 
 
@@ -159,7 +160,8 @@ def test_in_flight_escalation_keeps_its_pack_version(
     assert engine.status("T2")["owner"] == "dana"  # type: ignore[index]
 
 
-def test_routing_loop_goes_to_triage(make_engine: Any, pack: dict[str, Any]) -> None:
+def looping_pack(pack: dict[str, Any]) -> dict[str, Any]:
+    """enterprise_critical and vendor_outage hand a critical ticket to each other."""
     looping = copy.deepcopy(pack)
     looping["metadata"]["content_hash"] = "sha256:" + "2" * 64
     critical_cond = {"op": "cmp", "field": "ticket.severity", "cmp": "==", "value": "critical"}
@@ -175,8 +177,12 @@ def test_routing_loop_goes_to_triage(make_engine: Any, pack: dict[str, Any]) -> 
             )
         if policy["name"] == "enterprise_critical":
             policy["exceptions"][0]["when"] = critical_cond
+    return looping
+
+
+def test_routing_loop_goes_to_triage(make_engine: Any, pack: dict[str, Any]) -> None:
     engine, _, _ = make_engine()
-    engine.activate(looping, T0)
+    engine.activate(looping_pack(pack), T0)
     engine.receive(critical("T1", "e1", status="escalated"))
     status = engine.status("T1")
     assert status is not None and status["state"] == "triage"
@@ -240,3 +246,18 @@ def test_engine_routes_with_the_matcher_explain_uses(
     status = engine.status("T1")
     assert explained.owner is not None and explained.tie_broken_by_name == ("enterprise_critical",)
     assert status is not None and status["policy"] == explained.owner.name == "critical_default"
+
+
+def test_routing_loop_breaker_is_configurable(tmp_path: Any, pack: dict[str, Any]) -> None:
+    store = SQLiteStore(str(tmp_path / "loop.db"))
+    engine = Engine(store, VirtualClock(T0), loop_limit=2, loop_window=600)
+    engine.activate(looping_pack(pack), T0)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    status = engine.status("T1")
+    assert status is not None and status["state"] == "triage"
+    history = [h for h in status["history"] if h["kind"] in ("handoff", "loop_broken")]
+    assert [h["kind"] for h in history] == ["handoff", "handoff", "loop_broken"]
+    assert "3 handoffs within 10m" in history[-1]["reason"]
+    store.close()
+    with pytest.raises(ValueError, match="loop_limit >= 1"):
+        Engine(SQLiteStore(":memory:"), loop_limit=0)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from escalade.runtime.store import OutboxMessage, Timer
 from escalade.runtime.store.sqlite import MIGRATIONS, SQLiteStore
 from tests.runtime.conftest import critical
@@ -90,3 +92,12 @@ def test_committed_event_survives_kill_9(tmp_path: Path, pack_file: Path) -> Non
     assert esc is not None and esc.state == "assigned" and store.has_event("e1")
     assert [t.kind for t in store.timers_of(esc.id)]  # timers survived as rows
     store.close()
+
+
+def test_synchronous_setting_is_applied_and_checked(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "full.db"), synchronous="full")
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    with pytest.raises(ValueError, match="synchronous must be one of NORMAL, FULL"):
+        SQLiteStore(str(tmp_path / "bad.db"), synchronous="sometimes")
