@@ -39,6 +39,7 @@ from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMe
 
 PACK_FORMAT = "escalade.rulepack/v1"
 TARGET_ACTIONS = ("notify", "page", "route")
+LOOP_LIMIT, LOOP_WINDOW = 5, 3600  # routing-loop breaker: > 5 handoffs within 1h -> triage
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
 
 
@@ -224,8 +225,8 @@ class Engine:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         *,
-        loop_limit: int = 5,
-        loop_window: int = 3600,
+        loop_limit: int = LOOP_LIMIT,
+        loop_window: int = LOOP_WINDOW,
     ) -> None:
         """``loop_limit`` and ``loop_window`` set the routing-loop breaker: more than
         ``loop_limit`` handoffs of one ticket within ``loop_window`` seconds go to triage."""

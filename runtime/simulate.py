@@ -15,7 +15,7 @@ from typing import Any
 
 from escalade.runtime import kpi
 from escalade.runtime.clock import VirtualClock
-from escalade.runtime.engine import Engine, Refused
+from escalade.runtime.engine import LOOP_LIMIT, LOOP_WINDOW, Engine, Refused
 from escalade.runtime.events import Command, EventError, parse_line
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.store import Store
@@ -59,12 +59,16 @@ def replay(
     store: Store | None = None,
     until: int | None = None,
     on_line: Callable[[], None] | None = None,
+    loop_limit: int = LOOP_LIMIT,
+    loop_window: int = LOOP_WINDOW,
 ) -> Replay:
-    """Replay ``lines`` against ``pack`` (in a fresh in-memory store unless one is given)."""
+    """Replay ``lines`` against ``pack`` (in a fresh in-memory store unless one is given).
+
+    ``loop_limit``/``loop_window`` set the routing-loop breaker, as for :class:`Engine`."""
     own = store is None
     db: Store = store if store is not None else SQLiteStore(":memory:")
     clock = VirtualClock()
-    engine = Engine(db, clock, RecordingNotifier())
+    engine = Engine(db, clock, RecordingNotifier(), loop_limit=loop_limit, loop_window=loop_window)
     result = Replay(kpis={})
     first = True
     try:
