@@ -1,0 +1,418 @@
+"""``runtime:`` in ``escalade.yaml``: the runtime's settings, validated with located errors.
+
+::
+
+    runtime:
+      database: escalade.db              # SQLite file (relative to escalade.yaml)
+      trusted_keys: [keys/release.pub]   # public keys that may sign rule packs
+      notifiers:
+        timeout: 5                       # seconds per network call (default for each)
+        slack:   {webhook_url_env: ESCALADE_SLACK_WEBHOOK}
+        email:   {host: smtp.example.com, port: 587, sender: escalade@example.com,
+                  starttls: true, username: escalade, password_env: ESCALADE_SMTP_PASSWORD}
+        webhook: {url: "https://hooks.example.com/escalade", secret_env: ESCALADE_WEBHOOK_SECRET}
+        pager:   {url: "https://pager.example.com/enqueue", secret_env: ESCALADE_PAGER_SECRET}
+
+Secrets are never written in the file: a setting that holds one names the
+environment variable that does (``*_env``), and an inline secret is a located
+error. A Slack incoming-webhook URL embeds its token, so it is a secret too.
+The values are read from the environment at delivery time, so a rotated secret
+needs no restart, and a missing one fails that delivery with a reason.
+
+The runtime reads this section itself (the compiler's reader treats it as
+free-form), so a runtime-only machine needs neither lark nor jinja2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
+
+CONFIG_NAME = "escalade.yaml"
+DEFAULT_TIMEOUT = 5.0
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
+
+
+def _endpoint(secret: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": r"^https?://[^\s]+$"},
+            secret: {"$ref": "#/$defs/env_name"},
+            "accepted": {"enum": ["pending", "delivered"]},
+            "timeout": _TIMEOUT,
+        },
+        "required": ["url", secret],
+        "additionalProperties": False,
+    }
+
+
+RUNTIME_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "escalade.yaml runtime settings",
+    "type": "object",
+    "$defs": {"env_name": {"type": "string", "pattern": _ENV_NAME}},
+    "properties": {
+        "database": {"type": "string", "minLength": 1},
+        "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "notifiers": {
+            "type": "object",
+            "properties": {
+                "timeout": _TIMEOUT,
+                "slack": {
+                    "type": "object",
+                    "properties": {
+                        "webhook_url_env": {"$ref": "#/$defs/env_name"},
+                        "timeout": _TIMEOUT,
+                    },
+                    "required": ["webhook_url_env"],
+                    "additionalProperties": False,
+                },
+                "email": {
+                    "type": "object",
+                    "properties": {
+                        "host": {"type": "string", "minLength": 1},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "sender": {"type": "string", "pattern": r"^[^\s@]+@[^\s@]+$"},
+                        "starttls": {"type": "boolean"},
+                        "username": {"type": "string", "minLength": 1},
+                        "password_env": {"$ref": "#/$defs/env_name"},
+                        "timeout": _TIMEOUT,
+                    },
+                    "required": ["host", "sender"],
+                    "dependentRequired": {
+                        "username": ["password_env"],
+                        "password_env": ["username"],
+                    },
+                    "additionalProperties": False,
+                },
+                "webhook": _endpoint("secret_env"),
+                "pager": _endpoint("secret_env"),
+            },
+            "anyOf": [{"required": [k]} for k in ("slack", "email", "webhook", "pager")],
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
+# Keys that would hold a secret in the file; the message says which ``*_env`` to use.
+INLINE_SECRETS = {
+    "password": "password_env",
+    "secret": "secret_env",
+    "token": "an environment variable named by *_env",
+    "api_key": "an environment variable named by *_env",
+    "webhook_url": "webhook_url_env",
+    "routing_key": "the person's or channel's pager id (the pack carries it)",
+}
+
+
+class SettingsError(ValueError):
+    """The runtime settings are unreadable or invalid; each line says where (file:line:col)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSettings:
+    """A Slack incoming webhook; its URL (which embeds the token) comes from the environment."""
+
+    webhook_url_env: str
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """An SMTP relay; the password (when it needs a login) comes from the environment."""
+
+    host: str
+    sender: str
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    """A signed webhook (generic or pager): a URL and the environment variable of its secret.
+
+    ``accepted`` is the receipt for a 202 answer: ``pending`` (a receipt may come
+    later) unless the receiver's 202 already means it took the message for good."""
+
+    url: str
+    secret_env: str
+    accepted: str = "pending"
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierSettings:
+    """Which channels are configured; ``None`` for the ones that are not."""
+
+    slack: SlackSettings | None = None
+    email: EmailSettings | None = None
+    webhook: EndpointSettings | None = None
+    pager: EndpointSettings | None = None
+
+    def env_names(self) -> list[str]:
+        """Every environment variable these settings read secrets from."""
+        names = [
+            self.slack.webhook_url_env if self.slack else None,
+            self.email.password_env if self.email else None,
+            self.webhook.secret_env if self.webhook else None,
+            self.pager.secret_env if self.pager else None,
+        ]
+        return [n for n in names if n]
+
+    def missing_env(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """The named secrets that are not set (or empty) in ``environ`` (default: os.environ)."""
+        env = os.environ if environ is None else environ
+        return [n for n in self.env_names() if not env.get(n)]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """The ``runtime:`` section; ``found`` is False when there is no ``escalade.yaml``."""
+
+    root: Path
+    database: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()
+    notifiers: NotifierSettings | None = None
+    found: bool = False
+    source: Path | None = field(default=None, compare=False)
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``escalade.yaml`` at or above ``start`` (default: the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for d in (here, *here.parents):
+        if (d / CONFIG_NAME).is_file():
+            return d / CONFIG_NAME
+    return None
+
+
+def load_settings(start: Path | None = None) -> RuntimeSettings:
+    """Read the runtime settings of the nearest ``escalade.yaml``; defaults without one.
+
+    Raises :class:`SettingsError` with located messages."""
+    file = find_config(start)
+    if file is None:
+        return RuntimeSettings(root=(start or Path.cwd()).resolve())
+    try:
+        text = file.read_text("utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{file}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{file}: not UTF-8 text") from None
+    return parse_settings(text, file.parent, shown=str(file))
+
+
+def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSettings:
+    """Validate the ``runtime:`` section of an ``escalade.yaml`` text; paths resolve under ``root``."""
+    try:
+        document = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SettingsError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{shown}:1:1: expected a mapping of settings")
+    section = data.get("runtime")
+    if section is None:
+        return RuntimeSettings(root=root, found=True, source=Path(shown))
+    problems = [
+        *_inline_secrets(section, document, shown),
+        *_schema_problems(section, document, shown),
+    ]
+    if problems:
+        raise SettingsError("\n".join(sorted(set(problems), key=_line_order)))
+    return _build(section, root, Path(shown))
+
+
+def _line_order(problem: str) -> tuple[int, int, str]:
+    found = re.match(r".*?:(\d+):(\d+): ", problem)
+    return (int(found.group(1)), int(found.group(2)), problem) if found else (0, 0, problem)
+
+
+def _where(document: yaml.Node | None, path: list[Any], shown: str, key: bool = False) -> str:
+    node = _locate(document, ["runtime", *path], key)
+    mark = node.start_mark if node is not None else None
+    return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+
+
+def _locate(node: yaml.Node | None, path: list[Any], key: bool = False) -> yaml.Node | None:
+    """The YAML node at ``path`` (the key node itself with ``key``), or the deepest that exists."""
+    for depth, step in enumerate(path):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(step):
+                    node = k if key and depth == len(path) - 1 else v
+                    break
+            else:
+                return node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            if step >= len(node.value):
+                return node
+            node = node.value[step]
+        else:
+            return node
+    return node
+
+
+def _inline_secrets(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
+    """An inline secret under ``runtime.notifiers`` (e.g. ``password: ...``) is refused."""
+    notifiers = section.get("notifiers") if isinstance(section, dict) else None
+    if not isinstance(notifiers, dict):
+        return []
+    problems = []
+    for kind, spec in notifiers.items():
+        if not isinstance(spec, dict):
+            continue
+        for key in spec:
+            use = INLINE_SECRETS.get(str(key))
+            if use is None:
+                continue
+            path = ["notifiers", kind, key]
+            problems.append(
+                f"{_where(document, path, shown, key=True)}: runtime.notifiers.{kind}.{key}: "
+                f"secrets are never written in escalade.yaml; put it in an environment "
+                f"variable and use {use}"
+            )
+        url = spec.get("url")
+        if isinstance(url, str) and _has_credentials(url):
+            problems.append(
+                f"{_where(document, ['notifiers', kind, 'url'], shown)}: "
+                f"runtime.notifiers.{kind}.url: credentials in a URL are an inline secret;"
+                " sign with secret_env instead"
+            )
+    return problems
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # the schema reports the malformed URL
+    return bool(parts.username or parts.password)
+
+
+def _replaced_inline(err: jsonschema.ValidationError) -> bool:
+    """A missing ``X_env`` whose inline ``X`` is present was already reported as a secret."""
+    if err.validator not in ("required", "dependentRequired") or not isinstance(err.instance, dict):
+        return False
+    wanted = err.validator_value
+    if isinstance(wanted, dict):
+        names = [n for key, needs in wanted.items() if key in err.instance for n in needs]
+    else:
+        names = list(wanted) if isinstance(wanted, list) else []
+    missing = [n for n in names if n not in err.instance]
+    inline = {use: key for key, use in INLINE_SECRETS.items()}
+    return bool(missing) and all(inline.get(n) in err.instance for n in missing)
+
+
+def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(RUNTIME_SCHEMA)
+    problems = []
+    for err in validator.iter_errors(section):
+        if _replaced_inline(err):
+            continue
+        path = list(err.path)
+        name = ".".join(map(str, ["runtime", *path]))
+        if err.validator == "additionalProperties":
+            parent = _locate(document, ["runtime", *path])
+            allowed = (err.schema.get("properties") or {}) if isinstance(err.schema, dict) else {}
+            extra = [
+                k.value
+                for k, _ in (parent.value if isinstance(parent, yaml.MappingNode) else [])
+                if k.value not in allowed
+            ]
+            for key in extra:
+                if str(key) in INLINE_SECRETS and path[:1] == ["notifiers"] and len(path) == 2:
+                    continue  # already reported as an inline secret
+                where = _where(document, [*path, key], shown, key=True)
+                known = ", ".join(sorted(allowed))
+                problems.append(f"{where}: {name}: unknown setting {key!r} (known: {known})")
+            continue
+        where = _where(document, path, shown)
+        if err.validator == "anyOf":
+            problems.append(
+                f"{where}: {name}: configure at least one of slack, email, webhook, pager"
+            )
+            continue
+        if path and str(path[-1]).endswith("_env") and err.validator in ("pattern", "type"):
+            # Never echo the value: it may be the secret itself, pasted by mistake.
+            problems.append(
+                f"{where}: {name}: must be the NAME of an environment variable"
+                " (letters, digits and _), not the secret itself"
+            )
+            continue
+        problems.append(f"{where}: {name}: {err.message}")
+    return problems
+
+
+def _timeout(spec: Mapping[str, Any], default: float) -> float:
+    return float(spec.get("timeout", default))
+
+
+def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSettings:
+    database = section.get("database")
+    keys = tuple(root / p for p in section.get("trusted_keys") or [])
+    raw = section.get("notifiers")
+    notifiers: NotifierSettings | None = None
+    if raw is not None:
+        default = float(raw.get("timeout", DEFAULT_TIMEOUT))
+        slack = raw.get("slack")
+        email = raw.get("email")
+        webhook = raw.get("webhook")
+        pager = raw.get("pager")
+        notifiers = NotifierSettings(
+            slack=SlackSettings(slack["webhook_url_env"], _timeout(slack, default))
+            if slack
+            else None,
+            email=EmailSettings(
+                host=email["host"],
+                sender=email["sender"],
+                port=int(email.get("port", 587 if email.get("starttls") else 25)),
+                starttls=bool(email.get("starttls", False)),
+                username=email.get("username"),
+                password_env=email.get("password_env"),
+                timeout=_timeout(email, default),
+            )
+            if email
+            else None,
+            webhook=_endpoint_settings(webhook, default) if webhook else None,
+            pager=_endpoint_settings(pager, default) if pager else None,
+        )
+    return RuntimeSettings(
+        root=root,
+        database=root / database if database else None,
+        trusted_keys=keys,
+        notifiers=notifiers,
+        found=True,
+        source=source,
+    )
+
+
+def _endpoint_settings(spec: Mapping[str, Any], default: float) -> EndpointSettings:
+    return EndpointSettings(
+        url=spec["url"],
+        secret_env=spec["secret_env"],
+        accepted=str(spec.get("accepted", "pending")),
+        timeout=_timeout(spec, default),
+    )
