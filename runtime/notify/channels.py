@@ -1,0 +1,569 @@
+"""Real notification channels: Slack, SMTP email, a signed webhook and a pager webhook.
+
+:class:`ChannelNotifier` implements :class:`~escalade.runtime.notify.Notifier`
+by choosing a channel for each outbox message:
+
+- a channel target (``notify oncall``) by its kind: slack, email, webhook, pager;
+- a person by their contact points: the pager for ``page``, else Slack, else email;
+- every other action (``create_ticket``, ``set``, ``open``, ``manual``, ...) goes to
+  the generic signed webhook, the integration point for the ticket system.
+
+Receipts: ``delivered`` when the receiver took the message, ``pending`` when
+it may still arrive (timeouts, 5xx, 429, 202, SMTP 4xx: the delivery check
+retries under the same idempotency key), ``failed`` when the receiver or the
+configuration refused it (4xx, SMTP 5xx, a channel that is not configured, a
+secret that is not set). Nothing here raises into the engine: every error
+becomes a receipt, and the reason is logged and kept in
+:attr:`ChannelNotifier.history`.
+
+Only the standard library talks to the network (``urllib.request``,
+``smtplib``), always with a timeout, and redirects are never followed (a
+signed body is not re-sent to another host).
+
+Webhook receivers check ``X-Escalade-Signature: sha256=<hex>``, the HMAC-SHA256
+of the raw body with the shared secret (:func:`verify_signature`); the body
+carries ``sent_at`` (also in ``X-Escalade-Timestamp``), so the signature covers
+the time too and a receiver can refuse old replays. ``Idempotency-Key`` is the
+outbox key: a retry carries the same one, so the receiver drops duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from http.client import HTTPException
+from typing import Any, ClassVar, Literal, Self, cast
+
+from escalade.runtime.notify import Receipt
+from escalade.runtime.settings import EndpointSettings, NotifierSettings
+from escalade.runtime.store import OutboxMessage
+
+log = logging.getLogger("escalade.runtime.notify")
+
+SIGNATURE_HEADER = "X-Escalade-Signature"
+TIMESTAMP_HEADER = "X-Escalade-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+DEFAULT_TIMEOUT = 5.0
+CHANNEL_KINDS = ("slack", "email", "webhook", "pager")
+ChannelKind = Literal["slack", "email", "webhook", "pager"]
+Environ = Mapping[str, str]
+
+
+def _os_environ() -> Environ:
+    return os.environ
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt: the receipt, why, and which channel and target it went to."""
+
+    receipt: Receipt
+    reason: str
+    key: str = ""
+    channel: str = ""
+    target: str | None = None
+
+
+# --- signing -----------------------------------------------------------------
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of body>``: the value of ``X-Escalade-Signature``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
+    """True when ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
+    if not header:
+        return False
+    return hmac.compare_digest(sign(secret, body), header.strip())
+
+
+def _secret(environ: Environ, name: str | None) -> str | Delivery:
+    if not name:
+        return Delivery("failed", "no secret is configured")
+    value = environ.get(name)
+    if not value:
+        return Delivery("failed", f"environment variable {name} is not set")
+    return value
+
+
+# --- HTTP --------------------------------------------------------------------
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an answer: a signed body is never re-sent elsewhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What a POST got back: ``status`` is None when nothing came back (``error`` says why)."""
+
+    status: int | None
+    body: str = ""
+    error: str = ""
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error
+        text = " ".join(self.body.split())[:200]
+        return f"HTTP {self.status}" + (f": {text}" if text else "")
+
+
+def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpAnswer:
+    """POST ``body`` as JSON with a timeout; never raises for network or HTTP errors."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "escalade", **headers},
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return HttpAnswer(response.status, response.read(4096).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        try:
+            text = exc.read(4096).decode("utf-8", "replace")
+        except (OSError, HTTPException):
+            text = ""
+        return HttpAnswer(exc.code, text)
+    except urllib.error.URLError as exc:
+        return HttpAnswer(None, error=f"cannot reach {_host(url)}: {exc.reason}")
+    except TimeoutError:
+        return HttpAnswer(None, error=f"no answer from {_host(url)} within {timeout:g}s")
+    except (OSError, HTTPException, ValueError) as exc:
+        return HttpAnswer(None, error=f"cannot post to {_host(url)}: {type(exc).__name__}: {exc}")
+
+
+def _host(url: str) -> str:
+    # Only scheme://host:port: a Slack webhook URL's path is its secret token.
+    parsed = urllib.parse.urlsplit(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else "the endpoint"
+
+
+def http_receipt(status: int | None, accepted: Receipt = "pending") -> Receipt:
+    """2xx delivered (202: ``accepted``), 408/429/5xx/no answer pending, other 4xx/3xx failed."""
+    if status is None or status in (408, 429) or status >= 500:
+        return "pending"
+    if status == 202:
+        return accepted
+    if 200 <= status < 300:
+        return "delivered"
+    return "failed"
+
+
+# --- what a message says -------------------------------------------------------
+
+
+def summary(msg: OutboxMessage) -> str:
+    """One line for a human: the step's text, else what happened to which ticket."""
+    text = msg.payload.get("text")
+    if isinstance(text, str) and text.strip():
+        return " ".join(text.split())
+    policy = msg.payload.get("policy") or "escalade"
+    if msg.action == "page":
+        return f"Page: ticket {msg.ticket} needs you ({policy})"
+    return f"{msg.action} for ticket {msg.ticket} ({policy})"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+# --- channels ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlackWebhook:
+    """A Slack incoming webhook: POST ``{"text", "channel"}``; the answer ``ok`` is the receipt.
+
+    The URL embeds Slack's token, so it is read from the environment variable
+    ``url_env`` at each delivery and never logged beyond its host."""
+
+    url_env: str
+    timeout: float = DEFAULT_TIMEOUT
+    environ: Environ = field(default_factory=_os_environ)
+
+    def send(self, msg: OutboxMessage, target: str | None) -> Delivery:
+        url = _secret(self.environ, self.url_env)
+        if isinstance(url, Delivery):
+            return url
+        text = summary(msg)
+        context = f"ticket {msg.ticket} · policy {msg.payload.get('policy', '')} · {msg.key}"
+        body: dict[str, Any] = {"text": f"{text}\n_{context}_"}
+        if target:
+            body["channel"] = target
+        answer = post_json(url, _dumps(body), {IDEMPOTENCY_HEADER: msg.key}, self.timeout)
+        if answer.status is not None and 200 <= answer.status < 300:
+            if answer.body.strip() == "ok":
+                return Delivery("delivered", "Slack answered ok")
+            return Delivery("failed", f"Slack did not answer ok ({answer.describe()})")
+        return Delivery(http_receipt(answer.status, "failed"), f"Slack: {answer.describe()}")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpEmail:
+    """SMTP email with the standard library: optional STARTTLS and login.
+
+    The server's acceptance of the message is the receipt. The password comes
+    from the environment variable ``password_env``. ``Message-ID`` derives from
+    the idempotency key, so a retried mail is the same message to the reader."""
+
+    host: str
+    sender: str
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    environ: Environ = field(default_factory=_os_environ)
+    tls_context: ssl.SSLContext | None = None
+
+    def compose(self, msg: OutboxMessage, to: str) -> EmailMessage:
+        """The mail for ``msg`` (header values are single lines: no header injection)."""
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = to
+        mail["Subject"] = f"[escalade] {summary(msg)}"[:200]
+        mail["Date"] = formatdate(usegmt=True)
+        safe_key = "".join(c if c.isalnum() or c in "-._" else "." for c in msg.key)
+        mail["Message-ID"] = f"<{safe_key}@escalade>"
+        mail["X-Escalade-Idempotency-Key"] = msg.key
+        lines = [
+            summary(msg),
+            "",
+            f"Ticket: {msg.ticket}",
+            f"Policy: {msg.payload.get('policy', '')}",
+            f"Action: {msg.action}",
+            f"Key: {msg.key}",
+        ]
+        guide = msg.payload.get("guide")
+        if isinstance(guide, str):
+            lines += ["", guide]
+        mail.set_content("\n".join(lines) + "\n")
+        return mail
+
+    def send(self, msg: OutboxMessage, target: str | None) -> Delivery:
+        if not target or any(c in target for c in "\r\n") or "@" not in target:
+            return Delivery("failed", f"not an email address: {target!r}")
+        password: str | None = None
+        if self.username:
+            found = _secret(self.environ, self.password_env)
+            if isinstance(found, Delivery):
+                return found
+            password = found
+        where = f"{self.host}:{self.port}"
+        try:
+            mail = self.compose(msg, target)
+        except ValueError as exc:
+            return Delivery("failed", f"cannot compose the mail: {exc}")
+        try:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        except smtplib.SMTPConnectError as exc:
+            return self._answer(exc.smtp_code, exc.smtp_error, where)
+        except TimeoutError:
+            return Delivery("pending", f"SMTP {where}: no answer within {self.timeout:g}s")
+        except OSError as exc:
+            return Delivery("pending", f"SMTP {where}: cannot connect: {exc}")
+        try:
+            if self.starttls:
+                smtp.starttls(context=self.tls_context or ssl.create_default_context())
+            if self.username and password is not None:
+                smtp.login(self.username, password)
+            refused = smtp.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            temporary = all(400 <= code < 500 for code in codes)
+            return Delivery(
+                "pending" if temporary else "failed", f"SMTP {where} refused {target}: {codes}"
+            )
+        except smtplib.SMTPNotSupportedError as exc:
+            return Delivery("failed", f"SMTP {where}: {exc}")
+        except smtplib.SMTPResponseException as exc:
+            return self._answer(exc.smtp_code, exc.smtp_error, where)
+        except ssl.SSLCertVerificationError as exc:
+            return Delivery(
+                "failed", f"SMTP {where}: TLS certificate refused: {exc.verify_message}"
+            )
+        except TimeoutError:
+            return Delivery("pending", f"SMTP {where}: no answer within {self.timeout:g}s")
+        except (smtplib.SMTPException, OSError) as exc:
+            return Delivery("pending", f"SMTP {where}: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        if refused:
+            return Delivery("failed", f"SMTP {where} refused {sorted(refused)}")
+        return Delivery("delivered", f"SMTP {where} accepted the mail for {target}")
+
+    @staticmethod
+    def _answer(code: int, text: bytes | str, where: str) -> Delivery:
+        said = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        receipt: Receipt = "pending" if 400 <= code < 500 else "failed"
+        return Delivery(receipt, f"SMTP {where} answered {code} {said}".strip())
+
+
+@dataclass(frozen=True, slots=True)
+class SignedWebhook:
+    """POST the message as signed JSON; 2xx delivered, 202 ``accepted``, 4xx failed, 5xx pending.
+
+    Headers: ``X-Escalade-Signature`` (HMAC-SHA256 of the body with the secret
+    from ``secret_env``), ``X-Escalade-Timestamp`` and ``Idempotency-Key``."""
+
+    url: str
+    secret_env: str
+    timeout: float = DEFAULT_TIMEOUT
+    accepted: Receipt = "pending"
+    environ: Environ = field(default_factory=_os_environ)
+    clock: Callable[[], float] = time.time
+    label: ClassVar[str] = "webhook"
+
+    def shape(self, msg: OutboxMessage, target: str | None, sent_at: int) -> dict[str, Any]:
+        """The JSON body for ``msg``."""
+        return {
+            "key": msg.key,
+            "action": msg.action,
+            "ticket": msg.ticket,
+            "escalation_id": msg.escalation_id,
+            "target": target if target is not None else msg.target,
+            "target_kind": msg.target_kind,
+            "summary": summary(msg),
+            "created_at": msg.created_at,
+            "sent_at": sent_at,
+            "payload": msg.payload,
+        }
+
+    def endpoint(self, target: str | None) -> str:
+        """Where to post: the configured URL (subclasses may route by target)."""
+        return self.url
+
+    def send(self, msg: OutboxMessage, target: str | None) -> Delivery:
+        secret = _secret(self.environ, self.secret_env)
+        if isinstance(secret, Delivery):
+            return secret
+        sent_at = int(self.clock())
+        body = _dumps(self.shape(msg, target, sent_at))
+        headers = {
+            SIGNATURE_HEADER: sign(secret, body),
+            TIMESTAMP_HEADER: str(sent_at),
+            IDEMPOTENCY_HEADER: msg.key,
+        }
+        url = self.endpoint(target)
+        answer = post_json(url, body, headers, self.timeout)
+        return Delivery(
+            http_receipt(answer.status, self.accepted), f"{self.label}: {answer.describe()}"
+        )
+
+    @classmethod
+    def from_settings(cls, spec: EndpointSettings, environ: Environ) -> Self:
+        """Build from ``runtime.notifiers.webhook`` (or ``pager``)."""
+        accepted: Receipt = "delivered" if spec.accepted == "delivered" else "pending"
+        return cls(spec.url, spec.secret_env, spec.timeout, accepted, environ)
+
+
+@dataclass(frozen=True, slots=True)
+class GenericWebhook(SignedWebhook):
+    """The generic webhook: a channel whose target is a URL is posted there, signed alike."""
+
+    def endpoint(self, target: str | None) -> str:
+        if target and target.startswith(("https://", "http://")):
+            return target
+        return self.url
+
+
+@dataclass(frozen=True, slots=True)
+class PagerWebhook(SignedWebhook):
+    """A signed webhook with a pager-shaped body (an Events-API-like ``trigger``).
+
+    ``routing_key`` is the person's or channel's pager id, ``dedup_key`` the
+    idempotency key, ``severity`` critical for ``page`` (warning otherwise)."""
+
+    label: ClassVar[str] = "pager"
+
+    def shape(self, msg: OutboxMessage, target: str | None, sent_at: int) -> dict[str, Any]:
+        return {
+            "routing_key": target,
+            "event_action": "trigger",
+            "dedup_key": msg.key,
+            "payload": {
+                "summary": summary(msg)[:1024],
+                "severity": "critical" if msg.action == "page" else "warning",
+                "source": "escalade",
+                "timestamp": datetime.fromtimestamp(sent_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "custom_details": {
+                    "ticket": msg.ticket,
+                    "policy": msg.payload.get("policy"),
+                    "action": msg.action,
+                    "target": msg.target,
+                    "escalation_id": msg.escalation_id,
+                },
+            },
+        }
+
+
+# --- choosing the channel ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The channel kind and target a message goes to."""
+
+    kind: ChannelKind
+    target: str | None
+
+
+@dataclass
+class ChannelNotifier:
+    """The :class:`Notifier` for real channels; ``None`` channels are not configured.
+
+    Not transactional: the engine dispatches it after the decision's commit, so
+    a slow receiver never holds back a decision (and a crash re-sends under the
+    same idempotency key). ``history`` keeps the latest attempts with reasons."""
+
+    transactional: ClassVar[bool] = False
+
+    slack: SlackWebhook | None = None
+    email: SmtpEmail | None = None
+    webhook: SignedWebhook | None = None
+    pager: PagerWebhook | None = None
+    history: deque[Delivery] = field(default_factory=lambda: deque(maxlen=1000))
+
+    @classmethod
+    def from_settings(
+        cls, settings: NotifierSettings, environ: Environ | None = None
+    ) -> ChannelNotifier:
+        """The notifier ``runtime.notifiers`` describes; secrets stay in ``environ``."""
+        env = os.environ if environ is None else environ
+        slack = settings.slack
+        email = settings.email
+        return cls(
+            slack=SlackWebhook(slack.webhook_url_env, slack.timeout, env) if slack else None,
+            email=SmtpEmail(
+                host=email.host,
+                sender=email.sender,
+                port=email.port,
+                starttls=email.starttls,
+                username=email.username,
+                password_env=email.password_env,
+                timeout=email.timeout,
+                environ=env,
+            )
+            if email
+            else None,
+            webhook=GenericWebhook.from_settings(settings.webhook, env)
+            if settings.webhook
+            else None,
+            pager=PagerWebhook.from_settings(settings.pager, env) if settings.pager else None,
+        )
+
+    def configured(self) -> list[str]:
+        """The channel kinds that are configured."""
+        return [k for k in CHANNEL_KINDS if getattr(self, k) is not None]
+
+    def choose(self, msg: OutboxMessage) -> Choice | Delivery:
+        """Where ``msg`` goes, or a ``failed`` delivery saying why it cannot go anywhere."""
+        channel = msg.payload.get("channel")
+        if isinstance(channel, Mapping):
+            kind = str(channel.get("kind"))
+            target = channel.get("target")
+            if kind not in CHANNEL_KINDS:
+                return Delivery("failed", f"channel {msg.target} has an unknown kind {kind!r}")
+            if getattr(self, kind) is None:
+                return Delivery(
+                    "failed",
+                    f"channel {msg.target} is {kind}, and runtime.notifiers.{kind}"
+                    " is not configured",
+                )
+            return Choice(cast(ChannelKind, kind), str(target) if target is not None else None)
+        if msg.action in ("notify", "page"):
+            contacts = msg.payload.get("contacts")
+            if not isinstance(contacts, Mapping):
+                return Delivery(
+                    "failed",
+                    f"{msg.action} {msg.target} ({msg.target_kind}): the message names no"
+                    " channel and no contact points",
+                )
+            order: tuple[ChannelKind, ...] = (
+                ("pager", "slack", "email") if msg.action == "page" else ("slack", "email")
+            )
+            for kind in order:
+                point = contacts.get(kind)
+                if point and getattr(self, kind) is not None:
+                    return Choice(kind, str(point))
+            points = ", ".join(sorted(k for k, v in contacts.items() if v)) or "none"
+            return Delivery(
+                "failed",
+                f"{msg.action} {msg.target}: no configured channel reaches them (contact points:"
+                f" {points}; configured: {', '.join(self.configured()) or 'none'})",
+            )
+        if self.webhook is None:
+            return Delivery(
+                "failed",
+                f"action {msg.action} goes to the generic webhook, and"
+                " runtime.notifiers.webhook is not configured",
+            )
+        return Choice("webhook", msg.target)
+
+    def attempt(self, msg: OutboxMessage) -> Delivery:
+        """Choose the channel and send once; the :class:`Delivery` says what happened."""
+        choice = self.choose(msg)
+        if isinstance(choice, Delivery):
+            return Delivery(choice.receipt, choice.reason, msg.key)
+        sender: SlackWebhook | SmtpEmail | SignedWebhook | PagerWebhook | None = getattr(
+            self, choice.kind
+        )
+        assert sender is not None  # choose() only picks configured channels
+        done = sender.send(msg, choice.target)
+        return Delivery(done.receipt, done.reason, msg.key, choice.kind, choice.target)
+
+    def deliver(self, msg: OutboxMessage) -> Receipt:
+        """Deliver ``msg`` once and return the receipt; never raises."""
+        try:
+            result = self.attempt(msg)
+        except Exception as exc:  # a bug in a channel must not abort the engine's commit
+            log.exception("delivery of %s raised", msg.key)
+            result = Delivery("failed", f"internal error: {type(exc).__name__}: {exc}", msg.key)
+        self.history.append(result)
+        level = logging.INFO if result.receipt == "delivered" else logging.WARNING
+        log.log(
+            level,
+            "%s %s via %s to %s: %s (%s)",
+            msg.key,
+            msg.action,
+            result.channel or "-",
+            result.target or msg.target or "-",
+            result.receipt,
+            result.reason,
+        )
+        return result.receipt
+
+    def last(self, key: str) -> Delivery | None:
+        """The latest attempt for outbox ``key`` still in the history."""
+        for found in reversed(self.history):
+            if found.key == key:
+                return found
+        return None
