@@ -14,6 +14,7 @@ from pathlib import Path
 
 from escalade.runtime.engine import CompiledPack, Engine
 from escalade.runtime.pack import PackError, RulePack
+from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError, TrustedKeys
 
 TRUST_ENV = "ESCALADE_TRUSTED_KEYS"
@@ -23,9 +24,17 @@ class PackRefused(Exception):
     """The pack was not activated; the message says why. The active pack is unchanged."""
 
 
-def trusted_keys(paths: tuple[Path, ...] | list[Path] = ()) -> TrustedKeys:
-    """Keys from ``paths`` plus those listed in ``$ESCALADE_TRUSTED_KEYS`` (os.pathsep-separated)."""
-    every = list(paths)
+def trusted_keys(
+    paths: tuple[Path, ...] | list[Path] = (), settings: RuntimeSettings | None = None
+) -> TrustedKeys:
+    """Keys from ``paths``, ``runtime.trusted_keys`` in ``escalade.yaml`` (``settings``, else
+    the nearest file's) and ``$ESCALADE_TRUSTED_KEYS`` (os.pathsep-separated)."""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            raise SignatureError(f"invalid runtime settings: {exc}") from None
+    every = [*paths, *settings.trusted_keys]
     env = os.environ.get(TRUST_ENV)
     if env:
         every.extend(Path(p) for p in env.split(os.pathsep) if p)

@@ -24,8 +24,10 @@ from escalade.runtime import audit, kpi
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
 from escalade.runtime.clock import TimeError, format_time, parse_duration, parse_time
 from escalade.runtime.engine import ClockError, Engine, Outcome, Refused
+from escalade.runtime.notify.channels import ChannelNotifier
 from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
+from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError
 from escalade.runtime.store.sqlite import SQLiteStore
 
@@ -40,6 +42,14 @@ def load_pack_file(path: str) -> dict[str, Any]:
         return dict(RulePack.load(path).raw)
     except SchemaError as exc:
         raise click.ClickException(f"refusing the pack:\n{exc}") from None
+
+
+def runtime_settings() -> RuntimeSettings:
+    """The ``runtime:`` settings of the nearest ``escalade.yaml`` (defaults without one)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid runtime settings:\n{exc}") from None
 
 
 def _time_option(value: str | None) -> int | None:
@@ -73,11 +83,17 @@ def open_engine(
 ) -> Iterator[tuple[Engine, int | None]]:
     """An engine over ``db`` with ``pack_path`` active and ``at`` checked against the clock.
 
-    Trusted keys come from ``$ESCALADE_TRUSTED_KEYS``; with any, an unsigned or
-    tampered pack is refused (and audited) and the active pack keeps running."""
+    Trusted keys come from ``runtime.trusted_keys`` in ``escalade.yaml`` and
+    ``$ESCALADE_TRUSTED_KEYS``; with any, an unsigned or tampered pack is refused
+    (and audited) and the active pack keeps running. With ``runtime.notifiers``,
+    actions go to the real channels; without, to the in-memory recording notifier."""
+    settings = runtime_settings()
+    notifier = ChannelNotifier.from_settings(settings.notifiers) if settings.notifiers else None
+    for name in settings.notifiers.missing_env() if settings.notifiers else []:
+        click.echo(f"warning: ${name} is not set; deliveries that need it will fail", err=True)
     store = SQLiteStore(db)
     try:
-        engine = Engine(store)
+        engine = Engine(store, notifier=notifier)
         when = _time_option(at)
         if when is not None:
             try:
@@ -89,7 +105,7 @@ def open_engine(
             candidate = DEFAULT_PACK
         if candidate is not None:
             try:
-                activate_file(engine, Path(candidate), trusted_keys(), when)
+                activate_file(engine, Path(candidate), trusted_keys((), settings), when)
             except (PackRefused, SignatureError) as exc:
                 if store.active_pack() is None:
                     raise click.ClickException(f"refusing the pack {candidate}: {exc}") from None
