@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -202,8 +206,9 @@ def _authenticate(
     return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
+@contextmanager
+def smtp_server(**options: Any) -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that accepts the test login."""
     mailbox = Mailbox()
     port = _free_port()
     controller = Controller(
@@ -211,12 +216,20 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         hostname="127.0.0.1",
         port=port,
         authenticator=_authenticate,
-        auth_require_tls=False,
         ready_timeout=5.0,
+        **options,
     )
     controller.start()
-    yield mailbox, port
-    controller.stop()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server(auth_require_tls=False) as running:
+        yield running
 
 
 @pytest.fixture
@@ -422,11 +435,9 @@ def test_pager_gets_a_pager_shaped_signed_page(receiver: Receiver, env: dict[str
 # --- email ---------------------------------------------------------------------
 
 
-def test_email_is_delivered_over_smtp_with_login(
-    smtp: tuple[Mailbox, int], env: dict[str, str]
-) -> None:
-    mailbox, port = smtp
-    mail = SmtpEmail(
+def login_mail(port: int, env: dict[str, str], **options: Any) -> SmtpEmail:
+    """SMTP to the loopback server, logging in with the password from the environment."""
+    return SmtpEmail(
         "127.0.0.1",
         "escalade@example.com",
         port,
@@ -434,7 +445,71 @@ def test_email_is_delivered_over_smtp_with_login(
         password_env="ESC_TEST_SMTP_PASSWORD",
         timeout=2,
         environ=env,
+        **options,
     )
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here (nothing is fetched)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_email_over_starttls_with_login(tmp_path: Path, env: dict[str, str]) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    with smtp_server(tls_context=server_tls, require_starttls=True) as (mailbox, port):
+        trusted = ssl.create_default_context(cafile=str(cert))
+        sent = login_mail(port, env, starttls=True, tls_context=trusted).send(
+            message(key="esc-9/1"), "revops@example.com"
+        )
+        assert sent.receipt == "delivered", sent.reason
+        assert [e.rcpt_tos for e in mailbox.messages] == [["revops@example.com"]]
+        # Without STARTTLS the server refuses (530); with an untrusted certificate we refuse.
+        plain = login_mail(port, env).send(message(), "revops@example.com")
+        assert plain.receipt == "failed", plain.reason
+        untrusted = login_mail(port, env, starttls=True).send(message(), "revops@example.com")
+        assert untrusted.receipt == "failed" and "certificate" in untrusted.reason
+        assert len(mailbox.messages) == 1
+
+
+def test_email_is_delivered_over_smtp_with_login(
+    smtp: tuple[Mailbox, int], env: dict[str, str]
+) -> None:
+    mailbox, port = smtp
+    mail = login_mail(port, env)
     msg = message(key="esc-4/1", text="Revenue drop\non account acme", channel={"kind": "email"})
     sent = mail.send(msg, "revops@example.com")
     assert sent.receipt == "delivered", sent.reason
@@ -462,15 +537,7 @@ def test_email_refusals_and_outages_become_receipts(
     assert mail.send(message(), "busy@example.com").receipt == "pending"
     assert mail.send(message(), "not-an-address").receipt == "failed"
     assert mail.send(message(), "a@example.com\r\nBcc: x@example.com").receipt == "failed"
-    wrong = SmtpEmail(
-        "127.0.0.1",
-        "escalade@example.com",
-        port,
-        username="escalade",
-        password_env="ESC_TEST_SMTP_PASSWORD",
-        timeout=2,
-        environ=dict(env, ESC_TEST_SMTP_PASSWORD="wrong"),
-    )
+    wrong = login_mail(port, dict(env, ESC_TEST_SMTP_PASSWORD="wrong"))
     denied = wrong.send(message(), "revops@example.com")
     assert denied.receipt == "failed" and "535" in denied.reason
     unset = SmtpEmail(
