@@ -32,11 +32,15 @@ class ExplainError(Exception):
 def load_pack(pack: Path | None, policies: Path | None) -> RulePack:
     """The pack to explain against: a file, or one built in memory from a policy set."""
     if policies is not None:
+        if not policies.exists():
+            raise ExplainError(f"--policies {policies}: no such file or directory")
         config = resolve_config(policies)
         result = load_for_build(policies, config.root, config.version)
         if result.pset is None or result.errors:
             text = render_text(result.diagnostics, result.diags.sources, color=False)
             raise ExplainError(text + "the policy set has errors; cannot build a pack")
+        if not result.pset.policies:
+            raise ExplainError(f"--policies {policies}: the policy set has no policies")
         return RulePack.from_dict(build_pack(result.pset), source=str(policies))
     if pack is None:
         config = resolve_config(None)
@@ -137,6 +141,9 @@ def render_explanation(doc: dict[str, Any]) -> str:
     else:
         lines.append("OWNER: none")
     lines.append(f"  {doc['reason']}")
+    ignored = doc.get("ignored_fields") or []
+    if ignored:
+        lines.append(f"  ignored, not in the schema (a typo?): {', '.join(ignored)}")
     lines.append("")
     if doc["candidates"]:
         lines.append(f"candidates for {ev['type']} (highest priority first):")
@@ -170,18 +177,56 @@ def render_explanation(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def explain_event(pack: RulePack, raw: bytes | str) -> dict[str, Any]:
+def read_event_json(raw: bytes | str, shown: str = "the event") -> dict[str, Any]:
+    """Decode and parse one event's JSON text; :class:`ExplainError` says where it is wrong.
+
+    Strict UTF-8 (a BOM is allowed), no NaN or Infinity, an object at the top."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ExplainError(
+                f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+            ) from None
+    else:
+        text = raw.removeprefix("\ufeff")
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        obj = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise ExplainError(f"{shown}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise ExplainError(f"{shown}: not JSON: {exc}") from None
+    except RecursionError:
+        raise ExplainError(f"{shown}: not an event: JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise ExplainError(f"{shown}: an event is a JSON object, not {_json_kind(obj)}")
+    return obj
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    return "null" if value is None else "a number"
+
+
+def explain_event(pack: RulePack, raw: bytes | str, shown: str = "the event") -> dict[str, Any]:
     """Explain one event (JSON text) against ``pack``; raises ExplainError on bad input."""
+    original = read_event_json(raw, shown)
     try:
-        event = parse_event(raw, pack.raw["schema"])
+        event = parse_event(original, pack.raw["schema"])
     except EventError as exc:
-        raise ExplainError(f"invalid event: {exc}") from None
-    matcher = Matcher(pack)
-    ex = matcher.explain(event.type, event.data)
-    try:
-        original = json.loads(raw)
-    except ValueError:
-        original = {}
+        raise ExplainError(f"{shown}: invalid event: {exc}") from None
+    ex = Matcher(pack).explain(event.type, event.data)
     doc = explanation_json(pack, original, ex, event.data, float(event.at))
     doc["ignored_fields"] = list(event.unknown)
     return doc
@@ -211,7 +256,7 @@ def explain_command(
         raise click.UsageError(f"cannot read {event_file}: {exc.strerror}") from None
     try:
         pack = load_pack(pack_path, policies)
-        doc = explain_event(pack, raw)
+        doc = explain_event(pack, raw, str(event_file))
     except (ExplainError, PackError, ConfigError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -33,11 +33,15 @@ from lark import Lark, Token, Tree, UnexpectedInput
 
 from escalade.compiler import load_policy_set
 from escalade.compiler.backends.rulepack import build_pack
+from escalade.compiler.formats import render_text
+from escalade.compiler.passes.checks import ACTIONS
+from escalade.compiler.passes.lower import did_you_mean
 from escalade.runtime import kpi
 from escalade.runtime.clock import TimeError, VirtualClock, format_time, parse_duration, parse_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.simulate import replay
+from escalade.runtime.store import STATES
 from escalade.runtime.store.sqlite import SQLiteStore
 
 DEFAULT_START = "2026-11-27T10:00:00Z"
@@ -84,8 +88,19 @@ class TestSyntaxError(Exception):
     """A test file that does not parse (message is located)."""
 
 
+class _BadString(Exception):
+    def __init__(self, tok: Token, message: str) -> None:
+        super().__init__(message)
+        self.tok = tok
+
+
 def _string(tok: Token | None) -> str | None:
-    return None if tok is None else str(json.loads(str(tok)))
+    if tok is None:
+        return None
+    try:
+        return str(json.loads(str(tok)))
+    except ValueError as exc:
+        raise _BadString(tok, f"invalid string {tok}: {exc.args[0].split(':')[0]}") from None
 
 
 def _value(tree: Tree[Token]) -> Any:
@@ -141,6 +156,32 @@ def parse_tests(path: str, text: str) -> list[PolicyTest]:
         raise TestSyntaxError(
             f"{path}:{exc.line}:{exc.column}: syntax error{hint}\n{context}"
         ) from None
+    try:
+        return _build_tests(path, tree)
+    except _BadString as exc:
+        tok = exc.tok
+        raise TestSyntaxError(f"{path}:{tok.line}:{tok.column}: {exc}") from None
+
+
+# A test's virtual clock stays within a century: further is a typo, and past the
+# store's integer range.
+MAX_DURATION = 100 * 365 * 86400
+
+
+def _check_durations(path: str, tree: Tree[Token]) -> None:
+    for tok in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "DURATION"):
+        try:
+            seconds = parse_duration(str(tok))
+        except TimeError as exc:
+            raise TestSyntaxError(f"{path}:{tok.line}:{tok.column}: {exc}") from None
+        if seconds > MAX_DURATION:
+            raise TestSyntaxError(
+                f"{path}:{tok.line}:{tok.column}: duration {tok} is longer than 100 years"
+            )
+
+
+def _build_tests(path: str, tree: Tree[Token]) -> list[PolicyTest]:
+    _check_durations(path, tree)
     tests = []
     for node in tree.children:
         assert isinstance(node, Tree)
@@ -152,11 +193,7 @@ def parse_tests(path: str, text: str) -> list[PolicyTest]:
             assert isinstance(inner, Tree)
             offset = None
             if st.data == "timed":
-                tok = st.children[0]
-                try:
-                    offset = parse_duration(str(tok))
-                except TimeError as exc:
-                    raise TestSyntaxError(f"{path}:{tok.line}:{tok.column}: {exc}") from None  # type: ignore[union-attr]
+                offset = parse_duration(str(st.children[0]))
             stmt = _stmt(inner, offset)
             if offset is not None:
                 stmt = Stmt(stmt.kind, stmt.args, offset, st.meta.line, st.meta.column)
@@ -367,17 +404,97 @@ def _expect(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> No
             )
 
 
+LEVELS = ("primary", "backup", "escalation", "triage", "transfer")
+
+
+def check_names(pack: dict[str, Any], test: PolicyTest) -> list[str]:
+    """Names a test uses that the pack does not know, as located messages.
+
+    Caught before the run: an unknown field would be ignored by the runtime and a
+    misspelt policy, person or state would make an expectation fail for the wrong
+    reason (or, with ``expect no ...``, pass for the wrong one)."""
+    directory = pack["directory"]
+    schema = pack["schema"]
+    people, teams = set(directory["people"]), set(directory["teams"])
+    kinds: dict[str, tuple[str, set[str]]] = {
+        "policy": ("policy", {p["name"] for p in pack["policies"]}),
+        "owner": ("person or team", people | teams),
+        "person": ("person", people),
+        "target": ("person, team or channel", people | teams | set(directory["channels"])),
+        "level": ("level", set(LEVELS)),
+        "state": ("state", set(STATES)),
+        "action": ("action", set(ACTIONS)),
+        "event": ("event type", set(schema["events"])),
+        "field": (
+            "field",
+            {f"{o}.{f}" for o, fields in schema["objects"].items() for f in fields},
+        ),
+    }
+    uses: dict[str, tuple[str, ...]] = {
+        "ack": ("person",),
+        "absent": ("person",),
+        "transfer": ("owner",),
+        "fail": ("target",),
+        "mute": ("target",),
+        "exp_owner": ("owner", "level"),
+        "exp_level": ("level",),
+        "exp_state": ("state",),
+        "exp_policy": ("policy",),
+        "exp_action": ("action",),
+        "exp_no_action": ("action",),
+    }
+    problems = []
+    for st in test.stmts:
+        named: list[tuple[str, Any]] = []
+        if st.kind == "event":
+            named = [("event", st.args[0])] + [("field", path) for path, _ in st.args[1]]
+        else:
+            named = list(zip(uses.get(st.kind, ()), st.args, strict=False))
+        for kind, name in named:
+            what, known = kinds[kind]
+            if name is None or name in known:
+                continue
+            hint = did_you_mean(str(name), known)
+            problems.append(
+                f"{test.file}:{st.line}:{st.column}: test {test.name!r}: "
+                f"unknown {what} {name!r}" + (f" ({hint})" if hint else "")
+            )
+    return problems
+
+
+def read_test_file(path: Path) -> list[PolicyTest]:
+    """Read and parse one test file; :class:`TestSyntaxError` when unreadable or invalid."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TestSyntaxError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise TestSyntaxError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
+        ) from None
+    return parse_tests(str(path), text.replace("\r\n", "\n"))
+
+
 def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
     """Run every test in ``files`` against ``pack``."""
     run = TestRun()
     for path in files:
         try:
-            tests = parse_tests(str(path), path.read_text(encoding="utf-8"))
+            tests = read_test_file(path)
         except TestSyntaxError as exc:
             run.failures.append(str(exc))
             run.failed += 1
             continue
         for test in tests:
+            unknown = check_names(pack, test)
+            if unknown:
+                run.failed += 1
+                run.failures.extend(unknown)
+                continue
             failures, exercised = run_test(pack, test)
             run.exercised |= exercised
             if failures:
@@ -391,11 +508,13 @@ def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
 def _pack_from(policies: Path) -> dict[str, Any]:
     result = load_policy_set(str(policies))
     if result.pset is None or result.errors:
-        lines = [str(d) for d in result.diagnostics[:10]]
+        errors = [d for d in result.diagnostics if d.severity == "error"]
+        text = render_text(errors, result.diags.sources, color=False)
         raise click.ClickException(
-            f"{policies}: the policy set has {result.errors} error(s); run `escalade check`\n"
-            + "\n".join(lines)
+            f"{text}{policies}: the policy set has {result.errors} error(s); fix them first"
         )
+    if not result.pset.policies:
+        raise click.ClickException(f"{policies}: the policy set has no policies to test")
     return build_pack(result.pset)
 
 
@@ -405,6 +524,8 @@ def _pack_from(policies: Path) -> dict[str, Any]:
 )
 def test_command(path: Path) -> None:
     """Run policy tests (*_test.esc) on the real engine with a virtual clock."""
+    if not path.is_dir() and not path.name.endswith("_test.esc"):
+        raise click.UsageError(f"{path} is not a policy test file (*_test.esc) or a directory")
     policies = path if path.is_dir() else path.parent
     files = sorted(policies.rglob("*_test.esc")) if path.is_dir() else [path]
     if not files:

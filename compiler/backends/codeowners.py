@@ -73,6 +73,13 @@ def render_codeowners(pset: m.PolicySet, *, output: str = "generated/") -> str:
                     "@user, @org/team or an e-mail address, so CODEOWNERS cannot use it"
                 )
     everyone = sorted({a for p in pset.policies.values() for a in p.approvers})
+    if not everyone:
+        # Without approvers nothing would guard a change: refuse rather than write an
+        # empty CODEOWNERS (and a pack that would leave every event unowned).
+        raise CodeownersError(
+            f"{pset.root}: the policy set declares no policies, so no approvers: "
+            "nothing to build and nobody to sign off changes"
+        )
     by_file: dict[str, set[str]] = {}
     for p in pset.policies.values():
         by_file.setdefault(p.file, set()).update(p.approvers)
