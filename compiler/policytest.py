@@ -464,6 +464,12 @@ def check_names(pack: dict[str, Any], test: PolicyTest) -> list[str]:
 
 def read_test_file(path: Path) -> list[PolicyTest]:
     """Read and parse one test file; :class:`TestSyntaxError` when unreadable or invalid."""
+    return parse_tests(str(path), read_utf8(path))
+
+
+def read_utf8(path: Path) -> str:
+    """A test or replay file as text (LF line ends); :class:`TestSyntaxError` says where
+    it is not UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -476,7 +482,7 @@ def read_test_file(path: Path) -> list[PolicyTest]:
         raise TestSyntaxError(
             f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
         ) from None
-    return parse_tests(str(path), text.replace("\r\n", "\n"))
+    return text.replace("\r\n", "\n")
 
 
 def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
@@ -514,7 +520,7 @@ def _pack_from(policies: Path) -> dict[str, Any]:
             f"{text}{policies}: the policy set has {result.errors} error(s); fix them first"
         )
     if not result.pset.policies:
-        raise click.ClickException(f"{policies}: the policy set has no policies to test")
+        raise click.ClickException(f"{policies}: the policy set has no policies")
     return build_pack(result.pset)
 
 
@@ -571,9 +577,16 @@ def simulate_command(events: Path, policies: Path | None, pack_path: Path | None
         pack = load_pack_file(str(pack_path))
     else:
         pack = _pack_from(policies or Path("policies"))
-    lines = events.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = read_utf8(events).splitlines()
+    except TestSyntaxError as exc:
+        raise click.ClickException(str(exc)) from None
     with click.progressbar(length=len(lines), label="replaying", file=sys.stderr) as bar:
-        result = replay(pack, lines, on_line=lambda: bar.update(1))
+        try:
+            result = replay(pack, lines, on_line=lambda: bar.update(1))
+        except RecursionError:
+            # runtime.events.load_json lets json's RecursionError through.
+            raise click.ClickException(f"{events}: a line is JSON nested too deeply") from None
     summary = (
         f"{result.applied} events applied, {result.duplicates} duplicates, {result.rejected} rejected,"
         f" {result.commands} operator commands ({len(result.refused)} refused)"

@@ -281,3 +281,14 @@ def test_policy_tests_on_a_broken_set_show_the_diagnostics(project: Path) -> Non
     assert result.exit_code == 1
     assert "policies/customer_ops.esc:1:8: error[E001]" in result.output
     assert "Diagnostic(" not in result.output
+
+
+def test_simulate_unreadable_replay_files(tmp_path: Path) -> None:
+    binary = tmp_path / "day.jsonl"
+    binary.write_bytes(b'{"id": "a"}\n\xff\xfe')
+    result = invoke(["simulate", str(binary), "--pack", str(PACK)])
+    assert result.exit_code == 1 and "day.jsonl:2:1: not UTF-8 text" in result.output
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 50_000 + "\n")
+    result = invoke(["simulate", str(deep), "--pack", str(PACK)])
+    assert result.exit_code == 1 and "nested too deeply" in result.output
