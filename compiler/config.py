@@ -18,6 +18,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from escalade.runtime.settings import (
+    SettingsError,
+    find_config,
+    locate,
+    parse_settings,
+    read_yaml_mapping,
+)
+
 CONFIG_NAME = "escalade.yaml"
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -61,30 +69,8 @@ class Config:
 
 def find_root(start: Path) -> Path | None:
     """The nearest directory at or above ``start`` that holds ``escalade.yaml``."""
-    here = start.resolve()
-    if here.is_file():
-        here = here.parent
-    for d in (here, *here.parents):
-        if (d / CONFIG_NAME).is_file():
-            return d
-    return None
-
-
-def _locate(node: yaml.Node | None, path: list[Any]) -> yaml.Node | None:
-    """The YAML node at ``path`` (keys and indexes), or the deepest one that exists."""
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(key):
-                    node = v
-                    break
-            else:
-                return node
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
+    found = find_config(start)
+    return found.parent if found is not None else None
 
 
 def load_config(root: Path) -> Config:
@@ -104,21 +90,15 @@ def load_config(root: Path) -> Config:
 def parse_config(text: str, root: Path, shown: str = CONFIG_NAME) -> Config:
     """Validate the text of an ``escalade.yaml`` (e.g. as read from a git revision)."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{shown}:1:1: expected a mapping of settings")
+        data, node = read_yaml_mapping(text, shown)
+        # the runtime's own section is validated by the runtime's rules (secrets by name)
+        parse_settings(text, root, shown)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
     validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
     problems = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-        target = _locate(node, list(err.path))
+        target = locate(node, list(err.path))
         if err.validator == "additionalProperties" and isinstance(target, yaml.MappingNode):
             extra = [k for k, _ in target.value if k.value not in CONFIG_SCHEMA["properties"]]
             target = extra[0] if extra else target

@@ -219,8 +219,12 @@ def load_settings(start: Path | None = None) -> RuntimeSettings:
     return parse_settings(text, file.parent, shown=str(file))
 
 
-def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSettings:
-    """Validate the ``runtime:`` section of an ``escalade.yaml`` text; paths resolve under ``root``."""
+def read_yaml_mapping(
+    text: str, shown: str = CONFIG_NAME
+) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The mapping an ``escalade.yaml`` text holds and its node tree (for locating errors).
+
+    Raises :class:`SettingsError` located at ``shown:line:col``."""
     try:
         document = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -233,6 +237,12 @@ def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSe
         data = {}
     if not isinstance(data, dict):
         raise SettingsError(f"{shown}:1:1: expected a mapping of settings")
+    return data, document
+
+
+def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSettings:
+    """Validate the ``runtime:`` section of an ``escalade.yaml`` text; paths resolve under ``root``."""
+    data, document = read_yaml_mapping(text, shown)
     section = data.get("runtime")
     if section is None:
         return RuntimeSettings(root=root, found=True, source=Path(shown))
@@ -251,12 +261,12 @@ def _line_order(problem: str) -> tuple[int, int, str]:
 
 
 def _where(document: yaml.Node | None, path: list[Any], shown: str, key: bool = False) -> str:
-    node = _locate(document, ["runtime", *path], key)
+    node = locate(document, ["runtime", *path], key)
     mark = node.start_mark if node is not None else None
     return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
 
 
-def _locate(node: yaml.Node | None, path: list[Any], key: bool = False) -> yaml.Node | None:
+def locate(node: yaml.Node | None, path: list[Any], key: bool = False) -> yaml.Node | None:
     """The YAML node at ``path`` (the key node itself with ``key``), or the deepest that exists."""
     for depth, step in enumerate(path):
         if isinstance(node, yaml.MappingNode):
@@ -335,7 +345,7 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
         path = list(err.path)
         name = ".".join(map(str, ["runtime", *path]))
         if err.validator == "additionalProperties":
-            parent = _locate(document, ["runtime", *path])
+            parent = locate(document, ["runtime", *path])
             allowed = (err.schema.get("properties") or {}) if isinstance(err.schema, dict) else {}
             extra = [
                 k.value
