@@ -1028,11 +1028,12 @@ class Engine:
         """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
         now = self._now(at)
         with self.store.transaction():
-            for msg in self.store.outbox():
-                if msg.key == key:
-                    self.store.mark_outbox(msg.id, "delivered", now, msg.attempts)
-                    return True
-        return False
+            msg = self.store.outbox_by_key(key)
+            if msg is None:
+                return False
+            if msg.status != "delivered":
+                self.store.mark_outbox(msg.id, "delivered", now, msg.attempts, attempted=False)
+            return True
 
     # --- timers --------------------------------------------------------------
     def _fire(self, timer: Timer, ctx: _Ctx) -> None:

@@ -100,9 +100,11 @@ class OutboxMessage:
     target_kind: str | None
     payload: dict[str, Any]
     created_at: int
-    status: str = "pending"  # pending | delivered | failed
+    status: str = "pending"  # pending (to send) | sent (no receipt yet) | delivered | failed
     attempts: int = 0
     delivered_at: int | None = None
+    reason: str | None = None  # why the latest attempt ended as it did (the notifier's words)
+    attempted_at: int | None = None
     id: int = 0
 
 
@@ -181,7 +183,20 @@ class Store(Protocol):
     def add_outbox(self, msg: OutboxMessage) -> bool: ...
     def pending_outbox(self) -> list[OutboxMessage]: ...
     def outbox_message(self, msg_id: int) -> OutboxMessage | None: ...
-    def mark_outbox(self, msg_id: int, status: str, at: int, attempts: int) -> None: ...
+    def outbox_by_key(self, key: str) -> OutboxMessage | None: ...
+    def mark_outbox(
+        self,
+        msg_id: int,
+        status: str,
+        at: int,
+        attempts: int,
+        reason: str | None = None,
+        attempted: bool = True,
+    ) -> None:
+        """Record an attempt's outcome (``attempted``: ``at`` is when it was made); a
+        ``None`` reason keeps the previous one."""
+        ...
+
     def outbox(self, escalation_id: int | None = None) -> list[OutboxMessage]: ...
 
     # dead letters

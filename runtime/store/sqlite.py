@@ -74,6 +74,11 @@ MIGRATIONS: tuple[str, ...] = (
         error TEXT NOT NULL, received_at INTEGER NOT NULL, replayed_at INTEGER);
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
+    # 2: why the latest delivery attempt ended as it did, and when it was made
+    """
+    ALTER TABLE outbox ADD COLUMN reason TEXT;
+    ALTER TABLE outbox ADD COLUMN attempted_at INTEGER;
+    """,
 )
 
 _ESC_COLUMNS = (
@@ -135,12 +140,14 @@ def _outbox(row: tuple[Any, ...]) -> OutboxMessage:
         status=row[9],
         attempts=row[10],
         delivered_at=row[11],
+        reason=row[12],
+        attempted_at=row[13],
     )
 
 
 _OUTBOX_COLUMNS = (
     "id, key, escalation_id, ticket, action, target, target_kind, payload, created_at,"
-    " status, attempts, delivered_at"
+    " status, attempts, delivered_at, reason, attempted_at"
 )
 
 
@@ -539,8 +546,8 @@ class SQLiteStore:
     def add_outbox(self, msg: OutboxMessage) -> bool:
         cur = self._db.execute(
             "INSERT OR IGNORE INTO outbox(key, escalation_id, ticket, action, target, target_kind,"
-            " payload, created_at, status, attempts, delivered_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " payload, created_at, status, attempts, delivered_at, reason, attempted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 msg.key,
                 msg.escalation_id,
@@ -553,6 +560,8 @@ class SQLiteStore:
                 msg.status,
                 msg.attempts,
                 msg.delivered_at,
+                msg.reason,
+                msg.attempted_at,
             ),
         )
         if cur.rowcount:
@@ -570,11 +579,27 @@ class SQLiteStore:
         found = row.fetchone()
         return None if found is None else _outbox(found)
 
-    def mark_outbox(self, msg_id: int, status: str, at: int, attempts: int) -> None:
+    def outbox_by_key(self, key: str) -> OutboxMessage | None:
+        # `key` is UNIQUE: SQLite's automatic index answers this without a scan.
+        row = self._db.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
+        found = row.fetchone()
+        return None if found is None else _outbox(found)
+
+    def mark_outbox(
+        self,
+        msg_id: int,
+        status: str,
+        at: int,
+        attempts: int,
+        reason: str | None = None,
+        attempted: bool = True,
+    ) -> None:
         self._db.execute(
             "UPDATE outbox SET status = ?, attempts = ?,"
-            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
-            (status, attempts, status, at, msg_id),
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+            " reason = COALESCE(?, reason),"
+            " attempted_at = CASE WHEN ? THEN ? ELSE attempted_at END WHERE id = ?",
+            (status, attempts, status, at, reason, attempted, at, msg_id),
         )
 
     def outbox(self, escalation_id: int | None = None) -> list[OutboxMessage]:

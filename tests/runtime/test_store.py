@@ -101,3 +101,50 @@ def test_synchronous_setting_is_applied_and_checked(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(ValueError, match="synchronous must be one of NORMAL, FULL"):
         SQLiteStore(str(tmp_path / "bad.db"), synchronous="sometimes")
+
+
+def test_outbox_lookup_by_key_uses_the_unique_index(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    with store.transaction():
+        for i in range(3):
+            store.add_outbox(OutboxMessage(f"esc-1/{i}", 1, "T", "notify", "x", "person", {}, 0))
+    found = store.outbox_by_key("esc-1/2")
+    assert found is not None and found.key == "esc-1/2" and found.status == "pending"
+    assert store.outbox_by_key("esc-9/9") is None
+    plan = " ".join(
+        str(r[3])
+        for r in store.execute("EXPLAIN QUERY PLAN SELECT * FROM outbox WHERE key = 'esc-1/2'")
+    )
+    assert plan.startswith("SEARCH outbox USING") and "(key=?)" in plan, plan
+    store.close()
+
+
+def test_a_version_1_store_gains_the_delivery_reason_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escalade.runtime.store import sqlite
+
+    path = str(tmp_path / "old.db")
+    monkeypatch.setattr(sqlite, "MIGRATIONS", MIGRATIONS[:1])
+    old = SQLiteStore(path)
+    old.execute(
+        "INSERT INTO outbox(key, action, payload, created_at, status, attempts)"
+        " VALUES ('esc-1/1', 'notify', '{}', 0, 'sent', 1)"
+    )
+    old.close()
+    monkeypatch.setattr(sqlite, "MIGRATIONS", MIGRATIONS)
+    store = SQLiteStore(path)
+    assert store.schema_version() == len(MIGRATIONS) >= 2
+    [kept] = store.outbox()
+    assert (kept.key, kept.status, kept.reason, kept.attempted_at) == (
+        "esc-1/1",
+        "sent",
+        None,
+        None,
+    )
+    with store.transaction():
+        store.mark_outbox(kept.id, "failed", 5, 2, reason="HTTP 404")
+        store.mark_outbox(kept.id, "failed", 6, 2, attempted=False)  # no reason: keeps it
+    again = store.outbox_by_key("esc-1/1")
+    assert again is not None and (again.reason, again.attempted_at) == ("HTTP 404", 5)
+    store.close()
