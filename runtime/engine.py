@@ -32,7 +32,7 @@ from escalade.runtime.clock import Clock, SystemClock, format_duration, format_t
 from escalade.runtime.conditions import Predicate, compile_condition, format_condition
 from escalade.runtime.events import Event, EventError, parse_event
 from escalade.runtime.matcher import Matcher
-from escalade.runtime.notify import Notifier, RecordingNotifier
+from escalade.runtime.notify import Delivery, Notifier, RecordingNotifier, as_delivery
 from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
 from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMessage, Store, Timer
@@ -979,22 +979,46 @@ class Engine:
         self._outbox_dirty = False
         pending = self.store.pending_outbox()
         for msg in pending:
-            receipt = self.notifier.deliver(msg)
-            status = (
-                "delivered"
-                if receipt == "delivered"
-                else ("failed" if receipt == "failed" else "sent")
-            )
-            self.store.mark_outbox(msg.id, status, now, msg.attempts + 1)
-            if receipt == "delivered":
-                continue
-            self._undelivered(msg, receipt, _Ctx(now=now, cause=f"delivery of {msg.key}"))
+            self._record(msg, self._attempt(msg), now)
         return len(pending)
 
-    def _undelivered(self, msg: OutboxMessage, receipt: str, ctx: _Ctx) -> None:
-        delivery = msg.payload.get("delivery")
+    def _attempt(self, msg: OutboxMessage) -> Delivery:
+        """Send ``msg`` once; a notifier that raises has failed to deliver, with the reason."""
+        try:
+            return as_delivery(self.notifier.deliver(msg))
+        except Exception as exc:  # a bug in a notifier must not abort the engine's decision
+            return Delivery("failed", f"the notifier raised {type(exc).__name__}: {exc}")
+
+    def _record(self, msg: OutboxMessage, result: Delivery, now: int) -> None:
+        """Write one attempt's receipt (inside a transaction) and decide what follows it."""
+        status = {"delivered": "delivered", "failed": "failed"}.get(result.receipt, "sent")
+        msg.attempts += 1
+        msg.status = status
+        msg.reason = result.reason or msg.reason
+        self.store.mark_outbox(msg.id, status, now, msg.attempts, result.reason or None)
+        if result.receipt != "delivered":
+            self._undelivered(msg, result, _Ctx(now=now, cause=f"delivery of {msg.key}"))
+
+    def _undelivered(self, msg: OutboxMessage, result: Delivery, ctx: _Ctx) -> None:
         if msg.escalation_id is None:
             return
+        esc = self.store.escalation(msg.escalation_id)
+        if esc is None:
+            return
+        pack = self.pack(esc.pack_id)
+        what = f"{msg.action} {msg.target or ''}".strip()
+        why = f": {result.reason}" if result.reason else ""
+        if result.receipt == "failed":
+            self._audit(
+                ctx,
+                "delivery_failed",
+                esc,
+                pack,
+                str(msg.payload.get("policy") or esc.policy),
+                reason=f"{what} was refused (attempt {msg.attempts}){why}",
+                detail={"key": msg.key, "attempt": msg.attempts, "channel": result.channel},
+            )
+        delivery = msg.payload.get("delivery")
         if delivery:
             stage = msg.payload.get("stage", "retry")
             self.store.add_timer(
@@ -1008,20 +1032,11 @@ class Engine:
                 )
             )
             return
-        if receipt == "failed" and msg.payload.get("moment") is not None:
-            esc = self.store.escalation(msg.escalation_id)
-            if esc is None or esc.state == "closed":
+        if result.receipt == "failed" and msg.payload.get("moment") is not None:
+            if esc.state == "closed":
                 return
-            pack = self.pack(esc.pack_id)
             rules = pack.policies[esc.policy]
-            self._failure(
-                esc,
-                pack,
-                rules,
-                "step_failed",
-                ctx,
-                f"{msg.action} {msg.target or ''} failed to deliver".strip(),
-            )
+            self._failure(esc, pack, rules, "step_failed", ctx, f"{what} failed to deliver{why}")
             self.store.update_escalation(esc)
 
     def record_receipt(self, key: str, at: int | None = None) -> bool:
@@ -1150,12 +1165,7 @@ class Engine:
                 rules.name,
                 reason=f"no receipt for {msg.action} {msg.target}: retry {msg.attempts} of {retries}",
             )
-            receipt = self.notifier.deliver(msg)
-            self.store.mark_outbox(
-                msg.id, "delivered" if receipt == "delivered" else "sent", ctx.now, msg.attempts + 1
-            )
-            if receipt != "delivered":
-                self._undelivered(msg, receipt, ctx)
+            self._record(msg, self._attempt(msg), ctx.now)
             return
         fallback = delivery.get("then")
         if stage == "retry" and fallback:

@@ -7,9 +7,10 @@ rows to a notifier and records the receipt. A crash between the two leaves the
 row pending, and the next dispatch sends it again under the same key, so a
 receiving system can drop the duplicate.
 
-Only the in-process :class:`RecordingNotifier` exists so far. Real channels
-(Slack incoming webhook, SMTP email, signed generic webhook, pager webhook)
-are a later issue; they implement :meth:`Notifier.deliver` the same way.
+The in-process :class:`RecordingNotifier` is ``transactional``: it delivers
+inside the decision's transaction (one commit per event). The real channels
+(:mod:`escalade.runtime.notify.channels`) are not: the engine sends with no
+transaction open and writes each receipt in its own short transaction.
 """
 
 from __future__ import annotations
@@ -20,16 +21,48 @@ from typing import Literal, Protocol
 from escalade.runtime.store import OutboxMessage
 
 Receipt = Literal["delivered", "pending", "failed"]
+RECEIPTS: tuple[Receipt, ...] = ("delivered", "pending", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt: the receipt, why, and (when the notifier says) the channel and target.
+
+    The engine keeps ``reason`` on the outbox row and, for a failed delivery, in
+    the audit trail."""
+
+    receipt: Receipt
+    reason: str = ""
+    key: str = ""
+    channel: str = ""
+    target: str | None = None
 
 
 class Notifier(Protocol):
     """Delivers one outbox message and says what happened.
 
-    ``delivered``: a receipt came back; ``pending``: sent, no receipt yet (a
-    delivery check may retry it); ``failed``: the channel refused it.
+    ``delivered``: a receipt came back; ``pending``: sent, no receipt yet, or a
+    transient failure (the engine retries it under the same key); ``failed``:
+    the channel refused it. A notifier may answer with the bare receipt, a
+    ``(receipt, reason)`` pair or a :class:`Delivery`.
     """
 
-    def deliver(self, msg: OutboxMessage) -> Receipt: ...
+    def deliver(self, msg: OutboxMessage) -> Receipt | Delivery | tuple[Receipt, str]: ...
+
+
+def as_delivery(answer: object) -> Delivery:
+    """Whatever a notifier answered, as a :class:`Delivery`; an unknown answer is ``failed``."""
+    if isinstance(answer, Delivery):
+        if answer.receipt in RECEIPTS:
+            return answer
+        answer = answer.receipt
+    elif isinstance(answer, tuple) and len(answer) == 2 and answer[0] in RECEIPTS:
+        receipt: Receipt = answer[0]
+        return Delivery(receipt, str(answer[1]))
+    for known in RECEIPTS:
+        if answer == known:
+            return Delivery(known)
+    return Delivery("failed", f"the notifier answered {answer!r}, not one of {', '.join(RECEIPTS)}")
 
 
 @dataclass(slots=True)
@@ -58,12 +91,12 @@ class RecordingNotifier:
     silent: set[str] = field(default_factory=set)
     sent: list[Sent] = field(default_factory=list)
 
-    def deliver(self, msg: OutboxMessage) -> Receipt:
-        receipt: Receipt = "delivered"
+    def deliver(self, msg: OutboxMessage) -> Delivery:
+        result = Delivery("delivered", "recorded")
         if msg.target in self.failing or msg.action in self.failing:
-            receipt = "failed"
+            result = Delivery("failed", f"{msg.target or msg.action} refuses deliveries (test)")
         elif msg.target in self.silent:
-            receipt = "pending"
+            result = Delivery("pending", f"{msg.target} sends no receipt (test)")
         text = msg.payload.get("text")
         self.sent.append(
             Sent(
@@ -72,7 +105,7 @@ class RecordingNotifier:
                 target=msg.target,
                 text=text if isinstance(text, str) else None,
                 ticket=msg.ticket,
-                receipt=receipt,
+                receipt=result.receipt,
             )
         )
-        return receipt
+        return result

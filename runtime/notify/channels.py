@@ -8,13 +8,16 @@ by choosing a channel for each outbox message:
 - every other action (``create_ticket``, ``set``, ``open``, ``manual``, ...) goes to
   the generic signed webhook, the integration point for the ticket system.
 
-Receipts: ``delivered`` when the receiver took the message, ``pending`` when
-it may still arrive (timeouts, 5xx, 429, 202, SMTP 4xx: the delivery check
-retries under the same idempotency key), ``failed`` when the receiver or the
+Each attempt answers a :class:`~escalade.runtime.notify.Delivery`: the receipt
+and the reason, which the engine keeps on the outbox row (and, for a failed
+delivery, in the audit trail). Receipts: ``delivered`` when the receiver took
+the message, ``pending`` when it may still arrive (timeouts, 5xx, 429, 202,
+SMTP 4xx: the engine retries under the same idempotency key, by the policy's
+delivery check or else with backoff), ``failed`` when the receiver or the
 configuration refused it (4xx, SMTP 5xx, a channel that is not configured, a
 secret that is not set). Nothing here raises into the engine: every error
 becomes a receipt, and the reason is logged and kept in
-:attr:`ChannelNotifier.history`.
+:attr:`ChannelNotifier.history` too.
 
 Only the standard library talks to the network (``urllib.request``,
 ``smtplib``), always with a timeout, and redirects are never followed (a
@@ -49,7 +52,7 @@ from email.utils import formatdate
 from http.client import HTTPException
 from typing import Any, ClassVar, Literal, Self, cast
 
-from escalade.runtime.notify import Receipt
+from escalade.runtime.notify import Delivery, Receipt
 from escalade.runtime.settings import EndpointSettings, NotifierSettings
 from escalade.runtime.store import OutboxMessage
 
@@ -66,17 +69,6 @@ Environ = Mapping[str, str]
 
 def _os_environ() -> Environ:
     return os.environ
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One attempt: the receipt, why, and which channel and target it went to."""
-
-    receipt: Receipt
-    reason: str
-    key: str = ""
-    channel: str = ""
-    target: str | None = None
 
 
 # --- signing -----------------------------------------------------------------
@@ -540,8 +532,8 @@ class ChannelNotifier:
         done = sender.send(msg, choice.target)
         return Delivery(done.receipt, done.reason, msg.key, choice.kind, choice.target)
 
-    def deliver(self, msg: OutboxMessage) -> Receipt:
-        """Deliver ``msg`` once and return the receipt; never raises."""
+    def deliver(self, msg: OutboxMessage) -> Delivery:
+        """Deliver ``msg`` once and say what happened (receipt and reason); never raises."""
         try:
             result = self.attempt(msg)
         except Exception as exc:  # a bug in a channel must not abort the engine's commit
@@ -559,7 +551,7 @@ class ChannelNotifier:
             result.receipt,
             result.reason,
         )
-        return result.receipt
+        return result
 
     def last(self, key: str) -> Delivery | None:
         """The latest attempt for outbox ``key`` still in the history."""

@@ -333,8 +333,8 @@ def test_retry_after_500_carries_the_same_idempotency_key(
     receiver.answer("/hook", 500)
     channels = notifier(receiver, env)
     msg = message(action="create_ticket", target=None, target_kind=None, text="Open it")
-    assert channels.deliver(msg) == "pending"
-    assert channels.deliver(msg) == "delivered"
+    assert channels.deliver(msg).receipt == "pending"
+    assert channels.deliver(msg).receipt == "delivered"
     first, second = receiver.on("/hook")
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "esc-1/2"
     assert (first.duplicate, second.duplicate) == (False, True)
@@ -370,7 +370,7 @@ def test_a_receiver_that_never_answers_times_out_as_pending(
         webhook=GenericWebhook(url, "ESC_TEST_WEBHOOK_SECRET", timeout=0.5, environ=env)
     )
     started = time.monotonic()
-    receipt = channels.deliver(message(action="set", target=None, target_kind=None))
+    receipt = channels.deliver(message(action="set", target=None, target_kind=None)).receipt
     elapsed = time.monotonic() - started
     assert receipt == "pending"
     assert 0.4 <= elapsed < 3.0
@@ -419,7 +419,7 @@ def test_pager_gets_a_pager_shaped_signed_page(receiver: Receiver, env: dict[str
     msg = message(
         key="esc-1/3", action="page", target="carol", target_kind="person", contacts=CAROL
     )
-    assert channels.deliver(msg) == "delivered"
+    assert channels.deliver(msg).receipt == "delivered"
     [page] = receiver.on("/pager")
     assert page.signature_ok is True
     assert page.headers["idempotency-key"] == "esc-1/3"
@@ -641,15 +641,22 @@ def test_each_person_is_reached_on_their_own_channel(
 ) -> None:
     mailbox, port = smtp
     channels = notifier(receiver, env, port)
-    assert channels.deliver(message("k1", "page", "carol", "person", contacts=CAROL)) == "delivered"
-    assert channels.deliver(message("k2", "page", "alice", "person", contacts=ALICE)) == "delivered"
     assert (
-        channels.deliver(message("k3", "notify", "carol", "person", contacts=CAROL)) == "delivered"
+        channels.deliver(message("k1", "page", "carol", "person", contacts=CAROL)).receipt
+        == "delivered"
+    )
+    assert (
+        channels.deliver(message("k2", "page", "alice", "person", contacts=ALICE)).receipt
+        == "delivered"
+    )
+    assert (
+        channels.deliver(message("k3", "notify", "carol", "person", contacts=CAROL)).receipt
+        == "delivered"
     )
     assert [r.json["routing_key"] for r in receiver.on("/pager")] == ["carol-diaz"]
     assert [r.json["channel"] for r in receiver.on("/slack")] == ["@alice"]
     assert [e.rcpt_tos for e in mailbox.messages] == [["carol@example.com"]]
-    assert channels.deliver(message("k4", "notify", "ops", "team")) == "failed"
+    assert channels.deliver(message("k4", "notify", "ops", "team")).receipt == "failed"
 
 
 def test_a_channel_bug_becomes_a_failed_receipt_not_an_exception(
@@ -663,7 +670,9 @@ def test_a_channel_bug_becomes_a_failed_receipt_not_an_exception(
             receiver.url("/hook"), "ESC_TEST_WEBHOOK_SECRET", 2, environ=env, clock=broken_clock
         )
     )
-    assert channels.deliver(message(action="set", target=None, target_kind=None)) == "failed"
+    assert (
+        channels.deliver(message(action="set", target=None, target_kind=None)).receipt == "failed"
+    )
     last = channels.last("esc-1/2")
     assert last is not None and "clock exploded" in last.reason
 
