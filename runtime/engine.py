@@ -40,6 +40,7 @@ from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMe
 PACK_FORMAT = "escalade.rulepack/v1"
 TARGET_ACTIONS = ("notify", "page", "route")
 LOOP_LIMIT, LOOP_WINDOW = 5, 3600  # routing-loop breaker: > 5 handoffs within 1h -> triage
+DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
 
 
@@ -345,6 +346,7 @@ class Engine:
         if (self.store.clock() or now - 1) < now:
             with self.store.transaction():
                 self.store.set_clock(now)
+        self.dispatch(now)  # rows an earlier process left pending (a crash after the commit)
         return fired
 
     def _fire_due(self, now: int) -> int:
@@ -964,23 +966,52 @@ class Engine:
         )
 
     def dispatch(self, at: int | None = None) -> int:
-        """Hand pending outbox rows to the notifier and record the receipts."""
+        """Hand pending outbox rows to the notifier and record the receipts; how many were sent.
+
+        An in-process (``transactional``) notifier delivers inside one transaction.
+        Any other is called with NO transaction open, so the store's write lock is
+        never held across a network call; each receipt is then written in its own
+        short transaction. A crash between the send and its receipt leaves the row
+        pending, and the next dispatch (of this process or the next) sends it again
+        under the same idempotency key."""
         if not self._outbox_dirty:
             return 0
         now = self._now(at)
-        with self.store.transaction():
-            return self._deliver_pending(now)
+        if self._deliver_in_txn:
+            with self.store.transaction():
+                return self._deliver_pending(now)
+        sent = 0
+        try:
+            # Receipts may queue more rows (a fallback, a triage notice): send those too.
+            for _ in range(DISPATCH_ROUNDS):
+                if not self._outbox_dirty:
+                    break
+                self._outbox_dirty = False
+                for msg in self.store.pending_outbox():
+                    result = self._attempt(msg)
+                    with self.store.transaction():
+                        self._record(msg, result, now)
+                    sent += 1
+        except BaseException:
+            self._outbox_dirty = True  # whatever is still pending goes out next time
+            raise
+        return sent
 
     def _deliver_now(self, now: int) -> None:
-        if self._deliver_in_txn and self._outbox_dirty:
+        """The fast path: an in-process notifier delivers inside the decision's transaction."""
+        if self._deliver_in_txn:
             self._deliver_pending(now)
 
     def _deliver_pending(self, now: int) -> int:
-        self._outbox_dirty = False
-        pending = self.store.pending_outbox()
-        for msg in pending:
-            self._record(msg, self._attempt(msg), now)
-        return len(pending)
+        sent = 0
+        for _ in range(DISPATCH_ROUNDS):
+            if not self._outbox_dirty:
+                break
+            self._outbox_dirty = False
+            for msg in self.store.pending_outbox():
+                self._record(msg, self._attempt(msg), now)
+                sent += 1
+        return sent
 
     def _attempt(self, msg: OutboxMessage) -> Delivery:
         """Send ``msg`` once; a notifier that raises has failed to deliver, with the reason."""
@@ -991,6 +1022,11 @@ class Engine:
 
     def _record(self, msg: OutboxMessage, result: Delivery, now: int) -> None:
         """Write one attempt's receipt (inside a transaction) and decide what follows it."""
+        if not self._deliver_in_txn:
+            # Sent with no transaction open: a receipt recorded meanwhile wins.
+            current = self.store.outbox_message(msg.id)
+            if current is None or current.status != "pending":
+                return
         status = {"delivered": "delivered", "failed": "failed"}.get(result.receipt, "sent")
         msg.attempts += 1
         msg.status = status
@@ -1038,6 +1074,12 @@ class Engine:
             rules = pack.policies[esc.policy]
             self._failure(esc, pack, rules, "step_failed", ctx, f"{what} failed to deliver{why}")
             self.store.update_escalation(esc)
+
+    def _requeue(self, msg: OutboxMessage, now: int) -> None:
+        """Send ``msg`` again under its key: by the fast path in this transaction, else by
+        the dispatch after the commit (never a network call inside a transaction)."""
+        self.store.mark_outbox(msg.id, "pending", now, msg.attempts, attempted=False)
+        self._outbox_dirty = True
 
     def record_receipt(self, key: str, at: int | None = None) -> bool:
         """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
@@ -1165,7 +1207,7 @@ class Engine:
                 rules.name,
                 reason=f"no receipt for {msg.action} {msg.target}: retry {msg.attempts} of {retries}",
             )
-            self._record(msg, self._attempt(msg), ctx.now)
+            self._requeue(msg, ctx.now)
             return
         fallback = delivery.get("then")
         if stage == "retry" and fallback:
@@ -1471,6 +1513,7 @@ class Engine:
                     )
                 self.store.update_escalation(esc)
                 moved += 1
+            self._deliver_now(now)
         self.dispatch(now)
         return Outcome(
             "applied",

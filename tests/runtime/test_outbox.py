@@ -3,6 +3,11 @@ transactions, retries with backoff, and messages to teams."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +57,13 @@ class Scripted:
     transactional: bool = False
     answers: dict[str, Any] = field(default_factory=dict)
     calls: list[tuple[str, bool]] = field(default_factory=list)
+    during: Callable[[OutboxMessage], None] | None = None
 
     def deliver(self, msg: OutboxMessage) -> Any:
         in_txn = self.store is not None and self.store._db.in_transaction
         self.calls.append((msg.key, in_txn))
+        if self.during is not None:
+            self.during(msg)
         answer = self.answers.get(msg.target or "", self.answers.get(msg.action, "delivered"))
         if isinstance(answer, BaseException):
             raise answer
@@ -129,3 +137,121 @@ def test_a_failed_delivery_keeps_its_reason_on_the_row_and_in_the_audit_trail(
     step = audit_of(engine, "step_failed")
     assert step and "no such war room" in step[0].reason
     assert audit.verify(engine.store).ok
+
+
+# --- no network call inside a transaction ------------------------------------
+
+
+def test_a_networked_notifier_is_called_with_no_transaction_and_no_write_lock(
+    tmp_path: Path, pack: dict[str, Any]
+) -> None:
+    db = tmp_path / "lock.sqlite"
+    others_could_write: list[bool] = []
+
+    def another_writer(msg: OutboxMessage) -> None:
+        # A second connection (another worker, the CLI) takes the write lock at once.
+        other = sqlite3.connect(str(db), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            others_could_write.append(True)
+        except sqlite3.OperationalError:
+            others_could_write.append(False)
+        finally:
+            other.close()
+
+    notifier = Scripted(answers={"oncall": "pending"}, during=another_writer)
+    engine = scripted_engine(tmp_path, pack, notifier, name=db.name)
+    engine.receive(critical("T1", "e1"))
+    first = len(notifier.calls)
+    assert first == 6
+    engine.advance(T0 + 60)  # the delivery check retries the silent room
+    assert len(notifier.calls) == first + 1 and notifier.calls[-1][0] == notifier.calls[1][0]
+    assert [in_txn for _, in_txn in notifier.calls] == [False] * len(notifier.calls)
+    assert others_could_write == [True] * len(notifier.calls)
+    statuses = [m.status for m in engine.store.outbox()]
+    assert statuses.count("delivered") == 5 and statuses.count("sent") == 1
+
+
+def test_the_in_process_notifier_keeps_one_commit_per_event(
+    tmp_path: Path, pack: dict[str, Any]
+) -> None:
+    notifier = Scripted(transactional=True)
+    engine = scripted_engine(tmp_path, pack, notifier)
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    engine.receive(critical("T1", "e1"))
+    assert len(commits) == 1
+    assert len(notifier.calls) == 6 and all(in_txn for _, in_txn in notifier.calls)
+    assert {m.status for m in store.outbox()} == {"delivered"}
+
+
+def test_a_receipt_recorded_while_sending_is_not_overwritten(
+    tmp_path: Path, pack: dict[str, Any]
+) -> None:
+    engine: Engine | None = None
+
+    def receipt_arrives(msg: OutboxMessage) -> None:
+        if msg.target == "carol" and engine is not None:
+            assert engine.record_receipt(msg.key, T0)  # possible: no transaction is open
+
+    notifier = Scripted(answers={"carol": "pending"}, during=receipt_arrives)
+    engine = scripted_engine(tmp_path, pack, notifier)
+    engine.receive(critical("T1", "e1"))
+    [page] = [m for m in engine.store.outbox() if m.action == "page"]
+    assert page.status == "delivered"
+    assert not [t for t in engine.store.timers_of(1) if t.kind == "delivery"]
+
+
+CRASH = """
+import json, os, signal, sys
+from escalade.runtime.clock import VirtualClock
+from escalade.runtime.engine import Engine
+from escalade.runtime.store.sqlite import SQLiteStore
+
+class CrashAfterSend:
+    transactional = False
+    def deliver(self, msg):
+        with open(sys.argv[3], "a") as sent:
+            sent.write(msg.key + "\\n")
+        if msg.action == "page":
+            os.kill(os.getpid(), signal.SIGKILL)  # sent, and the receipt is never written
+        return "delivered"
+
+engine = Engine(SQLiteStore(sys.argv[1]), VirtualClock(0), CrashAfterSend())
+engine.activate(json.load(open(sys.argv[2])), 0)
+engine.receive(sys.stdin.read())
+"""
+
+
+def test_a_crash_between_send_and_receipt_resends_under_the_same_key(
+    tmp_path: Path, pack_file: Path, pack: dict[str, Any]
+) -> None:
+    db, log = tmp_path / "crash.sqlite", tmp_path / "sent.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, str(db), str(pack_file), str(log)],
+        input=json.dumps(critical("T1", "e1")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -9, proc.stderr
+    before = log.read_text().split()
+    page_key = before[-1]
+    store = SQLiteStore(str(db))
+    esc = store.open_escalation("T1")
+    assert esc is not None and esc.state == "assigned"  # the decision was committed
+    page = store.outbox_by_key(page_key)
+    assert page is not None and (page.action, page.status, page.attempts) == ("page", "pending", 0)
+    store.close()
+
+    notifier = Scripted()
+    engine = scripted_engine(tmp_path, pack, notifier, name=db.name)
+    engine.advance(T0)  # the next process dispatches what the crash left pending
+    resent = [key for key, _ in notifier.calls]
+    assert resent[0] == page_key  # the same idempotency key: the receiver drops the duplicate
+    assert set(resent).isdisjoint(before[:-1])  # rows with receipts are not sent again
+    again = engine.store.outbox_by_key(page_key)
+    assert again is not None and (again.status, again.attempts) == ("delivered", 1)
