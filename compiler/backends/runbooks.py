@@ -15,13 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import jinja2
 
+from escalade.runtime.clock import format_time, read_time
 from escalade.runtime.conditions import format_value
-from escalade.runtime.pack import Owner, Policy, RulePack, Step, duration_words
+from escalade.runtime.pack import Policy, RulePack, Step, duration_words
 
 # --------------------------------------------------------------------------- words
 
@@ -40,13 +42,19 @@ def events_in_words(events: Sequence[str]) -> str:
         plain = [v for v in verbs if v in _PARTICIPLES]
         other = [v for v in verbs if v not in _PARTICIPLES]
         if plain:
-            phrases.append(f"{_article(obj)} {_words(obj)} is {_or(plain)}")
+            phrases.append(f"{_article(obj)} {_words(obj)} is {_or(plain)}".lstrip())
         for v in other:
-            phrases.append(f"{_article(obj)} {_words(obj)} reports `{obj}.{v}`")
+            phrases.append(f"{_article(obj)} {_words(obj)} reports `{obj}.{v}`".lstrip())
     return _or(phrases)
 
 
+# Objects named by uncountable nouns read without an article ("when content is updated").
+_MASS_NOUNS = {"content", "data", "feedback", "inventory", "billing", "information", "software"}
+
+
 def _article(word: str) -> str:
+    if word in _MASS_NOUNS:
+        return ""
     return "an" if word[:1] in "aeiou" else "a"
 
 
@@ -62,12 +70,48 @@ def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-class Phrasing:
-    """Conditions in plain words, relative to the object the trigger is about."""
+_VERBS = {
+    "==": ("is", "is not"),
+    "!=": ("is not", "is"),
+    "<": ("is below", "is at least"),
+    "<=": ("is at most", "is above"),
+    ">": ("is above", "is at most"),
+    ">=": ("is at least", "is below"),
+}
+_TIME_VERBS = {
+    "<": ("is before", "is at or after"),
+    "<=": ("is at or before", "is after"),
+    ">": ("is after", "is at or before"),
+    ">=": ("is at or after", "is before"),
+}
 
-    def __init__(self, pack: RulePack, subject: str | None) -> None:
+
+class Phrasing:
+    """Conditions in plain words, relative to the object the trigger is about.
+
+    Exact for the runtime's semantics: a comparison on a missing field is false, so
+    a negated comparison also holds when the field is missing, and says so.
+
+    Markdown by default (values in emphasis, tags as code, text escaped); plain
+    words with ``md=False`` (diagram labels).
+
+    >>> Phrasing(pack, "ticket").cond(parse("not ticket.severity == low"))  # doctest: +SKIP
+    'its severity is not *low* (or not set)'
+    """
+
+    def __init__(self, pack: RulePack, subject: str | None, *, md: bool = True) -> None:
         self.pack = pack
         self.subject = subject
+        self.md = md
+
+    def literal(self, text: str) -> str:
+        """Text from the policy: emphasised and escaped in Markdown, as is otherwise."""
+        return f"*{markdown_text(text)}*" if self.md else text
+
+    def tag(self, tag: str) -> str:
+        if not self.md:
+            return tag
+        return f"`{tag}`" if "`" not in tag else self.literal(tag)
 
     def field(self, path: str) -> str:
         obj, _, name = path.partition(".")
@@ -81,44 +125,61 @@ class Phrasing:
 
     def value(self, path: str, value: Any) -> str:
         ftype = self.pack.field_type(path)
-        if ftype is not None and ftype.kind == "duration" and isinstance(value, int | float):
+        kind = ftype.kind if ftype is not None else None
+        if kind == "duration" and isinstance(value, int | float):
             return duration_words(int(value))
+        if kind == "time" and isinstance(value, int | float):
+            return format_time(value)
         if value == "":
             return "empty"
-        return f"*{value}*" if isinstance(value, str) else format_value(value)
+        return self.literal(value) if isinstance(value, str) else format_value(value)
 
-    def cond(self, c: Mapping[str, Any] | None) -> str:
+    def cond(self, c: Mapping[str, Any] | None, negated: bool = False) -> str:
+        """``c`` in words (its negation with ``negated``); compound parts are bracketed."""
         if c is None:
-            return "always"
+            return "never" if negated else "always"
         op = c["op"]
-        if op == "and":
-            return _and([self.cond(a) for a in c["args"]])
-        if op == "or":
-            return "either " + _or([self.cond(a) for a in c["args"]])
         if op == "not":
-            return f"not ({self.cond(c['arg'])})"
+            return self.cond(c["arg"], not negated)
+        if op in ("and", "or"):
+            # De Morgan keeps every leaf exact: not (a and b) == (not a) or (not b).
+            joined = _joiner(c, negated)
+            parts = []
+            for a in c["args"]:
+                text = self.cond(a, negated)
+                inner = _joiner(a, negated)
+                parts.append(f"({text})" if inner is not None and inner != joined else text)
+            return "either " + _or(parts) if joined == "or" else _and(parts)
         path = c["field"]
+        unset = " (or not set)" if negated else ""
         if op == "has":
-            return f"{self.owner_of(path)} is tagged `{c['tag']}`"
+            verb = "is not tagged" if negated else "is tagged"
+            return f"{self.owner_of(path)} {verb} {self.tag(c['tag'])}"
         subject = self.field(path)
         if op == "cmp":
-            cmp = c["cmp"]
+            ftype = self.pack.field_type(path)
+            table = _TIME_VERBS if ftype is not None and ftype.kind == "time" else {}
+            verbs = table.get(c["cmp"], _VERBS[c["cmp"]])
             value = self.value(path, c["value"])
-            verb = {
-                "==": "is",
-                "!=": "is not",
-                "<": "is below",
-                "<=": "is at most",
-                ">": "is above",
-                ">=": "is at least",
-            }[cmp]
-            return f"{subject} {verb} {value}"
+            return f"{subject} {verbs[1 if negated else 0]} {value}{unset}"
         values = [self.value(path, v) for v in c["values"]]
-        if op == "in":
-            return f"{subject} is {_or(values)}"
+        positive = (op == "in") != negated
+        if positive:
+            return f"{subject} is {_or(values)}{unset}"
+        if len(values) == 1:
+            return f"{subject} is not {values[0]}{unset}"
         if len(values) == 2:
-            return f"{subject} is neither {values[0]} nor {values[1]}"
-        return f"{subject} is none of {', '.join(values)}"
+            return f"{subject} is neither {values[0]} nor {values[1]}{unset}"
+        return f"{subject} is none of {', '.join(values)}{unset}"
+
+
+def _joiner(c: Mapping[str, Any], negated: bool) -> str | None:
+    """``and``/``or`` as a condition reads once its negations are pushed to the leaves."""
+    while c["op"] == "not":
+        c, negated = c["arg"], not negated
+    if c["op"] not in ("and", "or"):
+        return None
+    return c["op"] if not negated else ("or" if c["op"] == "and" else "and")
 
 
 # --------------------------------------------------------------------------- view model
@@ -166,8 +227,10 @@ class RunbookView:
     starts: str
     precedence: str
     owners: tuple[OwnerRow, ...]
+    rotations: tuple[str, ...]
     chain_note: str
     sla: str | None
+    timeline_note: str | None
     timeline: tuple[TimelineRow, ...]
     mermaid: str
     steps: tuple[StepView, ...]
@@ -202,44 +265,82 @@ class IndexView:
 class Describer:
     """Turns pack entities into the words a runbook uses."""
 
-    def __init__(self, pack: RulePack) -> None:
+    def __init__(self, pack: RulePack, *, md: bool = True) -> None:
         self.pack = pack
+        self.md = md  # Markdown (escaped) or plain words (diagram labels)
+
+    def text(self, text: str) -> str:
+        return markdown_text(text) if self.md else text
+
+    def display(self, ref: str) -> str:
+        """A person's display name (escaped in Markdown)."""
+        return self.text(self.pack.display_name(ref))
 
     def who(self, ref: str, kind: str) -> str:
         if kind == "team":
             team = self.pack.teams.get(ref)
-            members = ", ".join(self.pack.display_name(m) for m in team.members) if team else ""
+            members = ", ".join(self.display(m) for m in team.members) if team else ""
             if team and team.rotation:
                 return f"on-call member of **{ref}** ({members}; {team.rotation} rotation)"
-            return f"everyone in **{ref}** ({members})"
-        return f"**{self.pack.display_name(ref)}**"
+            return f"everyone in **{ref}** ({members}); any member's ack counts"
+        return f"**{self.display(ref)}**"
 
     def name(self, ref: str, kind: str) -> str:
         """A short name for diagrams and timelines."""
         if kind == "team":
             team = self.pack.teams.get(ref)
-            return f"on-call of {ref}" if team and team.rotation else f"team {ref}"
-        return self.pack.display_name(ref)
+            return f"on-call of {ref}" if team and team.rotation else f"everyone in {ref}"
+        return self.display(ref)
 
     def reach(self, ref: str, kind: str) -> str:
         if kind == "team":
-            return "each member's contacts" if ref in self.pack.teams else ""
+            team = self.pack.teams.get(ref)
+            if team is None:
+                return ""
+            return "; ".join(f"{self.display(m)}: {self._contacts(m)}" for m in team.members)
+        return self._contacts(ref)
+
+    def _contacts(self, ref: str) -> str:
         person = self.pack.people.get(ref)
         if person is None:
             return ""
-        return ", ".join(f"{k} {v}" for k, v in person.contacts()) or "no contact points"
+        found = ", ".join(f"{k} {v}" for k, v in person.contacts()) or "no contact points"
+        return self.text(found + (f" ({person.timezone})" if person.timezone else ""))
+
+    def rotation(self, ref: str) -> str | None:
+        """How a team's rotation hands over, so a reader can tell who is on call."""
+        team = self.pack.teams.get(ref)
+        start = read_time(team.rotation_start) if team and team.rotation_start else None
+        if team is None or team.rotation is None or start is None or not team.members:
+            return None
+        period = 86400 if team.rotation == "daily" else 7 * 86400
+        when = datetime.fromtimestamp(int(start), UTC)
+        handover = when.strftime("%H:%M UTC")
+        every = (
+            f"every day at {handover}"
+            if team.rotation == "daily"
+            else (f"every {when.strftime('%A')} at {handover}")
+        )
+        order = ", ".join(
+            f"{self.display(m)} (from {format_time(start + i * period)[:10]})"
+            for i, m in enumerate(team.members)
+        )
+        return (
+            f"**{ref}** hands over {every}, in this order: {order}, then round again. "
+            f"Who is on call now: `escalade oncall {ref}`."
+        )
 
     def target(self, arg: Mapping[str, Any]) -> str:
         if "ref" in arg:
             if arg["kind"] == "channel":
                 ch = self.pack.channels.get(arg["ref"])
-                return f"{ch.target} ({ch.kind})" if ch else arg["ref"]
+                return self.text(f"{ch.target} ({ch.kind})") if ch else arg["ref"]
             return self.name(arg["ref"], arg["kind"])
         if "word" in arg:
             return _words(arg["word"])
         if "field" in arg:
-            return f"`{arg['field']}`"
-        return f'"{markdown_text(arg["text"])}"'
+            return f"`{arg['field']}`" if self.md else arg["field"]
+        return f'"{self.text(arg["text"])}"'
 
     def step(self, step: Step) -> str:
         args = [self.target(a) for a in step.args]
@@ -260,37 +361,67 @@ class Describer:
         if action == "set":
             return f"Set {first} to {args[1] if len(args) > 1 else ''}"
         if action == "manual":
-            return f"By hand: {markdown_text(step.args[0].get('text', '')) if step.args else ''}"
+            return f"By hand: {self.text(step.args[0].get('text', '')) if step.args else ''}"
         words = {"open": "Open", "snapshot": "Snapshot", "attach": "Attach", "lock": "Lock"}
         return f"{words.get(action, action.capitalize())} {' '.join(args)}".strip()
 
 
-def _handoff_sources(pack: RulePack) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+@dataclass(frozen=True, slots=True)
+class HandoffSource:
+    """A policy that hands off to another, and the words for why."""
+
+    policy: str
+    why: str
+
+
+def _handoff_sources(pack: RulePack) -> dict[str, list[HandoffSource]]:
+    found: dict[str, list[HandoffSource]] = {}
     for p in pack.policies:
+        words = Phrasing(pack, None)
         for h in p.handoffs:
-            found.setdefault(h.policy, []).append(p.name)
+            why = words.cond(h.when) if h.when is not None else _failure_words(h.failure)
+            found.setdefault(h.policy, []).append(HandoffSource(p.name, why))
     return found
 
 
-def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..") -> RunbookView:
-    """The view model of one policy's runbook."""
-    d = Describer(pack)
-    subject = policy.triggers[0].partition(".")[0] if policy.triggers else None
-    words = Phrasing(pack, subject)
-    if policy.triggers:
-        starts = f"when {events_in_words(policy.triggers)}"
-        if policy.when is not None:
-            starts += f", {words.cond(policy.when)}"
-        if policy.after is not None:
-            starts += (
-                f"; it starts {duration_words(policy.after)} later, "
-                "if that still holds on the ticket's latest state"
-            )
-    else:
-        sources = _handoff_sources(pack).get(policy.name, [])
-        links = ", ".join(f"[`{s}`]({s}.md)" for s in sorted(set(sources)))
-        starts = "only by a handoff" + (f" from {links}" if links else "")
+def _subject(policy: Policy) -> str | None:
+    """The object every trigger is about (``its ...`` refers to it), or None."""
+    objects = {t.partition(".")[0] for t in policy.triggers}
+    return objects.pop() if len(objects) == 1 else None
+
+
+def _link(policy: str) -> str:
+    return f"[`{policy}`]({policy}.md)"
+
+
+def _starts(pack: RulePack, policy: Policy, sources: Sequence[HandoffSource]) -> str:
+    """``when a ticket is created ..., its severity is *critical*`` (no leading capital)."""
+    words = Phrasing(pack, _subject(policy))
+    reasons: dict[str, list[str]] = {}
+    for h in sources:
+        reasons.setdefault(h.policy, []).append(f"when {h.why}")
+    froms = "; ".join(f"from {_link(name)} {_or(whys)}" for name, whys in reasons.items())
+    if not policy.triggers:
+        return "only by a handoff" + (f" {froms}" if froms else "")
+    text = f"when {events_in_words(policy.triggers)}"
+    if policy.when is not None:
+        text += f", {words.cond(policy.when)}"
+    if policy.after is not None:
+        text += (
+            f"; it starts {duration_words(policy.after)} later, "
+            "and only if that still holds on the ticket's latest state"
+        )
+    if froms:
+        text += f"; also by a handoff {froms}"
+    return text
+
+
+def _precedence(pack: RulePack, policy: Policy) -> str:
+    if not policy.triggers:
+        return (
+            "It keeps the priority of the escalation it takes over, and that "
+            "escalation's SLA clocks keep running from its start"
+        )
     rivals = sorted(
         (
             q
@@ -301,11 +432,95 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
     )
     lower = [f"`{q.name}`" for q in rivals if q.priority < policy.priority]
     higher = [f"`{q.name}`" for q in rivals if q.priority > policy.priority]
-    precedence = f"Priority {policy.priority}"
+    text = f"Priority {policy.priority}"
     if lower:
-        precedence += f": it takes precedence over {_and(lower)}"
+        text += f": it takes precedence over {_and(lower)}"
     if higher:
-        precedence += f"{';' if lower else ':'} {_and(higher)} take{'s' if len(higher) == 1 else ''} precedence over it"
+        verb = "takes" if len(higher) == 1 else "take"
+        text += f"{';' if lower else ':'} {_and(higher)} {verb} precedence over it"
+    return text
+
+
+def on_failure(pack: RulePack, policy: Policy, failure: str) -> str:
+    """What the runtime does on ``failure``: the Type A handoff for it, else Type B."""
+    handoff = policy.failure_handoff(failure)
+    if handoff is not None:
+        return f"hand off to {_link(handoff.policy)}"
+    if policy.triage is None:
+        return "nobody is assigned (no triage path)"
+    d = Describer(pack)
+    text = f"Type B: **{d.name(policy.triage.ref, policy.triage.kind)}** triages"
+    return text + (", post-mortem required" if policy.triage.postmortem else "")
+
+
+def _checks(pack: RulePack, policy: Policy) -> list[str]:
+    words = Phrasing(pack, None)  # a checklist names the object of every field
+    failed = on_failure(pack, policy, "check_failed")
+    checks = []
+    for c in policy.delivery_checks:
+        then = ""
+        if c.then is not None:
+            ch = pack.channels.get(c.then)
+            then = f", then sent to {ch.target if ch else c.then}"
+        checks.append(
+            f"Every notification is delivered within {duration_words(c.within)} "
+            f"(else retried {c.retry} time{'s' if c.retry != 1 else ''}{then}); "
+            f"if one never is: {failed}"
+        )
+    for s in policy.state_checks:
+        checks.append(
+            f"Within {duration_words(s.within)} of the automated steps, an event shows "
+            f"{words.cond(s.when)}; if none does: {failed}"
+        )
+    for cc in policy.close_checks:
+        if cc.when is None:
+            checks.append("Before close: the post-mortem is written and linked")
+        else:
+            checks.append(f"Before close: {words.cond(cc.when)} (close is refused until then)")
+    return checks
+
+
+def _uncovered_failures(policy: Policy) -> list[str]:
+    """The failures that can happen to this policy and that no Type A exception takes."""
+    possible = []
+    if policy.chain_schedule().exhausted_at is not None:
+        possible.append("unacknowledged")
+    if policy.steps or any(policy.on.values()):
+        possible.append("step_failed")
+    if policy.delivery_checks or policy.state_checks:
+        possible.append("check_failed")
+    return [f for f in possible if policy.failure_handoff(f) is None]
+
+
+def _triage(pack: RulePack, policy: Policy) -> str | None:
+    """The Type B line: when it applies (failures no Type A exception covers) and who."""
+    triage = policy.triage
+    if triage is None:
+        return None
+    d = Describer(pack)
+    cases = [_failure_words(f) for f in _uncovered_failures(policy)]
+    cases.append("anything this runbook does not cover")
+    text = f"**Anything else** ({_or(cases)}): "
+    text += f"{d.name(triage.ref, triage.kind)} triages"
+    if triage.postmortem:
+        text += "; a post-mortem is required before close"
+    backstop = next((o for o in policy.owners if o.level == "escalation"), None)
+    if backstop is not None and backstop.ref != triage.ref:
+        away = (
+            f"nobody in {triage.ref} is available"
+            if triage.kind == "team"
+            else f"{d.name(triage.ref, triage.kind)} is away"
+        )
+        text += f". If {away}, {d.name(backstop.ref, backstop.kind)} (escalation owner) takes it"
+    return text
+
+
+_MOMENTS = ("failover", "breach", "acknowledge", "resolve")
+
+
+def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..") -> RunbookView:
+    """The view model of one policy's runbook."""
+    d = Describer(pack)
     owners = tuple(
         OwnerRow(
             o.level,
@@ -315,6 +530,8 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
         )
         for o in policy.owners
     )
+    teams = dict.fromkeys(o.ref for o in policy.owners if o.kind == "team")
+    rotations = tuple(r for r in (d.rotation(t) for t in teams) if r is not None)
     passes = policy.repeat + 1
     chain_note = (
         "The chain runs once."
@@ -326,56 +543,45 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
         sla_parts.append(f"acknowledge within {duration_words(policy.sla_acknowledge)}")
     if policy.sla_resolve is not None:
         sla_parts.append(f"resolve within {duration_words(policy.sla_resolve)}")
-    checks = []
-    for c in policy.delivery_checks:
-        then = ""
-        if c.then is not None:
-            ch = pack.channels.get(c.then)
-            then = f", then sent to {ch.target if ch else c.then}"
-        checks.append(
-            f"Every notification is delivered within {duration_words(c.within)} "
-            f"(else retried {c.retry} time{'s' if c.retry != 1 else ''}{then})"
+    timeline_note = None
+    if policy.after is not None:
+        timeline_note = (
+            f"Times count from the `{_or(policy.triggers)}` event; the escalation starts "
+            f"{duration_words(policy.after)} after it, and only if the condition still holds."
         )
-    for s in policy.state_checks:
-        checks.append(
-            f"Within {duration_words(s.within)} of the automated steps, {words.cond(s.when)}"
+    words = Phrasing(pack, _subject(policy))
+    exceptions = tuple(
+        ExceptionView(
+            _words(h.name),
+            words.cond(h.when) if h.when is not None else _failure_words(h.failure),
+            h.policy,
+            f"{h.policy}.md",
         )
-    for cc in policy.close_checks:
-        if cc.when is None:
-            checks.append("Before close: the post-mortem is written and linked")
-        else:
-            checks.append(f"Before close: {words.cond(cc.when)}")
-    exceptions = []
-    for h in policy.handoffs:
-        when = words.cond(h.when) if h.when is not None else _failure_words(h.failure)
-        exceptions.append(ExceptionView(_words(h.name), when, h.policy, f"{h.policy}.md"))
-    triage = None
-    if policy.triage is not None:
-        triage = f"{d.name(policy.triage.ref, policy.triage.kind)} triages"
-        if policy.triage.postmortem:
-            triage += "; a post-mortem is required before close"
-    link = None
-    if source_prefix:
-        link = f"{source_prefix}/{policy.file}#L{policy.line}"
+        for h in policy.handoffs
+    )
+    link = f"{source_prefix}/{policy.file}#L{policy.line}" if source_prefix else None
+    moments = sorted(policy.on.items(), key=lambda kv: (_MOMENTS + (kv[0],)).index(kv[0]))
     return RunbookView(
         name=policy.name,
         title=policy.title or policy.name,
         description=policy.description,
-        starts=starts,
-        precedence=precedence,
+        starts=_starts(pack, policy, _handoff_sources(pack).get(policy.name, [])),
+        precedence=_precedence(pack, policy),
         owners=owners,
+        rotations=rotations,
         chain_note=chain_note,
         sla=", ".join(sla_parts) if sla_parts else None,
+        timeline_note=timeline_note,
         timeline=tuple(_timeline(pack, policy, d)),
         mermaid=mermaid_flowchart(pack, policy),
         steps=tuple(StepView(d.step(s), s.guide) for s in policy.steps),
         moments=tuple(
             MomentView(moment, tuple(StepView(d.step(s), s.guide) for s in steps))
-            for moment, steps in policy.on.items()
+            for moment, steps in moments
         ),
-        checks=tuple(checks),
-        exceptions=tuple(exceptions),
-        triage=triage,
+        checks=tuple(_checks(pack, policy)),
+        exceptions=exceptions,
+        triage=_triage(pack, policy),
         approvers=policy.approvers,
         source=policy.source,
         source_link=link,
@@ -386,54 +592,57 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
 
 def _failure_words(failure: str | None) -> str:
     return {
-        "unacknowledged": "nobody acknowledges after the whole chain",
+        "unacknowledged": "nobody acknowledges through the whole chain",
         "step_failed": "an automated step fails",
         "check_failed": "a quality check fails",
     }.get(failure or "", failure or "")
 
 
 def _timeline(pack: RulePack, policy: Policy, d: Describer) -> list[TimelineRow]:
+    """What happens when, if nobody acknowledges; times from the triggering event."""
     schedule = policy.chain_schedule()
+    delay = policy.after or 0
     rows: dict[int, list[str]] = {}
 
     def add(at: int, text: str) -> None:
-        rows.setdefault(at, []).append(text)
+        rows.setdefault(delay + at, []).append(text)
 
-    start = [d.step(s) for s in policy.steps]
-    for i, stop in enumerate(schedule.stops):
-        who = d.name(stop.owner.ref, stop.owner.kind)
-        if i == 0:
-            add(0, f"assigned to **{who}** ({stop.owner.level})")
-        elif stop.round > 1 and stop.owner == policy.owners[0]:
-            add(stop.at, f"no ack → pass {stop.round} of the chain: **{who}** ({stop.owner.level})")
-        else:
-            add(stop.at, f"no ack → **{who}** ({stop.owner.level})")
+    if delay:
+        rows[0] = [
+            f"`{_or(policy.triggers)}` received: nothing happens yet; "
+            f"the condition is checked again at {duration_words(delay)}"
+        ]
+    start = "; ".join(d.step(s) for s in policy.steps)
     if start:
-        rows[0] = ["; ".join(start)] + rows.get(0, [])
-    if policy.on.get("failover"):
-        steps = "; ".join(d.step(s) for s in policy.on["failover"])
-        for stop in schedule.stops[1:]:
-            add(stop.at, f"on failover: {steps}")
+        add(0, start)
+    failover = "; ".join(d.step(s) for s in policy.on.get("failover", ()))
+    for i, stop in enumerate(schedule.stops):
+        who = f"**{d.name(stop.owner.ref, stop.owner.kind)}** ({stop.owner.level})"
+        if i == 0:
+            add(0, f"assigned to {who}")
+            continue
+        again = (
+            f"pass {stop.round} of the chain: "
+            if stop.round > 1 and stop.owner == policy.owners[0]
+            else ""
+        )
+        add(stop.at, f"no ack → {again}{who}" + (f"; on failover: {failover}" if failover else ""))
     if schedule.exhausted_at is not None:
-        handoff = policy.failure_handoff("unacknowledged")
-        if handoff is not None:
-            add(schedule.exhausted_at, f"unacknowledged → hand off to `{handoff.policy}`")
-        elif policy.triage is not None:
-            pm = ", post-mortem required" if policy.triage.postmortem else ""
-            add(
-                schedule.exhausted_at,
-                f"unacknowledged → triage by **{d.name(policy.triage.ref, policy.triage.kind)}**{pm}",
-            )
-        else:
-            add(schedule.exhausted_at, "unacknowledged")
+        add(schedule.exhausted_at, "unacknowledged → " + on_failure(pack, policy, "unacknowledged"))
     elif schedule.stops:
-        last = schedule.stops[-1]
-        add(last.at, f"stays with **{d.name(last.owner.ref, last.owner.kind)}** until acknowledged")
+        last = schedule.stops[-1].owner
+        add(
+            schedule.stops[-1].at,
+            f"stays with **{d.name(last.ref, last.kind)}** until acknowledged",
+        )
     breach = "; ".join(d.step(s) for s in policy.on.get("breach", ()))
-    for label, sla in (("acknowledge", policy.sla_acknowledge), ("resolve", policy.sla_resolve)):
+    for label, done, sla in (
+        ("acknowledge", "acknowledged", policy.sla_acknowledge),
+        ("resolve", "resolved", policy.sla_resolve),
+    ):
         if sla is not None:
-            what = f"{label} SLA due" + (f" — if missed: {breach}" if breach else "")
-            add(sla, what)
+            then = f": {breach}" if breach else ""
+            add(sla, f"{label} SLA breached unless {done} by now{then}")
     return [
         TimelineRow(duration_words(at), " · ".join(texts)) for at, texts in sorted(rows.items())
     ]
@@ -451,14 +660,21 @@ def mermaid_label(text: str) -> str:
 
 
 def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
-    """The escalation and exception paths as a GitHub-renderable Mermaid flowchart."""
-    d = Describer(pack)
-    lines = ["flowchart TD"]
+    """The escalation and exception paths as a GitHub-renderable Mermaid flowchart.
 
-    def node(ident: str, label: str, shape: str = "box") -> None:
+    Ids are ``[A-Za-z][A-Za-z0-9_]*`` and every label is double-quoted with entity
+    codes, so no policy text can break the diagram."""
+    d = Describer(pack, md=False)
+    lines = ["flowchart TD"]
+    made: set[str] = set()
+
+    def node(ident: str, label: str, shape: str = "box") -> str:
         assert _MERMAID_ID.match(ident), ident
-        wrapped = {"box": "[{}]", "round": "({})", "stop": "([{}])"}[shape]
-        lines.append(f"  {ident}{wrapped.format(mermaid_label(label))}")
+        if ident not in made:
+            made.add(ident)
+            wrapped = {"box": "[{}]", "round": "({})", "stop": "([{}])"}[shape]
+            lines.append(f"  {ident}{wrapped.format(mermaid_label(label))}")
+        return ident
 
     def edge(a: str, b: str, label: str | None = None, dotted: bool = False) -> None:
         arrow = "-.->" if dotted else "-->"
@@ -466,18 +682,28 @@ def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
             f"  {a} {arrow}|{mermaid_label(label)}| {b}" if label else f"  {a} {arrow} {b}"
         )
 
-    subject = policy.triggers[0].partition(".")[0] if policy.triggers else None
+    def handoff(target: str) -> str:
+        return node(f"handoff_{target}", f"hand off: {target} runbook")
+
+    def triage() -> str | None:
+        t = policy.triage
+        if t is None:
+            return None
+        pm = " + post-mortem" if t.postmortem else ""
+        return node("triage", f"Type B triage: {d.name(t.ref, t.kind)}{pm}")
+
+    words = Phrasing(pack, _subject(policy), md=False)
     if policy.triggers:
-        cond = Phrasing(pack, subject).cond(policy.when) if policy.when else ""
-        cond = cond.replace("*", "").replace("`", "")
-        node("start", f"{', '.join(policy.triggers)}" + (f": {cond}" if cond else ""), "round")
+        cond = f": {words.cond(policy.when)}" if policy.when else ""
+        later = f", {duration_words(policy.after)} later" if policy.after else ""
+        node("start", f"{', '.join(policy.triggers)}{later}{cond}", "round")
     else:
-        node("start", "handoff from another policy", "round")
+        sources = sorted({h.policy for h in _handoff_sources(pack).get(policy.name, [])})
+        node("start", f"handoff from {', '.join(sources) or 'another policy'}", "round")
     ids = []
     for o in policy.owners:
-        ident = f"owner_{o.level}"
-        ids.append(ident)
-        node(ident, f"{o.level}: {d.name(o.ref, o.kind)}")
+        keeps = "" if o.ack is not None else " (keeps it until acknowledged)"
+        ids.append(node(f"owner_{o.level}", f"{o.level}: {d.name(o.ref, o.kind)}{keeps}"))
     node("acked", "acknowledged → resolve → close when checks pass", "stop")
     if ids:
         edge("start", ids[0], "steps run, assign")
@@ -489,34 +715,23 @@ def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
             edge(ids[i], ids[i + 1], f"no ack {duration_words(o.ack)}")
     schedule = policy.chain_schedule()
     if ids and schedule.exhausted_at is not None:
-        last = ids[-1]
         last_ack = policy.owners[-1].ack or 0
         if policy.repeat:
-            edge(last, ids[0], f"no ack {duration_words(last_ack)}: repeat ({policy.repeat}×)")
-        handoff = policy.failure_handoff("unacknowledged")
-        if handoff is not None:
-            node("unacked", f"hand off: {handoff.policy}")
-        elif policy.triage is not None:
-            pm = " + post-mortem" if policy.triage.postmortem else ""
-            node("unacked", f"triage: {d.name(policy.triage.ref, policy.triage.kind)}{pm}")
-        else:
-            node("unacked", "unacknowledged")
-        edge(last, "unacked", f"chain exhausted at {duration_words(schedule.exhausted_at)}")
-    words = Phrasing(pack, subject)
-    for i, h in enumerate(policy.handoffs):
+            edge(ids[-1], ids[0], f"no ack {duration_words(last_ack)}: repeat ({policy.repeat}×)")
+        unacked = policy.failure_handoff("unacknowledged")
+        target = handoff(unacked.policy) if unacked is not None else triage()
+        if target is not None:
+            at = (policy.after or 0) + schedule.exhausted_at  # from the event, as the timeline
+            edge(ids[-1], target, f"chain exhausted at {duration_words(at)}")
+    for h in policy.handoffs:
         if h.failure == "unacknowledged":
             continue
-        ident = f"handoff_{i}"
-        node(ident, f"hand off: {h.policy} runbook")
-        why = (
-            words.cond(h.when).replace("*", "").replace("`", "")
-            if h.when
-            else _failure_words(h.failure)
-        )
-        edge("start", ident, why, dotted=True)
-    if policy.triage is not None:
-        node("triage", f"Type B: {d.name(policy.triage.ref, policy.triage.kind)} triages")
-        edge("start", "triage", "anything unexpected", dotted=True)
+        why = words.cond(h.when) if h.when else _failure_words(h.failure)
+        edge("start", handoff(h.policy), why, dotted=True)
+    uncovered = [_failure_words(f) for f in _uncovered_failures(policy) if f != "unacknowledged"]
+    target = triage()
+    if target is not None:
+        edge("start", target, _or(uncovered + ["anything unexpected"]), dotted=True)
     return "\n".join(lines)
 
 
@@ -538,7 +753,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
 
 
 def markdown_text(text: str) -> str:
@@ -548,7 +763,7 @@ def markdown_text(text: str) -> str:
 
 def markdown_cell(text: str) -> str:
     """Already-formatted Markdown for a table cell: pipes escaped, one line."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    return re.sub(r"(?<!\\)\|", r"\\|", text).replace("\n", " ")
 
 
 def render_runbook(view: RunbookView) -> str:
@@ -577,8 +792,3 @@ def render_runbooks(pack: RulePack, *, source_prefix: str = "../..") -> dict[str
     index = IndexView(pack.version, pack.content_hash, tuple(rows))
     pages["README.md"] = _environment().get_template("index.md.j2").render(ix=index)
     return pages
-
-
-def owner_label(pack: RulePack, owner: Owner) -> str:
-    """``primary: on-call of cust_ops_oncall`` -- shared with ``escalade explain``."""
-    return f"{owner.level}: {Describer(pack).name(owner.ref, owner.kind)}"
