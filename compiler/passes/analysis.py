@@ -137,6 +137,7 @@ class SetAnalysis:
     _ambiguous: list[Ambiguity] | None = field(init=False, default=None)
     _shadowed: list[Shadowing] | None = field(init=False, default=None)
     _gaps: list[Gap] | None = field(init=False, default=None)
+    _dead_exceptions: list[tuple[m.Policy, m.Handoff]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         pset = self.pset
@@ -293,6 +294,43 @@ class SetAnalysis:
                 for k in touching:
                     by.setdefault(table.owner[k].name, table.owner[k])
         return tuple(sorted(by.values(), key=lambda q: (-q.priority, q.span)))
+
+    # -- E303 ---------------------------------------------------------------------
+    def dead_exceptions(self) -> list[tuple[m.Policy, m.Handoff]]:
+        """Type A exceptions whose condition no ticket state can satisfy.
+
+        Only the condition itself counts, not the policy's ``when``: condition
+        exceptions are evaluated again on every later event, when the ticket
+        may no longer match the trigger (``when severity == critical`` with
+        ``exception downgraded when severity == low`` is a real path). Each
+        condition is decided over its own literals, so the set's shared cells
+        (and every other verdict) stay as they are."""
+        if self._dead_exceptions is not None:
+            return self._dead_exceptions
+        out: list[tuple[m.Policy, m.Handoff]] = []
+        for p in ordered_policies(self.pset):
+            for h in p.handoffs:
+                if h.cond is None or self.is_bad(h.cond):
+                    continue
+                try:
+                    region = Domains.build(self.pset.schema, [h.cond]).compile(h.cond)
+                except Undecided as exc:
+                    self.unknown.append(
+                        Unknown(
+                            exc.span or h.cond.span,
+                            f"cannot analyse exception '{h.name}' of policy '{p.name}': "
+                            f"{exc.reason}",
+                        )
+                    )
+                    continue
+                if region.is_empty():
+                    out.append((p, h))
+        self._dead_exceptions = out
+        return out
+
+    def dead_coverage(self) -> list[m.Coverage]:
+        """Coverage promises whose condition no event satisfies: they guarantee nothing."""
+        return [cov for cov, region in self.coverage if region.is_empty()]
 
     # -- W305 ---------------------------------------------------------------------
     def gaps(self) -> list[Gap]:
@@ -500,9 +538,14 @@ def _when_notes(*policies: m.Policy) -> list[Note]:
 
 
 def check_never_matches(pset: m.PolicySet, diags: Collector) -> None:
-    """E303: a policy condition that no event can satisfy.
+    """E303: a condition that no event can satisfy, where it makes something dead.
 
-    ``when ticket.severity == low and ticket.severity == high`` → E303.
+    ``when ticket.severity == low and ticket.severity == high`` → E303: the policy
+    never starts. The same for an exception's condition (the handoff never
+    happens) and a coverage promise (it guarantees nothing, so W305 can never
+    warn about it). An exception condition that merely contradicts the policy's
+    ``when`` is not reported: it is evaluated again on later events, when the
+    ticket may have changed.
     """
     result = analyse(pset)
     for p in ordered_policies(pset):
@@ -514,6 +557,23 @@ def check_never_matches(pset: m.PolicySet, diags: Collector) -> None:
             p.when.span,
             f"the condition of policy '{p.name}' can never be true, so the policy never starts",
             help=_contradiction_help(result.domains, p.when),
+        )
+    for p, h in result.dead_exceptions():
+        assert h.cond is not None
+        diags.report(
+            "E303",
+            h.cond.span,
+            f"the condition of exception '{h.name}' in policy '{p.name}' can never be true, "
+            f"so it never hands off to '{h.policy}'",
+            help=_contradiction_help(Domains.build(pset.schema, [h.cond]), h.cond),
+        )
+    for cov in result.dead_coverage():
+        diags.report(
+            "E303",
+            cov.cond.span,
+            "this coverage condition can never be true, so the promise covers no event "
+            "and no coverage gap can ever be reported",
+            help=_contradiction_help(result.domains, cov.cond),
         )
 
 
@@ -625,6 +685,7 @@ def check_undecided(pset: m.PolicySet, diags: Collector) -> None:
     result.ambiguous()
     result.shadowed()
     result.gaps()
+    result.dead_exceptions()
     for u in result.unknown:
         diags.report(
             "W307",

@@ -199,6 +199,38 @@ def test_missing_field_is_not_a_contradiction() -> None:
     assert codes(result) == []
 
 
+def test_exception_that_can_never_hold() -> None:
+    target = policy("target", None, trigger=None)
+    dead = "  exception dead when account.arr > 5 and account.arr < 3 handoff target\n"
+    result = check(policy("p", "ticket.severity == high", extra=dead), target)
+    (d,) = analysis_findings(result)
+    assert d.code == "E303"
+    assert (d.span.line, d.span.col) == (HEADER_LINES + 8, 23)
+    assert "exception 'dead' in policy 'p'" in d.message and "'target'" in d.message
+    assert d.help is not None and "'account.arr > 5' and 'account.arr < 3'" in d.help
+
+
+def test_exception_contradicting_the_trigger_is_a_real_path() -> None:
+    # Exceptions are evaluated again on later events: the ticket may be downgraded.
+    later = "  exception downgraded when ticket.severity == low handoff target\n"
+    result = check(
+        policy("p", "ticket.severity == critical", extra=later),
+        policy("target", None, trigger=None),
+    )
+    assert codes(result) == []
+
+
+def test_coverage_that_promises_nothing() -> None:
+    result = check(
+        policy("p", "ticket.severity == high"),
+        'coverage ticket.created when ticket.tags has "a" and not ticket.tags has "a"\n',
+    )
+    (d,) = analysis_findings(result)
+    assert d.code == "E303"
+    assert (d.span.line, d.span.col) == (HEADER_LINES + 9, 30)
+    assert "covers no event" in d.message
+
+
 # --------------------------------------------------------------------------- W304
 
 
