@@ -40,6 +40,7 @@ from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMe
 PACK_FORMAT = "escalade.rulepack/v1"
 TARGET_ACTIONS = ("notify", "page", "route")
 LOOP_LIMIT, LOOP_WINDOW = 5, 3600  # routing-loop breaker: > 5 handoffs within 1h -> triage
+RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP = 5, 60, 3600  # sends, first backoff (s), longest (s)
 DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
 
@@ -228,14 +229,30 @@ class Engine:
         *,
         loop_limit: int = LOOP_LIMIT,
         loop_window: int = LOOP_WINDOW,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_base: int = RETRY_BASE,
+        retry_cap: int = RETRY_CAP,
     ) -> None:
         """``loop_limit`` and ``loop_window`` set the routing-loop breaker: more than
-        ``loop_limit`` handoffs of one ticket within ``loop_window`` seconds go to triage."""
+        ``loop_limit`` handoffs of one ticket within ``loop_window`` seconds go to triage.
+
+        ``retry_*`` set the general delivery retry, for messages whose policy has no
+        ``check delivery``: a message without a receipt is sent again after
+        ``retry_base`` seconds, doubling up to ``retry_cap``, at most ``retry_attempts``
+        sends in all; then it has failed (audited, and a step's failure goes to triage)."""
         if loop_limit < 1 or loop_window < 1:
             raise ValueError(
                 f"the routing-loop breaker needs loop_limit >= 1 and loop_window >= 1 second"
                 f" (got {loop_limit} and {loop_window})"
             )
+        if retry_attempts < 1 or retry_base < 1 or retry_cap < retry_base:
+            raise ValueError(
+                "delivery retries need retry_attempts >= 1, retry_base >= 1 second and"
+                f" retry_cap >= retry_base (got {retry_attempts}, {retry_base} and {retry_cap})"
+            )
+        self.retry_attempts = retry_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.notifier: Notifier = notifier if notifier is not None else RecordingNotifier()
@@ -1030,30 +1047,22 @@ class Engine:
         status = {"delivered": "delivered", "failed": "failed"}.get(result.receipt, "sent")
         msg.attempts += 1
         msg.status = status
-        msg.reason = result.reason or msg.reason
+        msg.reason = result.reason or None
         self.store.mark_outbox(msg.id, status, now, msg.attempts, result.reason or None)
         if result.receipt != "delivered":
             self._undelivered(msg, result, _Ctx(now=now, cause=f"delivery of {msg.key}"))
 
     def _undelivered(self, msg: OutboxMessage, result: Delivery, ctx: _Ctx) -> None:
+        """After an attempt without a receipt: the policy's delivery check decides when one
+        exists; otherwise a transient answer (``pending``) is retried with backoff and a
+        refusal (``failed``) fails its step."""
         if msg.escalation_id is None:
             return
         esc = self.store.escalation(msg.escalation_id)
         if esc is None:
             return
-        pack = self.pack(esc.pack_id)
-        what = f"{msg.action} {msg.target or ''}".strip()
-        why = f": {result.reason}" if result.reason else ""
         if result.receipt == "failed":
-            self._audit(
-                ctx,
-                "delivery_failed",
-                esc,
-                pack,
-                str(msg.payload.get("policy") or esc.policy),
-                reason=f"{what} was refused (attempt {msg.attempts}){why}",
-                detail={"key": msg.key, "attempt": msg.attempts, "channel": result.channel},
-            )
+            self._audit_delivery(msg, esc, ctx, "refused", result.channel)
         delivery = msg.payload.get("delivery")
         if delivery:
             stage = msg.payload.get("stage", "retry")
@@ -1068,12 +1077,90 @@ class Engine:
                 )
             )
             return
-        if result.receipt == "failed" and msg.payload.get("moment") is not None:
-            if esc.state == "closed":
-                return
-            rules = pack.policies[esc.policy]
-            self._failure(esc, pack, rules, "step_failed", ctx, f"{what} failed to deliver{why}")
-            self.store.update_escalation(esc)
+        if result.receipt == "failed":
+            self._step_undelivered(msg, esc, ctx)
+            return
+        # No receipt yet, or a transient failure: try again later under the same key. The
+        # timer has no escalation, so a re-route or a close does not cancel the delivery.
+        self.store.add_timer(
+            Timer(
+                due=ctx.now + self.retry_delay(msg.attempts),
+                kind="redeliver",
+                ticket=msg.ticket or "",
+                key=msg.key,
+                payload={"message": msg.id},
+            )
+        )
+
+    def retry_delay(self, attempts: int) -> int:
+        """Seconds to wait after attempt number ``attempts`` (1, 2, ...) without a receipt:
+        ``retry_base`` doubled each time, at most ``retry_cap``."""
+        return int(min(self.retry_cap, self.retry_base * 2 ** max(0, min(attempts - 1, 30))))
+
+    def _fire_redeliver(self, timer: Timer, ctx: _Ctx) -> None:
+        """The backoff of a message without a delivery check is over: send it again, or give
+        up after ``retry_attempts`` sends (the last one had its full backoff to answer)."""
+        msg = self.store.outbox_message(int(timer.payload["message"]))
+        if msg is None or msg.status != "sent":
+            return  # delivered (a late receipt), refused, or already queued again
+        esc = self.store.escalation(msg.escalation_id) if msg.escalation_id is not None else None
+        if msg.attempts < self.retry_attempts:
+            if esc is not None:
+                last = f" ({msg.reason})" if msg.reason else ""
+                self._audit(
+                    ctx,
+                    "delivery_retry",
+                    esc,
+                    self.pack(esc.pack_id),
+                    str(msg.payload.get("policy") or esc.policy),
+                    reason=f"no receipt for {_what(msg)}{last}:"
+                    f" retry {msg.attempts} of {self.retry_attempts - 1}",
+                    detail={"key": msg.key, "attempt": msg.attempts + 1},
+                )
+            self._requeue(msg, ctx.now)
+            return
+        last = f"; last: {msg.reason}" if msg.reason else ""
+        reason = f"no receipt after {msg.attempts} attempts{last}"
+        self.store.mark_outbox(msg.id, "failed", ctx.now, msg.attempts, reason, attempted=False)
+        msg.reason = reason
+        if esc is not None:
+            self._audit_delivery(msg, esc, ctx, "never delivered")
+            self._step_undelivered(msg, esc, ctx)
+
+    def _audit_delivery(
+        self, msg: OutboxMessage, esc: Escalation, ctx: _Ctx, what: str, channel: str = ""
+    ) -> None:
+        """``delivery_failed`` in the audit trail, with the notifier's reason."""
+        why = f": {msg.reason}" if msg.reason else ""
+        self._audit(
+            ctx,
+            "delivery_failed",
+            esc,
+            self.pack(esc.pack_id),
+            str(msg.payload.get("policy") or esc.policy),
+            reason=f"{_what(msg)} was {what} (attempt {msg.attempts}){why}",
+            detail={"key": msg.key, "attempt": msg.attempts, "channel": channel},
+        )
+
+    def _step_undelivered(self, msg: OutboxMessage, esc: Escalation, ctx: _Ctx) -> None:
+        """A step's action that can never be delivered is a step failure (SPEC §4) — while the
+        escalation is still open under the policy that issued it."""
+        if msg.payload.get("moment") is None or esc.state == "closed":
+            return
+        if msg.payload.get("policy") not in (None, esc.policy):
+            return
+        pack = self.pack(esc.pack_id)
+        why = f": {msg.reason}" if msg.reason else ""
+        what = f"{msg.action} {msg.target or ''}".strip()
+        self._failure(
+            esc,
+            pack,
+            pack.policies[esc.policy],
+            "step_failed",
+            ctx,
+            f"{what} failed to deliver{why}",
+        )
+        self.store.update_escalation(esc)
 
     def _requeue(self, msg: OutboxMessage, now: int) -> None:
         """Send ``msg`` again under its key: by the fast path in this transaction, else by
@@ -1096,6 +1183,9 @@ class Engine:
     def _fire(self, timer: Timer, ctx: _Ctx) -> None:
         if timer.kind == "after":
             self._fire_after(timer, ctx)
+            return
+        if timer.kind == "redeliver":
+            self._fire_redeliver(timer, ctx)
             return
         if timer.escalation_id is None:
             return
@@ -1602,6 +1692,11 @@ class Engine:
             detail=detail,
         )
         ctx.fired.append(kind)
+
+
+def _what(msg: OutboxMessage) -> str:
+    """``notify oncall``, ``create_ticket``: a message's action and target for people."""
+    return f"{msg.action} {msg.target or ''}".strip()
 
 
 def _sla_targets(rules: Rules) -> dict[str, int | None]:

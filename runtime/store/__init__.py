@@ -193,8 +193,8 @@ class Store(Protocol):
         reason: str | None = None,
         attempted: bool = True,
     ) -> None:
-        """Record an attempt's outcome (``attempted``: ``at`` is when it was made); a
-        ``None`` reason keeps the previous one."""
+        """Record an attempt's outcome and reason (``attempted``: ``at`` is when it was
+        made); otherwise a change of status, where a ``None`` reason keeps the previous one."""
         ...
 
     def outbox(self, escalation_id: int | None = None) -> list[OutboxMessage]: ...

@@ -597,9 +597,9 @@ class SQLiteStore:
         self._db.execute(
             "UPDATE outbox SET status = ?, attempts = ?,"
             " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
-            " reason = COALESCE(?, reason),"
+            " reason = CASE WHEN ? THEN ? ELSE COALESCE(?, reason) END,"
             " attempted_at = CASE WHEN ? THEN ? ELSE attempted_at END WHERE id = ?",
-            (status, attempts, status, at, reason, attempted, at, msg_id),
+            (status, attempts, status, at, attempted, reason, reason, attempted, at, msg_id),
         )
 
     def outbox(self, escalation_id: int | None = None) -> list[OutboxMessage]:

@@ -255,3 +255,120 @@ def test_a_crash_between_send_and_receipt_resends_under_the_same_key(
     assert set(resent).isdisjoint(before[:-1])  # rows with receipts are not sent again
     again = engine.store.outbox_by_key(page_key)
     assert again is not None and (again.status, again.attempts) == ("delivered", 1)
+
+
+# --- retries -------------------------------------------------------------------
+
+
+def sends_of(notifier: Scripted, key: str) -> int:
+    return sum(1 for k, _ in notifier.calls if k == key)
+
+
+@pytest.mark.parametrize("transactional", [True, False])
+def test_a_message_without_a_delivery_check_is_retried_with_backoff_then_fails(
+    tmp_path: Path, pack: dict[str, Any], transactional: bool
+) -> None:
+    notifier = Scripted(
+        transactional=transactional,
+        answers={"create_ticket": ("pending", "webhook: HTTP 503: maintenance")},
+    )
+    engine = scripted_engine(tmp_path, pack, notifier)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    [row] = [m for m in engine.store.outbox() if m.action == "create_ticket"]
+    assert "delivery" not in row.payload  # enterprise_critical checks notify/page only
+    assert (row.status, row.reason) == ("sent", "webhook: HTTP 503: maintenance")
+    # Backoff 1m, 2m, 4m, 8m after sends 1..4: five sends in all, each under the same key.
+    for seconds, sends in [(59, 1), (60, 2), (179, 2), (180, 3), (420, 4), (900, 5)]:
+        engine.advance(T0 + seconds)
+        assert sends_of(notifier, row.key) == sends, seconds
+    retries = audit_of(engine, "delivery_retry")
+    assert [r.detail["attempt"] for r in retries] == [2, 3, 4, 5]
+    assert "HTTP 503: maintenance" in retries[0].reason and "retry 1 of 4" in retries[0].reason
+    # The fifth send gets its full backoff (16m) to answer, then the message has failed.
+    engine.advance(T0 + 900 + 959)
+    assert engine.store.outbox_by_key(row.key).status == "sent"  # type: ignore[union-attr]
+    engine.advance(T0 + 900 + 960)
+    failed = engine.store.outbox_by_key(row.key)
+    assert failed is not None and failed.status == "failed" and failed.attempts == 5
+    assert failed.reason == "no receipt after 5 attempts; last: webhook: HTTP 503: maintenance"
+    [audited] = audit_of(engine, "delivery_failed")
+    assert audited.reason.startswith("create_ticket was never delivered (attempt 5)")
+    assert "step_failed" in [r.kind for r in engine.store.audit_rows()]
+    engine.advance(T0 + 86400)
+    assert sends_of(notifier, row.key) == 5  # capped: nothing more
+
+
+@pytest.mark.parametrize("transactional", [True, False])
+def test_a_transient_failure_is_retried_once_and_then_delivered(
+    tmp_path: Path, pack: dict[str, Any], transactional: bool
+) -> None:
+    notifier = Scripted(
+        transactional=transactional,
+        answers={"open": [("pending", "no answer within 5s"), "delivered"]},
+    )
+    engine = scripted_engine(tmp_path, pack, notifier)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    [row] = [m for m in engine.store.outbox() if m.action == "open"]
+    engine.advance(T0 + 60)
+    done = engine.store.outbox_by_key(row.key)
+    assert done is not None and (done.status, done.attempts) == ("delivered", 2)
+    assert done.delivered_at == T0 + 60 and done.reason is None
+    engine.advance(T0 + 3 * 3600)
+    assert sends_of(notifier, row.key) == 2 and not audit_of(engine, "delivery_failed")
+
+
+def test_a_late_receipt_stops_the_retries(tmp_path: Path, pack: dict[str, Any]) -> None:
+    notifier = Scripted(answers={"snapshot": "pending"})
+    engine = scripted_engine(tmp_path, pack, notifier)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    [row] = [m for m in engine.store.outbox() if m.action == "snapshot"]
+    assert engine.record_receipt(row.key, T0 + 30)
+    engine.advance(T0 + 3 * 3600)
+    assert sends_of(notifier, row.key) == 1 and not audit_of(engine, "delivery_retry")
+
+
+def test_a_retry_survives_the_close_of_its_escalation(tmp_path: Path, pack: dict[str, Any]) -> None:
+    notifier = Scripted(answers={"create_ticket": "pending"})
+    engine = scripted_engine(tmp_path, pack, notifier)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    engine.ack("T1", "alice", T0 + 10)
+    fixed = {"ticket": {"id": "T1", "root_cause": "bad deploy"}}
+    at = "2026-11-27T10:00:15Z"
+    engine.receive({"id": "e2", "type": "ticket.updated", "at": at, "data": fixed})
+    engine.resolve("T1", T0 + 20)
+    assert engine.close("T1", T0 + 30).status == "applied"
+    engine.advance(T0 + 60)
+    [row] = [m for m in engine.store.outbox() if m.action == "create_ticket"]
+    assert sends_of(notifier, row.key) == 2
+
+
+def test_the_delivery_check_keeps_its_own_meaning(make_engine: Any) -> None:
+    """`check delivery within 5m else retry 2 then revops_mail`: receipt within 5m, else
+    two retries 5m apart, then the fallback channel, then check_failed (no backoff)."""
+    engine, _, notifier = make_engine()
+    notifier.silent.update({"revops", "revops_mail"})
+    lead = {"id": "L1", "source": "paid_campaign", "crm_status": "rejected"}
+    engine.receive(
+        {"id": "l1", "type": "lead.updated", "at": "2026-11-27T10:00:00Z", "data": {"lead": lead}}
+    )
+
+    def sent_to(target: str) -> int:
+        return sum(1 for s in notifier.sent if s.target == target)
+
+    for minute, room, mail in [(4, 1, 0), (5, 2, 0), (10, 3, 0), (15, 3, 1), (19, 3, 1)]:
+        engine.advance(T0 + minute * 60)
+        assert (sent_to("revops"), sent_to("revops_mail")) == (room, mail), minute
+    assert not [t for t in engine.store.due_timers(T0 + 86400, 100) if t.kind == "redeliver"]
+    engine.advance(T0 + 20 * 60)
+    kinds = [r.kind for r in engine.store.audit_rows()]
+    assert kinds.count("delivery_retry") == 2 and kinds.count("delivery_fallback") == 1
+    assert "check_failed" in kinds and engine.status("L1")["state"] == "triage"  # type: ignore[index]
+
+
+def test_retry_settings_are_checked(tmp_path: Path) -> None:
+    engine = Engine(SQLiteStore(":memory:"), retry_base=30, retry_cap=100)
+    assert [engine.retry_delay(n) for n in (1, 2, 3, 4, 60)] == [30, 60, 100, 100, 100]
+    with pytest.raises(ValueError, match="retry_attempts >= 1"):
+        Engine(SQLiteStore(":memory:"), retry_attempts=0)
+    with pytest.raises(ValueError, match="retry_cap >= retry_base"):
+        Engine(SQLiteStore(":memory:"), retry_base=60, retry_cap=10)
