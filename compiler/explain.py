@@ -18,9 +18,9 @@ import click
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
 from escalade.compiler.config import ConfigError
-from escalade.compiler.formats import render_text
+from escalade.compiler.formats import decode_utf8, render_text
 from escalade.runtime.conditions import evaluate, format_condition
-from escalade.runtime.events import EventError, parse_event
+from escalade.runtime.events import EventError, load_json, parse_event
 from escalade.runtime.matcher import Explanation, Matcher
 from escalade.runtime.pack import PackError, Policy, RulePack, duration_words
 
@@ -183,13 +183,9 @@ def read_event_json(raw: bytes | str, shown: str = "the event") -> dict[str, Any
     Strict UTF-8 (a BOM is allowed), no NaN or Infinity, an object at the top."""
     if isinstance(raw, bytes):
         try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise ExplainError(
-                f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"
-            ) from None
+            text = decode_utf8(raw, shown)
+        except ValueError as exc:
+            raise ExplainError(str(exc)) from None
     else:
         text = raw.removeprefix("\ufeff")
 
@@ -204,19 +200,13 @@ def read_event_json(raw: bytes | str, shown: str = "the event") -> dict[str, Any
         raise ExplainError(f"{shown}: not JSON: {exc}") from None
     except RecursionError:
         raise ExplainError(f"{shown}: not an event: JSON nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise ExplainError(f"{shown}: an event is a JSON object, not {_json_kind(obj)}")
-    return obj
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool):
-        return "true/false"
-    return "null" if value is None else "a number"
+    if isinstance(obj, dict):
+        return obj
+    try:
+        load_json(text)  # the runtime's words for what it got instead
+    except EventError as exc:
+        raise ExplainError(f"{shown}: {exc}") from None
+    raise ExplainError(f"{shown}: an event is a JSON object")
 
 
 def explain_event(pack: RulePack, raw: bytes | str, shown: str = "the event") -> dict[str, Any]:

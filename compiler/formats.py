@@ -20,6 +20,28 @@ from escalade.compiler.diagnostics import Diagnostic, count
 _WINDOW = 120
 
 
+def detail_lines(d: Diagnostic) -> list[str]:
+    """``note: ...``, ``witness: ...`` and ``help: ...`` lines, as text and annotations show them."""
+    lines = [f"note: {note.span}: {note.message}" for note in d.notes]
+    if d.witness is not None:
+        lines.append(f"witness: {json.dumps(d.witness, sort_keys=True)}")
+    if d.help:
+        lines.append(f"help: {d.help}")
+    return lines
+
+
+def decode_utf8(data: bytes, shown: str) -> str:
+    """Strict UTF-8 (a leading BOM is dropped); ``ValueError`` names ``shown:line:col``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
+        ) from None
+
+
 def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:
     text = sources.get(file)
     if text is None:
@@ -66,12 +88,7 @@ def render_text(
             out.append(f"{' ' * gutter} |")
             out.append(f"{d.span.line} | {shown}")
             out.append(f"{' ' * gutter} | {' ' * (caret_col - 1)}{'^' * max(1, caret_width)}")
-        for note in d.notes:
-            out.append(f"  = note: {note.span}: {note.message}")
-        if d.witness is not None:
-            out.append(f"  = witness: {json.dumps(d.witness, sort_keys=True)}")
-        if d.help:
-            out.append(f"  = help: {d.help}")
+        out.extend(f"  = {line}" for line in detail_lines(d))
         out.append("")
     errors, warnings = count(diags)
     out.append(f"{errors} error(s), {warnings} warning(s)")

@@ -33,7 +33,7 @@ from lark import Lark, Token, Tree, UnexpectedInput
 
 from escalade.compiler import load_policy_set
 from escalade.compiler.backends.rulepack import build_pack
-from escalade.compiler.formats import render_text
+from escalade.compiler.formats import decode_utf8, render_text
 from escalade.compiler.passes.checks import ACTIONS
 from escalade.compiler.passes.lower import did_you_mean
 from escalade.runtime import kpi
@@ -475,14 +475,9 @@ def read_utf8(path: Path) -> str:
     except OSError as exc:
         raise TestSyntaxError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise TestSyntaxError(
-            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
-        ) from None
-    return text.replace("\r\n", "\n")
+        return decode_utf8(data, str(path)).replace("\r\n", "\n")
+    except ValueError as exc:
+        raise TestSyntaxError(str(exc)) from None
 
 
 def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:

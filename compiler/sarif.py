@@ -20,6 +20,7 @@ from typing import Any
 
 from escalade.compiler.codes import CODES
 from escalade.compiler.diagnostics import Diagnostic
+from escalade.compiler.formats import detail_lines
 from escalade.compiler.nodes import Span
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -160,13 +161,7 @@ def github_annotation(d: Diagnostic, root: str | os.PathLike[str] | None = None)
         ("endColumn", str(d.span.end_col)),
         ("title", f"{d.code} {d.name}"),
     ]
-    lines = [d.message]
-    for note in d.notes:
-        lines.append(f"note: {note.span}: {note.message}")
-    if d.witness is not None:
-        lines.append(f"witness: {json.dumps(d.witness, sort_keys=True)}")
-    if d.help:
-        lines.append(f"help: {d.help}")
+    lines = [d.message, *detail_lines(d)]
     command = "error" if d.severity == "error" else "warning"
     head = ",".join(f"{k}={escape_property(v)}" for k, v in props)
     return f"::{command} {head}::{escape_data(chr(10).join(lines))}"

@@ -168,7 +168,8 @@ def _directory(pset: m.PolicySet) -> dict[str, Any]:
     }
 
 
-def _schema(pset: m.PolicySet) -> dict[str, Any]:
+def schema_section(pset: m.PolicySet) -> dict[str, Any]:
+    """The pack's ``schema`` section: event kinds and typed fields (what events are read against)."""
     objects: dict[str, dict[str, Any]] = {}
     for obj, fields in pset.schema.objects.items():
         objects[obj] = {}
@@ -199,7 +200,7 @@ def build_pack(pset: m.PolicySet, *, commit: str | None = None) -> dict[str, Any
             "actions": actions,
             "commit": None,
         },
-        "schema": _schema(pset),
+        "schema": schema_section(pset),
         "directory": _directory(pset),
         "policies": policies,
     }

@@ -348,22 +348,25 @@ class Describer:
         first = args[0] if args else ""
         action = step.action
         if action == "notify":
-            message = f": {texts[0]}" if texts else ""
-            return f"Notify {first}{message}"
-        if action == "page":
-            return f"Page {first}"
-        if action == "route":
-            return f"Route to {first}"
-        if action == "create_ticket":
-            return f"Create a ticket {first}"
-        if action == "create_task":
-            return f"Create a task {first}"
+            return f"Notify {first}" + (f": {texts[0]}" if texts else "")
         if action == "set":
             return f"Set {first} to {args[1] if len(args) > 1 else ''}"
         if action == "manual":
             return f"By hand: {self.text(step.args[0].get('text', '')) if step.args else ''}"
-        words = {"open": "Open", "snapshot": "Snapshot", "attach": "Attach", "lock": "Lock"}
-        return f"{words.get(action, action.capitalize())} {' '.join(args)}".strip()
+        verb = _STEP_VERBS.get(action, action.capitalize())
+        return f"{verb} {' '.join(args)}".strip()
+
+
+_STEP_VERBS = {
+    "page": "Page",
+    "route": "Route to",
+    "create_ticket": "Create a ticket",
+    "create_task": "Create a task",
+    "open": "Open",
+    "snapshot": "Snapshot",
+    "attach": "Attach",
+    "lock": "Lock",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from escalade.compiler.algebra import (
     overlap,
     satisfiable,
 )
-from escalade.compiler.backends.rulepack import lower_condition
+from escalade.compiler.backends.rulepack import lower_condition, schema_section
 from escalade.compiler.model import PolicySet
 from escalade.runtime.conditions import evaluate
 from escalade.runtime.events import parse_event
@@ -83,15 +83,7 @@ def regions(*conds: str) -> tuple[PolicySet, Domains, list[Region]]:
 def pack_schema() -> dict[str, Any]:
     """The rule-pack ``schema`` section of SCHEMA, as the runtime reads events against it."""
     pset, _ = load("ticket.severity == low")
-    objects: dict[str, Any] = {}
-    for obj, fields in pset.schema.objects.items():
-        objects[obj] = {}
-        for name, info in fields.items():
-            spec: dict[str, Any] = {"type": info.kind}
-            if info.kind == "enum":
-                spec["values"] = list(info.values)
-            objects[obj][name] = spec
-    return {"events": sorted(pset.schema.events), "objects": objects}
+    return schema_section(pset)
 
 
 def runtime_state(w: Witness) -> dict[str, dict[str, Any]]:

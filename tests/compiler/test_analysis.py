@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from escalade.compiler import CheckResult, load_policy_set
-from escalade.compiler.backends.rulepack import lower_condition
+from escalade.compiler.backends.rulepack import lower_condition, schema_section
 from escalade.compiler.diagnostics import Diagnostic
 from escalade.compiler.passes import analysis
 from escalade.runtime.conditions import evaluate
@@ -69,14 +69,7 @@ def codes(result: CheckResult) -> list[str]:
 
 def pack_schema(result: CheckResult) -> dict[str, Any]:
     assert result.pset is not None
-    objects = {
-        obj: {
-            name: {"type": f.kind, **({"values": list(f.values)} if f.kind == "enum" else {})}
-            for name, f in fields.items()
-        }
-        for obj, fields in result.pset.schema.objects.items()
-    }
-    return {"events": sorted(result.pset.schema.events), "objects": objects}
+    return schema_section(result.pset)
 
 
 def matches(result: CheckResult, policy_name: str, witness: Any) -> bool:
