@@ -668,6 +668,18 @@ class Engine:
             return next((m for m in spec.members if m not in away), None)
         return spec.on_call(at, away)
 
+    def _team_recipients(self, pack: CompiledPack, team: str, at: int) -> list[str]:
+        """Who a message to ``team`` goes to at ``at``: the on-call member of a team with a
+        rotation, else every member; absent members are skipped (empty: nobody available)."""
+        spec = pack.typed.teams.get(team)
+        if spec is None:
+            return []
+        away = self.store.absences(at)
+        if spec.rotation is not None:
+            member = spec.on_call(at, away)
+            return [] if member is None else [member]
+        return [m for m in spec.members if m not in away]
+
     def _resolve(
         self, pack: CompiledPack, ref: str, kind: str, at: int, away: Mapping[str, int]
     ) -> tuple[str, str] | None:
@@ -780,10 +792,7 @@ class Engine:
         owner = esc.owner or ""
         targets = [owner]
         if esc.owner_kind == "team":
-            away = self.store.absences(ctx.now)
-            targets = [
-                m for m in (pack.teams.get(owner) or {}).get("members") or [] if m not in away
-            ]
+            targets = self._team_recipients(pack, owner, ctx.now)
         for person in targets:
             self._emit(
                 esc,
@@ -927,10 +936,10 @@ class Engine:
                     payload["word"] = arg["word"]
             if step.get("guide"):
                 payload["guide"] = step["guide"]
-            if action == "page" and target_kind == "team" and target is not None:
-                member = self.oncall(pack, target, ctx.now)
-                payload["team"] = target
-                if member is None:
+            if action in ("notify", "page") and target_kind == "team" and target is not None:
+                # A team is reached through people: its on-call member now, or every member.
+                members = self._team_recipients(pack, target, ctx.now)
+                if not members:
                     self._failure(
                         esc,
                         pack,
@@ -940,7 +949,10 @@ class Engine:
                         f"step {action} {target}: nobody in {target} is available",
                     )
                     return False
-                target, target_kind = member, "person"
+                payload["team"] = target
+                for member in members:
+                    self._emit(esc, pack, rules, ctx, action, member, "person", dict(payload))
+                continue
             self._emit(esc, pack, rules, ctx, action, target, target_kind, payload)
         return True
 

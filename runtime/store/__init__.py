@@ -47,7 +47,7 @@ class Timer:
     """A row that fires at ``due``; ``key`` makes pending timers unique per purpose."""
 
     due: int
-    kind: str  # ack | sla_acknowledge | sla_resolve | delivery | state_check | after | transfer
+    kind: str  # ack | sla_* | delivery | redeliver | state_check | after | transfer
     ticket: str
     escalation_id: int | None = None
     key: str = ""

@@ -3,6 +3,7 @@ transactions, retries with backoff, and messages to teams."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from escalade.runtime import audit
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
 from escalade.runtime.notify import Delivery
+from escalade.runtime.notify.channels import ChannelNotifier, Choice, SlackWebhook, SmtpEmail
 from escalade.runtime.store import AuditRow, OutboxMessage
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical
@@ -372,3 +374,78 @@ def test_retry_settings_are_checked(tmp_path: Path) -> None:
         Engine(SQLiteStore(":memory:"), retry_attempts=0)
     with pytest.raises(ValueError, match="retry_cap >= retry_base"):
         Engine(SQLiteStore(":memory:"), retry_base=60, retry_cap=10)
+
+
+# --- messages to teams -----------------------------------------------------------
+
+
+def team_pack(pack: dict[str, Any]) -> dict[str, Any]:
+    """enterprise_critical also notifies the rotating on-call team and pages the SDR queue
+    (a team without a rotation)."""
+    changed = copy.deepcopy(pack)
+    changed["metadata"]["content_hash"] = "sha256:" + "7" * 64
+    for policy in changed["policies"]:
+        if policy["name"] == "enterprise_critical":
+            policy["steps"] = [
+                {
+                    "action": "notify",
+                    "args": [{"ref": "cust_ops_oncall", "kind": "team"}, {"text": "Heads up"}],
+                    "guide": None,
+                    "line": 1,
+                },
+                {
+                    "action": "page",
+                    "args": [{"ref": "sdr_queue", "kind": "team"}],
+                    "guide": None,
+                    "line": 2,
+                },
+            ]
+    return changed
+
+
+def team_rows(engine: Engine, ticket: str) -> list[OutboxMessage]:
+    return [m for m in engine.store.outbox() if m.ticket == ticket and "team" in m.payload]
+
+
+def test_a_team_is_reached_through_its_on_call_member_or_every_member(
+    make_engine: Any, pack: dict[str, Any]
+) -> None:
+    engine, _, _ = make_engine()
+    active = engine.activate(team_pack(pack), T0)
+    on_call = active.typed.teams["cust_ops_oncall"].on_call(T0)
+    other = "bob" if on_call == "alice" else "alice"
+    engine.receive(critical("T1", "e1", status="escalated"))
+    rows = team_rows(engine, "T1")
+    assert [(m.action, m.target, m.target_kind, m.payload["team"]) for m in rows] == [
+        ("notify", on_call, "person", "cust_ops_oncall"),
+        ("page", "ines", "person", "sdr_queue"),
+        ("page", "lena", "person", "sdr_queue"),
+    ]
+    assert rows[1].payload["contacts"] == {"email": "ines@example.com", "slack": "@ines"}
+    assert len({m.key for m in rows}) == 3  # one idempotency key per person
+    channels = ChannelNotifier(slack=SlackWebhook("S"), email=SmtpEmail("127.0.0.1", "e@x.org"))
+    assert channels.choose(rows[0]) == Choice("slack", f"@{on_call}")
+    assert channels.choose(rows[2]) == Choice("slack", "@lena")
+
+    # At send time: the on-call member who is absent passes to the next; absent members
+    # of a team without a rotation are left out.
+    engine.absent(on_call, T0 + 86400, T0 + 60)
+    engine.absent("lena", T0 + 86400, T0 + 60)
+    engine.receive(critical("T2", "e2", status="escalated"), T0 + 120)
+    assert [(m.action, m.target) for m in team_rows(engine, "T2")] == [
+        ("notify", other),
+        ("page", "ines"),
+    ]
+
+
+def test_a_team_with_nobody_available_fails_the_step(
+    make_engine: Any, pack: dict[str, Any]
+) -> None:
+    engine, _, _ = make_engine()
+    engine.activate(team_pack(pack), T0)
+    for person in ("alice", "bob"):
+        engine.absent(person, T0 + 86400, T0)
+    engine.receive(critical("T1", "e1", status="escalated"))
+    assert team_rows(engine, "T1") == []
+    [failed] = audit_of(engine, "step_failed")
+    assert failed.reason == "step notify cust_ops_oncall: nobody in cust_ops_oncall is available"
