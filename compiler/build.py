@@ -247,7 +247,11 @@ def build_command(
             sys.exit(1)
         click.echo(f"{len(outputs.files)} generated file(s) are up to date")
         return
-    touched = write_outputs(outputs, config.root)
+    try:
+        touched = write_outputs(outputs, config.root)
+    except OSError as exc:
+        click.echo(f"error: cannot write {exc.filename}: {exc.strerror}", err=True)
+        sys.exit(1)
     click.echo(
         f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
         f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
@@ -286,7 +290,10 @@ def _build_release(config: Config, path: Path | None, output: Path | None, rev: 
         outputs = build_outputs(result, root, out, commit=commit, codeowners_path=codeowners)
     except (CodeownersError, PackError) as exc:
         raise BuildError(str(exc)) from None
-    written = write_outputs(outputs, root)
+    try:
+        written = write_outputs(outputs, root)
+    except OSError as exc:
+        raise BuildError(f"cannot write {exc.filename}: {exc.strerror}") from None
     click.echo(
         f"built pack {outputs.pack.version} of commit {commit[:12]} into {rel_posix(out, root)}/: "
         f"{len(outputs.pack.policies)} policies, {len(written)} files written"

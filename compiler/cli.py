@@ -50,7 +50,10 @@ def check(path: Path, fmt: str, strict: bool) -> None:
         # Rendered by escalade.compiler.sarif (the analysis work); absent until it lands.
         sarif = importlib.import_module("escalade.compiler.sarif")
         render = sarif.render_sarif if fmt == "sarif" else sarif.render_github
-        click.echo(render(diags), nl=False)
+        from escalade.compiler.config import find_root
+
+        # SARIF URIs and annotation paths are relative to the repository root
+        click.echo(render(diags, find_root(path)), nl=False)
     else:
         color = sys.stdout.isatty()
         click.echo(render_text(diags, result.diags.sources, color=color), nl=False)

@@ -18,11 +18,12 @@ import click
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
 from escalade.compiler.config import ConfigError
-from escalade.compiler.formats import decode_utf8, render_text
+from escalade.compiler.formats import render_text
 from escalade.runtime.conditions import evaluate, format_condition
 from escalade.runtime.events import EventError, load_json, parse_event
 from escalade.runtime.matcher import Explanation, Matcher
 from escalade.runtime.pack import PackError, Policy, RulePack, duration_words
+from escalade.runtime.textio import TextError, loads_json
 
 
 class ExplainError(Exception):
@@ -181,25 +182,11 @@ def read_event_json(raw: bytes | str, shown: str = "the event") -> dict[str, Any
     """Decode and parse one event's JSON text; :class:`ExplainError` says where it is wrong.
 
     Strict UTF-8 (a BOM is allowed), no NaN or Infinity, an object at the top."""
-    if isinstance(raw, bytes):
-        try:
-            text = decode_utf8(raw, shown)
-        except ValueError as exc:
-            raise ExplainError(str(exc)) from None
-    else:
-        text = raw.removeprefix("\ufeff")
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
     try:
-        obj = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as exc:
-        raise ExplainError(f"{shown}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
-    except ValueError as exc:
-        raise ExplainError(f"{shown}: not JSON: {exc}") from None
-    except RecursionError:
-        raise ExplainError(f"{shown}: not an event: JSON nested too deeply") from None
+        obj = loads_json(raw, shown)
+    except TextError as exc:
+        raise ExplainError(str(exc)) from None
+    text = raw if isinstance(raw, str) else raw.decode("utf-8-sig")
     if isinstance(obj, dict):
         return obj
     try:

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from escalade.compiler.diagnostics import Diagnostic, count
+from escalade.runtime.textio import decode_utf8 as decode_utf8
 
 _WINDOW = 120
 
@@ -28,18 +29,6 @@ def detail_lines(d: Diagnostic) -> list[str]:
     if d.help:
         lines.append(f"help: {d.help}")
     return lines
-
-
-def decode_utf8(data: bytes, shown: str) -> str:
-    """Strict UTF-8 (a leading BOM is dropped); ``ValueError`` names ``shown:line:col``."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ValueError(
-            f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
-        ) from None
 
 
 def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:

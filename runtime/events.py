@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime.clock import TimeError, parse_duration, parse_time
+from escalade.runtime.textio import TextError, loads_json
 
 TOP_LEVEL = ("id", "type", "at", "data")
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -141,11 +142,11 @@ def load_json(raw: str | bytes | Mapping[str, Any]) -> tuple[dict[str, Any], str
     if isinstance(raw, Mapping):
         obj = dict(raw)
         return obj, json.dumps(obj, sort_keys=True)
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EventError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        obj = loads_json(raw, "event")
+    except TextError as exc:
+        raise EventError(str(exc).removeprefix("event").lstrip(":").lstrip()) from None
+    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
     if not isinstance(obj, dict):
         raise EventError(f"an event is a JSON object, not {_describe(obj)}")
     return obj, text.strip()
@@ -155,8 +156,10 @@ def parse_event(raw: str | bytes | Mapping[str, Any], schema: Mapping[str, Any])
     """Validate one event against the pack ``schema`` section."""
     obj, text = load_json(raw)
     event_id = obj.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    if "id" not in obj:
         raise EventError("missing `id` (a non-empty string)")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventError(f"`id` must be a non-empty string, not {_describe(event_id)}")
     type_ = obj.get("type")
     if not isinstance(type_, str) or not type_:
         raise EventError("missing `type` (e.g. ticket.created)", event_id)

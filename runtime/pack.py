@@ -31,6 +31,7 @@ from typing import Any
 
 from escalade.runtime.clock import format_duration, read_time
 from escalade.runtime.conditions import atoms, split_field
+from escalade.runtime.textio import TextError, loads_json
 
 FORMAT = "escalade.rulepack/v1"
 SCHEMA_RESOURCE = "rulepack.schema.json"
@@ -402,19 +403,9 @@ class RulePack:
     ) -> RulePack:
         """Parse and validate pack bytes; raises :class:`PackError`."""
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PackError(source, [f"byte {exc.start}: not UTF-8"]) from None
-
-        def no_constants(word: str) -> Any:
-            raise ValueError(f"{word} is not valid JSON")
-
-        try:
-            raw = json.loads(text, parse_constant=no_constants)
-        except json.JSONDecodeError as exc:
-            raise PackError(source, [f"line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
-        except (ValueError, RecursionError) as exc:
-            raise PackError(source, [f"not valid JSON: {exc}"]) from None
+            raw = loads_json(data, source)
+        except TextError as exc:
+            raise PackError(source, [str(exc).removeprefix(f"{source}:").lstrip()]) from None
         return cls.from_dict(raw, source=source, verify_hash=verify_hash)
 
     @classmethod

@@ -208,9 +208,6 @@ def test_build_without_policies_is_refused(tmp_path: Path, content: str) -> None
     assert not (tmp_path / "generated").exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="compiler/build.py write_outputs does not catch OSError yet (lead)"
-)
 def test_build_into_an_unwritable_output(project: Path) -> None:
     (project / "blocker").write_text("a file, not a directory\n")
     result = invoke(["build", "-o", "blocker/out"], project)
@@ -291,4 +288,5 @@ def test_simulate_unreadable_replay_files(tmp_path: Path) -> None:
     deep = tmp_path / "deep.jsonl"
     deep.write_text("[" * 50_000 + "\n")
     result = invoke(["simulate", str(deep), "--pack", str(PACK)])
-    assert result.exit_code == 1 and "nested too deeply" in result.output
+    # one malformed line is rejected (dead-lettered) and counted; the replay goes on
+    assert result.exit_code == 0 and "0 events applied, 0 duplicates, 1 rejected" in result.output

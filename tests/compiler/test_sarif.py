@@ -128,9 +128,6 @@ def test_repo_relative_to_the_escalade_yaml_root(tmp_path: Path, monkeypatch: An
     assert "file=policies/x.esc," in render_github(diags, find_root(Path(".")))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="compiler/cli.py check does not pass find_root(path) to sarif yet (lead)"
-)
 @pytest.mark.parametrize("fmt", ["sarif", "github"])
 def test_check_cli_uses_the_repository_root(tmp_path: Path, monkeypatch: Any, fmt: str) -> None:
     root = _repo_with_a_finding(tmp_path)
