@@ -1119,15 +1119,14 @@ class Engine:
         if msg.attempts < self.retry_attempts:
             if esc is not None:
                 last = f" ({msg.reason})" if msg.reason else ""
-                self._audit(
+                self._audit_message(
+                    msg,
+                    esc,
                     ctx,
                     "delivery_retry",
-                    esc,
-                    self.pack(esc.pack_id),
-                    str(msg.payload.get("policy") or esc.policy),
-                    reason=f"no receipt for {_what(msg)}{last}:"
+                    f"no receipt for {_what(msg)}{last}:"
                     f" retry {msg.attempts} of {self.retry_attempts - 1}",
-                    detail={"key": msg.key, "attempt": msg.attempts + 1},
+                    {"key": msg.key, "attempt": msg.attempts + 1},
                 )
             self._requeue(msg, ctx.now)
             return
@@ -1144,15 +1143,27 @@ class Engine:
     ) -> None:
         """``delivery_failed`` in the audit trail, with the notifier's reason."""
         why = f": {msg.reason}" if msg.reason else ""
-        self._audit(
+        self._audit_message(
+            msg,
+            esc,
             ctx,
             "delivery_failed",
-            esc,
-            self.pack(esc.pack_id),
-            str(msg.payload.get("policy") or esc.policy),
-            reason=f"{_what(msg)} was {what} (attempt {msg.attempts}){why}",
-            detail={"key": msg.key, "attempt": msg.attempts, "channel": channel},
+            f"{_what(msg)} was {what} (attempt {msg.attempts}){why}",
+            {"key": msg.key, "attempt": msg.attempts, "channel": channel},
         )
+
+    def _audit_message(
+        self,
+        msg: OutboxMessage,
+        esc: Escalation,
+        ctx: _Ctx,
+        kind: str,
+        reason: str,
+        detail: dict[str, Any],
+    ) -> None:
+        """An audit row about ``msg``, under the policy that issued it."""
+        policy = str(msg.payload.get("policy") or esc.policy)
+        self._audit(ctx, kind, esc, self.pack(esc.pack_id), policy, reason=reason, detail=detail)
 
     def _step_undelivered(self, msg: OutboxMessage, esc: Escalation, ctx: _Ctx) -> None:
         """A step's action that can never be delivered is a step failure (SPEC §4) — while the
@@ -1163,15 +1174,8 @@ class Engine:
             return
         pack = self.pack(esc.pack_id)
         why = f": {msg.reason}" if msg.reason else ""
-        what = f"{msg.action} {msg.target or ''}".strip()
-        self._failure(
-            esc,
-            pack,
-            pack.policies[esc.policy],
-            "step_failed",
-            ctx,
-            f"{what} failed to deliver{why}",
-        )
+        reason = f"{_what(msg)} failed to deliver{why}"
+        self._failure(esc, pack, pack.policies[esc.policy], "step_failed", ctx, reason)
         self.store.update_escalation(esc)
 
     def _requeue(self, msg: OutboxMessage, now: int) -> None:
