@@ -1649,6 +1649,8 @@ class Engine:
                 "target": m.target,
                 "text": m.payload.get("text"),
                 "status": m.status,
+                "attempts": m.attempts,
+                "reason": m.reason,
                 "at": format_time(m.created_at),
             }
             for m in self.store.outbox(esc.id)

@@ -131,6 +131,10 @@ def test_a_failed_delivery_keeps_its_reason_on_the_row_and_in_the_audit_trail(
     assert rows["open"].status == "failed"
     assert rows["open"].reason == "webhook: HTTP 404: no such war room"
     assert rows["snapshot"].reason == "the notifier raised RuntimeError: bug in a notifier"
+    status = engine.status("T1")
+    assert status is not None
+    shown = {a["action"]: (a["status"], a["attempts"], a["reason"]) for a in status["actions"]}
+    assert shown["open"] == ("failed", 1, "webhook: HTTP 404: no such war room")
     failed = audit_of(engine, "delivery_failed")
     assert [r.detail["key"] for r in failed] == [rows["open"].key, rows["snapshot"].key]
     assert "open" in failed[0].reason and "HTTP 404: no such war room" in failed[0].reason
