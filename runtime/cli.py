@@ -419,3 +419,6 @@ COMMANDS: list[click.Command] = [
     report_command,
     audit_group,
 ]
+from escalade.runtime.server import serve_command  # noqa: E402
+
+COMMANDS.append(serve_command)

@@ -12,6 +12,10 @@
                   starttls: true, username: escalade, password_env: ESCALADE_SMTP_PASSWORD}
         webhook: {url: "https://hooks.example.com/escalade", secret_env: ESCALADE_WEBHOOK_SECRET}
         pager:   {url: "https://pager.example.com/enqueue", secret_env: ESCALADE_PAGER_SECRET}
+      server:                            # `escalade serve` (flags override host and port)
+        host: 127.0.0.1
+        port: 8080
+        token_env: ESCALADE_SERVER_TOKEN # bearer token required on /events and /tickets
 
 Secrets are never written in the file: a setting that holds one names the
 environment variable that does (``*_env``), and an inline secret is a located
@@ -38,6 +42,8 @@ import yaml
 
 CONFIG_NAME = "escalade.yaml"
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
@@ -64,6 +70,15 @@ RUNTIME_SCHEMA: dict[str, Any] = {
     "$defs": {"env_name": {"type": "string", "pattern": _ENV_NAME}},
     "properties": {
         "database": {"type": "string", "minLength": 1},
+        "server": {
+            "type": "object",
+            "properties": {
+                "host": {"type": "string", "minLength": 1},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                "token_env": {"$ref": "#/$defs/env_name"},
+            },
+            "additionalProperties": False,
+        },
         "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "notifiers": {
             "type": "object",
@@ -181,6 +196,15 @@ class NotifierSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``escalade serve``: where to listen and the variable holding the bearer token (if any)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    token_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     """The ``runtime:`` section; ``found`` is False when there is no ``escalade.yaml``."""
 
@@ -188,6 +212,7 @@ class RuntimeSettings:
     database: Path | None = None
     trusted_keys: tuple[Path, ...] = ()
     notifiers: NotifierSettings | None = None
+    server: ServerSettings = field(default_factory=ServerSettings)
     found: bool = False
     source: Path | None = field(default=None, compare=False)
 
@@ -286,24 +311,34 @@ def locate(node: yaml.Node | None, path: list[Any], key: bool = False) -> yaml.N
 
 
 def _inline_secrets(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
-    """An inline secret under ``runtime.notifiers`` (e.g. ``password: ...``) is refused."""
-    notifiers = section.get("notifiers") if isinstance(section, dict) else None
-    if not isinstance(notifiers, dict):
+    """An inline secret under ``runtime.notifiers`` or ``runtime.server`` (``token: ...``) is refused."""
+    if not isinstance(section, dict):
         return []
+    notifiers = section.get("notifiers")
+    specs: list[tuple[list[str], Any]] = [
+        (["notifiers", str(kind)], spec)
+        for kind, spec in (notifiers.items() if isinstance(notifiers, dict) else [])
+    ]
+    specs.append((["server"], section.get("server")))
     problems = []
-    for kind, spec in notifiers.items():
+    for where, spec in specs:
         if not isinstance(spec, dict):
             continue
         for key in spec:
             use = INLINE_SECRETS.get(str(key))
             if use is None:
                 continue
-            path = ["notifiers", kind, key]
+            if where == ["server"] and key == "token":
+                use = "token_env"
+            path = [*where, key]
             problems.append(
-                f"{_where(document, path, shown, key=True)}: runtime.notifiers.{kind}.{key}: "
+                f"{_where(document, path, shown, key=True)}: runtime.{'.'.join(map(str, path))}: "
                 f"secrets are never written in escalade.yaml; put it in an environment "
                 f"variable and use {use}"
             )
+        if where == ["server"]:
+            continue
+        kind = where[1]
         url = spec.get("url")
         if isinstance(url, str) and _has_credentials(url):
             problems.append(
@@ -353,7 +388,8 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
                 if k.value not in allowed
             ]
             for key in extra:
-                if str(key) in INLINE_SECRETS and path[:1] == ["notifiers"] and len(path) == 2:
+                inline = (path[:1] == ["notifiers"] and len(path) == 2) or path == ["server"]
+                if str(key) in INLINE_SECRETS and inline:
                     continue  # already reported as an inline secret
                 where = _where(document, [*path, key], shown, key=True)
                 known = ", ".join(sorted(allowed))
@@ -409,11 +445,17 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             webhook=_endpoint_settings(webhook, default) if webhook else None,
             pager=_endpoint_settings(pager, default) if pager else None,
         )
+    server = section.get("server") or {}
     return RuntimeSettings(
         root=root,
         database=root / database if database else None,
         trusted_keys=keys,
         notifiers=notifiers,
+        server=ServerSettings(
+            host=str(server.get("host", DEFAULT_HOST)),
+            port=int(server.get("port", DEFAULT_PORT)),
+            token_env=server.get("token_env"),
+        ),
         found=True,
         source=source,
     )

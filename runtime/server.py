@@ -1,0 +1,655 @@
+"""``escalade serve``: the runtime's HTTP front door (standard library only).
+
+Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status):
+
+``POST /events``
+    One event (JSON) or many (JSON Lines, ``Content-Type: application/x-ndjson``).
+    Each event answers its outcome: ``applied`` or ``duplicate`` (200),
+    ``dead_letter`` (422: malformed, kept in the dead-letter record with the
+    reason, nothing else changed) or ``refused`` (409). One event answers with
+    its own status; a batch answers 200 when every line is 200, else 207, with
+    ``results`` line by line. Bodies over ``max_body`` bytes are 413.
+``POST /receipts/<key>``
+    A delivery receipt for the outbox row with idempotency key ``<key>`` (a
+    channel that answered 202 confirms later). The body is JSON naming the key,
+    ``{"key": "<key>"}``, signed like the webhook (``X-Escalade-Signature:
+    sha256=<HMAC-SHA256 of the body>``) with the secret named by
+    ``runtime.notifiers.webhook.secret_env``. 401 for a bad signature, 404 for
+    an unknown key.
+``GET /tickets/<id>``
+    The ticket's status (as ``escalade status --format json``); 404 when none.
+``GET /metrics``
+    Prometheus text exposition 0.0.4 (:mod:`escalade.runtime.metrics`).
+``GET /healthz``
+    200 with the active pack's version; 503 when no pack is active.
+
+With ``runtime.server.token_env`` set, ``/events`` and ``/tickets`` need
+``Authorization: Bearer <token>`` (401 otherwise); ``/metrics`` and
+``/healthz`` stay open for scrapers and probes, and receipts carry their own
+signature.
+
+The engine is not thread-safe: every request and the ticker take one lock. The
+ticker fires due timers every ``tick_interval`` seconds (``Engine.advance``).
+SIGTERM and SIGINT stop the server gracefully: no new requests, the ticker
+stops, the request holding the engine finishes, then the store closes.
+Runtime-side: no compiler imports.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+from urllib.parse import unquote
+
+import click
+
+from escalade.runtime.clock import format_time
+from escalade.runtime.engine import ClockError, Engine, Outcome, PackError
+from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
+from escalade.runtime.notify.channels import SIGNATURE_HEADER, verify_signature
+from escalade.runtime.store.sqlite import SQLiteStore
+
+log = logging.getLogger("escalade.runtime.server")
+
+MAX_BODY = 1_000_000  # bytes per request
+TICK_INTERVAL = 1.0  # seconds between two ticks
+REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request
+LOCK_TIMEOUT = 30.0  # seconds a request waits for the engine before a 503
+DRAIN_LIMIT = 16 * MAX_BODY  # an unread body up to this size is read and dropped before an error
+JSONL_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
+JSON_TYPES = frozenset({"application/json", "text/json", ""})
+OUTCOME_STATUS = {"applied": 200, "duplicate": 200, "dead_letter": 422, "refused": 409}
+ROUTES = {
+    "/events": ("POST",),
+    "/receipts/": ("POST",),
+    "/tickets/": ("GET",),
+    "/metrics": ("GET",),
+    "/healthz": ("GET",),
+}
+
+Environ = Mapping[str, str]
+
+
+class HttpError(Exception):
+    """An answer other than success: the status and the ``error`` text of the JSON body."""
+
+    def __init__(self, status: int, error: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response: status, body bytes and content type."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def json_answer(status: int, value: Any) -> Answer:
+    """``value`` as an indented JSON response."""
+    return Answer(status, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def route_of(path: str) -> str | None:
+    """The route template of a request path (``/tickets/{id}``), or None for an unknown one."""
+    if path in ("/events", "/metrics", "/healthz"):
+        return path
+    for prefix, template in (("/receipts/", "/receipts/{key}"), ("/tickets/", "/tickets/{id}")):
+        if path.startswith(prefix):
+            return template
+    return None
+
+
+class EscaladeServer:
+    """The HTTP front door over one engine, with its timer thread.
+
+    ``token_env`` names the environment variable of the bearer token (``None``:
+    no token); ``receipt_secret_env`` the one of the webhook secret that signs
+    receipts (``None``: receipts are refused with 503). Both are read from
+    ``environ`` (default ``os.environ``) at each request, like the notifiers do.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        token_env: str | None = None,
+        receipt_secret_env: str | None = None,
+        environ: Environ | None = None,
+        tick_interval: float = TICK_INTERVAL,
+        max_body: int = MAX_BODY,
+        request_timeout: float = REQUEST_TIMEOUT,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
+        """Bind ``host:port`` (0: any free port, see :attr:`port`); :meth:`start` serves."""
+        if tick_interval <= 0 or max_body < 1 or request_timeout <= 0 or lock_timeout <= 0:
+            raise ValueError(
+                "tick_interval, max_body, request_timeout and lock_timeout must be > 0"
+            )
+        self.engine = engine
+        self.token_env = token_env
+        self.receipt_secret_env = receipt_secret_env
+        self.environ: Environ = os.environ if environ is None else environ
+        self.tick_interval = tick_interval
+        self.max_body = max_body
+        self.request_timeout = request_timeout
+        self.lock_timeout = lock_timeout
+        self.lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.ticks = 0
+        self.timers_fired = 0
+        self.last_tick_error: str | None = None
+        self._metrics = (
+            MetricsCollector(engine.store) if isinstance(engine.store, SQLiteStore) else None
+        )
+        self._stopping = threading.Event()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self.httpd = _HTTPServer((host, port), _Handler)
+        self.httpd.app = self
+
+    # --- lifecycle -----------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """The bound address."""
+        return str(self.httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve requests and fire timers, each in its own daemon thread."""
+        if self._threads:
+            raise RuntimeError("the server is already started")
+        serving = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="escalade-http",
+            daemon=True,
+        )
+        ticker = threading.Thread(target=self._tick_loop, name="escalade-ticker", daemon=True)
+        self._threads = [serving, ticker]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting requests, stop the ticker, wait for the engine to be free.
+
+        The caller closes the store afterwards; a request arriving meanwhile gets 503."""
+        self._stopping.set()
+        if self._threads:
+            self.httpd.shutdown()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.lock.acquire(timeout=timeout):
+            self._closed = True
+            self.lock.release()
+        else:
+            log.error("a request still holds the engine after %ss; closing anyway", timeout)
+            self._closed = True
+        self.httpd.server_close()
+
+    @property
+    def ticker_alive(self) -> bool:
+        """True while the timer thread runs (False before start and after stop)."""
+        return len(self._threads) == 2 and self._threads[1].is_alive()
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(self.tick_interval):
+            try:
+                with self.engine_lock():
+                    fired = self.engine.advance()
+            except HttpError:
+                continue  # busy or closing: try again at the next tick
+            except Exception as exc:  # the ticker must outlive a failing tick
+                self.last_tick_error = f"{type(exc).__name__}: {exc}"
+                log.exception("tick failed; trying again in %ss", self.tick_interval)
+                continue
+            self.ticks += 1
+            self.timers_fired += fired
+            self.last_tick_error = None
+
+    @contextmanager
+    def engine_lock(self) -> Iterator[Engine]:
+        """The engine, held by this thread alone; 503 when busy too long or shutting down."""
+        if not self.lock.acquire(timeout=self.lock_timeout):
+            raise HttpError(503, f"the engine stayed busy for {self.lock_timeout:g}s; try again")
+        try:
+            if self._closed:
+                raise HttpError(503, "the server is shutting down")
+            yield self.engine
+        finally:
+            self.lock.release()
+
+    # --- authentication ------------------------------------------------------
+    def check_token(self, header: str | None) -> None:
+        """Raise 401 unless ``header`` is ``Bearer <token>`` (no token configured: pass)."""
+        if self.token_env is None:
+            return
+        expected = self.environ.get(self.token_env)
+        if not expected:
+            raise HttpError(503, f"the server's token ${self.token_env} is not set")
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), expected.encode()
+        ):
+            raise HttpError(
+                401,
+                "missing or wrong bearer token (Authorization: Bearer <token>)",
+                {"WWW-Authenticate": 'Bearer realm="escalade"'},
+            )
+
+    # --- endpoints -----------------------------------------------------------
+    def post_events(self, body: bytes, content_type: str) -> Answer:
+        """Apply one event or a JSON Lines batch; each answers its outcome."""
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media in JSONL_TYPES:
+            lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+            batch = True
+        elif media in JSON_TYPES:
+            lines = [(1, body)] if body.strip() else []
+            batch = False
+        else:
+            raise HttpError(
+                415,
+                f"unsupported Content-Type {media!r}: send application/json (one event)"
+                " or application/x-ndjson (one event per line)",
+            )
+        if not lines:
+            raise HttpError(400, "the body holds no event")
+        with self.engine_lock() as engine:
+            try:
+                engine.active()
+            except PackError as exc:
+                raise HttpError(503, str(exc)) from None
+        results = [self._receive(raw, n if batch else None) for n, raw in lines]
+        if not batch:
+            return json_answer(results[0]["status"], results[0])
+        every_ok = all(r["status"] == 200 for r in results)
+        totals = Counter(str(r["outcome"]) for r in results)
+        return json_answer(200 if every_ok else 207, {"results": results, "totals": totals})
+
+    def _receive(self, raw: bytes, line: int | None) -> dict[str, Any]:
+        status = 500
+        try:
+            with self.engine_lock() as engine:
+                outcome = engine.receive(raw)
+        except ClockError as exc:
+            outcome = Outcome("refused", str(exc))
+        except HttpError as exc:
+            outcome, status = Outcome("error", exc.error), exc.status
+        except Exception as exc:
+            log.exception("applying an event failed")
+            outcome = Outcome("error", f"internal error ({type(exc).__name__}); see the server log")
+        self.received[outcome.status] += 1
+        result: dict[str, Any] = {
+            "status": OUTCOME_STATUS.get(outcome.status, status),
+            "outcome": outcome.status,
+            "message": outcome.message,
+        }
+        if line is not None:
+            result["line"] = line
+        if outcome.status in ("dead_letter", "refused", "error"):
+            result["error"] = outcome.message
+        if outcome.ticket is not None:
+            result["ticket"] = outcome.ticket
+        if outcome.escalation_id is not None:
+            result["escalation"] = outcome.escalation_id
+        if outcome.unknown_fields:
+            result["unknown_fields"] = list(outcome.unknown_fields)
+        return result
+
+    def post_receipt(self, key: str, body: bytes, signature: str | None) -> Answer:
+        """Record that the message ``key`` was delivered; the body must be signed and name it."""
+        if self.receipt_secret_env is None:
+            raise HttpError(
+                503,
+                "receipts are not configured: set runtime.notifiers.webhook.secret_env"
+                " in escalade.yaml",
+            )
+        secret = self.environ.get(self.receipt_secret_env)
+        if not secret:
+            raise HttpError(503, f"the receipt secret ${self.receipt_secret_env} is not set")
+        if not verify_signature(secret, body, signature):
+            raise HttpError(
+                401, f"missing or wrong {SIGNATURE_HEADER} (sha256=<HMAC-SHA256 of the body>)"
+            )
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, 'the body must be JSON: {"key": "<idempotency key>"}') from None
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            raise HttpError(400, f"the signed body must name the key: {{'key': {key!r}}}")
+        if doc.get("status", "delivered") != "delivered":
+            raise HttpError(422, "only a `delivered` receipt can be recorded")
+        with self.engine_lock() as engine:
+            found = engine.record_receipt(key)
+        if not found:
+            raise HttpError(404, f"no outbox message has the key {key!r}")
+        return json_answer(200, {"key": key, "status": "delivered"})
+
+    def get_ticket(self, ticket: str) -> Answer:
+        """The ticket's status JSON, or 404."""
+        with self.engine_lock() as engine:
+            status = engine.status(ticket)
+        if status is None:
+            raise HttpError(404, f"ticket {ticket} has no escalation")
+        return json_answer(200, status)
+
+    def get_metrics(self) -> Answer:
+        """The Prometheus exposition."""
+        if self._metrics is None:
+            raise HttpError(501, "metrics need the SQLite store")
+        with self.engine_lock() as engine:
+            info = self._pack_info(engine)
+            families = self._metrics.collect(info, dict(self.received), dict(self.requests))
+        return Answer(200, render(families).encode(), CONTENT_TYPE)
+
+    def get_health(self) -> Answer:
+        """200 with the active pack, 503 without one (or with the ticker down)."""
+        with self.engine_lock() as engine:
+            info = self._pack_info(engine)
+            clock = engine.store.clock()
+        if info is None:
+            raise HttpError(503, "no rule pack is active")
+        if self._threads and not self.ticker_alive:
+            raise HttpError(503, "the timer thread stopped")
+        return json_answer(
+            200,
+            {
+                "status": "ok",
+                "pack_version": info.version,
+                "pack_id": info.pack_id,
+                "content_hash": info.content_hash,
+                "clock": format_time(clock) if clock is not None else None,
+                "last_tick_error": self.last_tick_error,
+            },
+        )
+
+    @staticmethod
+    def _pack_info(engine: Engine) -> PackInfo | None:
+        try:
+            pack = engine.active()
+        except PackError:
+            return None
+        return PackInfo(pack.id, pack.version, engine.store.pack_hash(pack.id))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    app: EscaladeServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "escalade"
+    _body_read = False
+    error_content_type = "application/json"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.app.request_timeout)  # no slow client holds a thread
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors of the HTTP layer itself (bad request line, 501, ...) as JSON too."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        self._send(Answer(code, _error_body(message or phrase)), {})
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        app = self.server.app
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        route = route_of(path)
+        headers: dict[str, str] = {}
+        self._body_read = False
+        try:
+            answer = self._answer(app, method, path, route)
+        except HttpError as exc:
+            answer = Answer(exc.status, _error_body(exc.error))
+            headers = exc.headers
+        except Exception as exc:
+            log.exception("%s %s failed", method, path)
+            answer = Answer(500, _error_body(f"internal error ({type(exc).__name__})"))
+        if not self._body_read:
+            self._discard_body()
+        app.requests[(method, route or "other", answer.status)] += 1
+        self._send(answer, headers)
+
+    def _answer(self, app: EscaladeServer, method: str, path: str, route: str | None) -> Answer:
+        if route is None:
+            raise HttpError(404, f"no such endpoint: {path}")
+        allowed = ROUTES[route.split("{", 1)[0]]
+        if method not in allowed:
+            raise HttpError(405, f"{method} is not allowed here", {"Allow": ", ".join(allowed)})
+        if route == "/events":
+            app.check_token(self.headers.get("Authorization"))
+            body = self._body()
+            return app.post_events(body, self.headers.get("Content-Type") or "")
+        if route == "/receipts/{key}":
+            key = unquote(path.removeprefix("/receipts/"))
+            if not key:
+                raise HttpError(404, "no key: POST /receipts/<idempotency key>")
+            body = self._body()
+            return app.post_receipt(key, body, self.headers.get(SIGNATURE_HEADER))
+        if route == "/tickets/{id}":
+            app.check_token(self.headers.get("Authorization"))
+            ticket = unquote(path.removeprefix("/tickets/"))
+            if not ticket:
+                raise HttpError(404, "no ticket: GET /tickets/<id>")
+            return app.get_ticket(ticket)
+        if route == "/metrics":
+            return app.get_metrics()
+        return app.get_health()
+
+    def _length(self) -> int:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            raise HttpError(411, "send the body with a Content-Length (chunked is not supported)")
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return 0
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise HttpError(400, f"invalid Content-Length {raw!r}")
+        return length
+
+    def _body(self) -> bytes:
+        """The request body, at most ``max_body`` bytes (413 beyond, without reading it)."""
+        length = self._length()
+        limit = self.server.app.max_body
+        if length > limit:
+            raise HttpError(413, f"the body is {length} bytes; the limit is {limit}")
+        self._body_read = True
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise HttpError(408, "the body did not arrive in time") from None
+        if len(body) < length:
+            self.close_connection = True
+            raise HttpError(400, f"the body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _discard_body(self) -> None:
+        """Read and drop a body the answer did not need (an error came first), so the client
+        reads the answer instead of a connection reset; a huge one just closes."""
+        self._body_read = True
+        self.close_connection = True
+        try:
+            left = self._length()
+        except HttpError:
+            return
+        if left > DRAIN_LIMIT:
+            return
+        try:
+            while left > 0:
+                chunk = self.rfile.read(min(left, 65536))
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except OSError:
+            return
+
+    def _send(self, answer: Answer, headers: Mapping[str, str]) -> None:
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+        except OSError:
+            self.close_connection = True  # the client went away; nothing to tell it
+
+
+def _error_body(error: str) -> bytes:
+    return (json.dumps({"error": error}) + "\n").encode()
+
+
+# --- the command -------------------------------------------------------------
+
+
+def serve_until_signal(server: EscaladeServer, echo: Callable[[str], None]) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully."""
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        echo(f"escalade serve: listening on {server.url} (Ctrl-C or SIGTERM to stop)")
+        while not stop.wait(0.5):
+            if not server.ticker_alive:
+                echo("escalade serve: the timer thread stopped; shutting down")
+                break
+        started = time.monotonic()
+        server.stop()
+        why = received[0] if received else "error"
+        echo(f"escalade serve: stopped on {why} in {time.monotonic() - started:.2f}s")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: runtime.server.host).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on, 0 for any free one (default: runtime.server.port).",
+)
+@click.option(
+    "--db",
+    default=None,
+    help="SQLite store file (default: runtime.database, else escalade.db).",
+)
+@click.option(
+    "--pack",
+    "pack_path",
+    default=None,
+    help="Rule pack to activate first (verified; a refused pack leaves the active one running).",
+)
+def serve_command(
+    host: str | None, port: int | None, db: str | None, pack_path: str | None
+) -> None:
+    """Serve the HTTP API: POST /events, POST /receipts/KEY, GET /tickets/ID, /metrics, /healthz."""
+    from escalade.runtime.cli import DEFAULT_DB, open_engine, runtime_settings
+
+    settings = runtime_settings()
+    server_settings = settings.server
+    token_env = server_settings.token_env
+    if token_env is not None and not os.environ.get(token_env):
+        raise click.ClickException(
+            f"runtime.server.token_env names ${token_env}, which is not set:"
+            " refusing to serve without the token"
+        )
+    webhook = settings.notifiers.webhook if settings.notifiers else None
+    database = db or (str(settings.database) if settings.database else DEFAULT_DB)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    echo = _stderr_echo
+    with open_engine(database, pack_path, None) as (engine, _when):
+        try:
+            server = EscaladeServer(
+                engine,
+                host or server_settings.host,
+                server_settings.port if port is None else port,
+                token_env=token_env,
+                receipt_secret_env=webhook.secret_env if webhook else None,
+            )
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from None
+        serve_until_signal(server, echo)
+
+
+def _stderr_echo(text: str) -> None:
+    click.echo(text, err=True)
+    sys.stderr.flush()
+
+
+__all__ = ["EscaladeServer", "HttpError", "serve_command"]
