@@ -135,3 +135,7 @@ main.add_command(build_command)
 from escalade.compiler.explain import explain_command  # noqa: E402
 
 main.add_command(explain_command)
+
+from escalade.compiler.fmt import fmt_command  # noqa: E402
+
+main.add_command(fmt_command)

@@ -17,15 +17,34 @@ from escalade.compiler import nodes as n
 _PRECEDENCE = {n.Or: 1, n.And: 2, n.Not: 3}
 
 
+def format_string(value: str) -> str:
+    """A string literal in canonical form: JSON-quoted, with every character that would
+    not show (controls, zero-width and bidi marks, line separators, lone surrogates)
+    as a ``\\uXXXX`` escape, so what a reviewer sees is what the string holds."""
+    out: list[str] = []
+    for ch in json.dumps(value, ensure_ascii=False):
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) > 0xFFFF:
+            out.append(json.dumps(ch)[1:-1])  # a surrogate pair, as JSON writes it
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
 def format_value(v: n.Value) -> str:
     """A literal as written in canonical form (strings JSON-quoted)."""
     if v.kind == "string":
-        return json.dumps(v.raw, ensure_ascii=False)
+        return format_string(v.raw)
     return v.raw
 
 
-def format_cond(cond: n.Cond) -> str:
+def format_cond(cond: n.Cond, *, keep_groups: bool = False) -> str:
     """The condition in canonical form, with only the parentheses precedence needs.
+
+    With ``keep_groups`` an ``and`` written inside an ``and`` (or ``or`` inside
+    ``or``) keeps its parentheses, so the text parses back to the same tree
+    (the formatter needs that; comparisons want the flattened form).
 
     Runs without recursion, so the deepest accepted condition prints too."""
     out: list[str] = []
@@ -37,7 +56,7 @@ def format_cond(cond: n.Cond) -> str:
             out.append(item)
             continue
         prec = _PRECEDENCE.get(type(item), 4)
-        wrap = prec < outer
+        wrap = prec < outer or (keep_groups and prec == outer and prec < _PRECEDENCE[n.Not])
         parts: list[tuple[n.Cond | str, int]] = []
         if isinstance(item, n.And | n.Or):
             joiner = " and " if isinstance(item, n.And) else " or "
@@ -55,7 +74,7 @@ def format_cond(cond: n.Cond) -> str:
             word = "not in" if item.negated else "in"
             parts = [(f"{item.field.path} {word} ({values})", 0)]
         else:
-            parts = [(f"{item.field.path} has {json.dumps(item.tag.value, ensure_ascii=False)}", 0)]
+            parts = [(f"{item.field.path} has {format_string(item.tag.value)}", 0)]
         if wrap:
             parts = [("(", 0), *parts, (")", 0)]
         stack.extend(reversed(parts))
@@ -67,7 +86,7 @@ def format_arg(arg: n.Arg) -> str:
     if isinstance(arg, n.Name):
         return arg.value
     if isinstance(arg, n.Text):
-        return json.dumps(arg.value, ensure_ascii=False)
+        return format_string(arg.value)
     if isinstance(arg, n.FieldRef):
         return arg.path
     if isinstance(arg, n.Duration):

@@ -1,0 +1,568 @@
+"""``escalade fmt``: one canonical layout for policy files, comments kept.
+
+The layout: two-space indentation inside blocks, one statement per line,
+conditions and strings as ``escalade.compiler.printer`` writes them,
+durations in the author's units without zero parts (``1h00m`` → ``1h``), one blank line around every multi-line declaration, the author's blank
+lines elsewhere (at most one in a row), a short ``person`` or ``channel`` on
+one line::
+
+    format_source("p.esc", 'policy p{when a.b==c  # why\\n}')
+    == "policy p {\\n  when a.b == c  # why\\n}\\n"
+
+Comments stay with the code they follow (a comment after code on a line) or
+precede (a comment on its own line). A comment inside a statement that now
+fits on one line moves to its own line above the statement. Suppression
+comments (``# escalade: ignore[CODE] reason``) stay on the line of, or the line
+above, every construct they covered; when a layout cannot keep that, the file
+is left as it is and the reason reported. Policy tests (``*_test.esc``) are
+not formatted.
+
+The formatter keeps the syntax tree: ``parse(format(x))`` equals ``parse(x)``
+but for source positions, zero parts of durations and string escapes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from escalade.compiler import nodes as n
+from escalade.compiler.diagnostics import Collector, Diagnostic
+from escalade.compiler.parse import (
+    decode_source,
+    format_duration,
+    parse_duration,
+    parse_source,
+)
+from escalade.compiler.printer import format_arg, format_cond, format_string
+
+__all__ = ["FormatResult", "format_source", "format_file", "fmt_command"]
+
+INDENT = "  "
+ONE_LINE_WIDTH = 100  # a person or channel longer than this gets one attribute per line
+_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_SUPPRESSION = re.compile(r"#\s*escalade:\s*ignore\[")
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A ``#`` comment: where it starts, its text, and whether code precedes it on its line."""
+
+    line: int
+    col: int
+    text: str
+    trailing: bool
+
+    @property
+    def suppression(self) -> bool:
+        return _SUPPRESSION.match(self.text) is not None
+
+
+def scan_comments(text: str) -> list[Comment]:
+    """Every comment of a file that parses (strings are single-line, so a line scan suffices)."""
+    found: list[Comment] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if "#" not in line:
+            continue
+        in_string = escaped = False
+        for i, ch in enumerate(line):
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif ch == "#":
+                body = line[i:].rstrip(" \t\f\r")
+                found.append(Comment(lineno, i + 1, body, bool(line[:i].strip(" \t\f\r"))))
+                break
+    return found
+
+
+# --------------------------------------------------------------------------- layout lines
+
+LineKind = Literal["code", "open", "close"]
+
+
+@dataclass(slots=True)
+class _Line:
+    """One output line of code, with the source lines it stands for.
+
+    ``anchor`` is where the construct it shows ends in the source (for an
+    opening line of a block written over several lines: its ``{``); a comment
+    after code on a source line goes to the line whose construct ends last there.
+    """
+
+    depth: int
+    text: str
+    first: int
+    last: int
+    anchor: tuple[int, int]
+    kind: LineKind
+    decl: int
+    trailing: Comment | None = None
+    leading: list[Comment] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FormatResult:
+    """The formatted text, or why the file was left alone (``diagnostics`` or ``refusal``)."""
+
+    path: str
+    original: str
+    formatted: str | None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict)
+    refusal: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.formatted is not None and self.formatted != self.original
+
+
+class _Printer:
+    """Turns one parsed file into ``_Line`` objects, in source order."""
+
+    def __init__(self, tree: n.SourceFile, comments: list[Comment]) -> None:
+        self.tree = tree
+        self.src = tree.text.split("\n")
+        self.comments = comments
+        self.lines: list[_Line] = []
+        self.decl = 0
+        self.blocks: set[int] = set()  # declarations with a block of their own
+
+    # helpers ---------------------------------------------------------------
+    def emit(self, depth: int, text: str, span: n.Span, kind: LineKind = "code") -> None:
+        anchor = (span.end_line, span.end_col)
+        self.lines.append(_Line(depth, text, span.line, span.end_line, anchor, kind, self.decl))
+
+    def brace(self, span: n.Span) -> tuple[int, int]:
+        """Line and column of the block's ``{``: the first one after the start of ``span``
+        outside comments (headers hold no strings)."""
+        line, col = span.line, span.col
+        while line <= len(self.src):
+            text = self.src[line - 1]
+            for i in range(col - 1, len(text)):
+                if text[i] == "#":
+                    break
+                if text[i] == "{":
+                    return line, i + 1
+            line, col = line + 1, 1
+        return span.line, span.col  # pragma: no cover - the parser saw a `{`
+
+    def open_block(self, depth: int, header: str, span: n.Span, empty: bool) -> None:
+        """``header {`` (or ``header {}`` for an empty block without comments)."""
+        bline, bcol = self.brace(span)
+        if empty and not self.comments_inside(span):
+            self.emit(depth, f"{header} {{}}", span)
+            return
+        anchor = (span.end_line, span.end_col) if bline == span.end_line else (bline, bcol + 1)
+        self.lines.append(_Line(depth, f"{header} {{", span.line, bline, anchor, "open", self.decl))
+
+    def close_block(self, depth: int, span: n.Span, empty: bool) -> None:
+        if empty and not self.comments_inside(span):
+            return
+        end = n.Span(span.file, span.end_line, span.end_col - 1, span.end_line, span.end_col)
+        self.emit(depth, "}", end, "close")
+
+    def comments_inside(self, span: n.Span) -> bool:
+        """A comment within ``span`` other than one after its last line's code."""
+        for c in self.comments:
+            after_end = c.trailing and c.line == span.end_line
+            if span.line <= c.line <= span.end_line and not after_end:
+                return True
+        return False
+
+    def suppressed_at_end(self, span: n.Span) -> bool:
+        return any(c.line == span.end_line and c.trailing and c.suppression for c in self.comments)
+
+    # declarations -------------------------------------------------------------
+    def file(self) -> list[_Line]:
+        for index, decl in enumerate(self.tree.decls):
+            self.decl = index
+            before = len(self.lines)
+            self.declaration(decl)
+            if len(self.lines) - before > 1 or not isinstance(
+                decl, n.EventDecl | n.CoverageDecl | n.PersonDecl | n.ChannelDecl
+            ):
+                self.blocks.add(index)
+        return self.lines
+
+    def declaration(self, d: n.Decl) -> None:
+        if isinstance(d, n.EventDecl):
+            self.emit(0, f"event {d.name.value}", d.span)
+        elif isinstance(d, n.CoverageDecl):
+            events = ", ".join(e.value for e in d.events)
+            self.emit(0, f"coverage {events} when {cond(d.cond)}", d.span)
+        elif isinstance(d, n.SchemaDecl):
+            self.open_block(0, f"schema {d.name.value}", d.span, not d.fields)
+            for f in d.fields:
+                self.emit(1, f"{f.name.value}: {field_type(f.type)}", f.span)
+            self.close_block(0, d.span, not d.fields)
+        elif isinstance(d, n.PersonDecl | n.ChannelDecl):
+            self.contact(d)
+        elif isinstance(d, n.TeamDecl):
+            self.team(d)
+        elif isinstance(d, n.TemplateDecl):
+            params = ", ".join(f"{p.name.value}: {p.kind.value}" for p in d.params)
+            self.open_block(0, f"template {d.name.value}({params})", d.span, not d.body)
+            self.statements(1, d.body)
+            self.close_block(0, d.span, not d.body)
+        else:
+            self.open_block(0, f"policy {d.name.value}", d.span, not d.body)
+            self.statements(1, d.body)
+            self.close_block(0, d.span, not d.body)
+
+    def contact(self, d: n.PersonDecl | n.ChannelDecl) -> None:
+        word = "person" if isinstance(d, n.PersonDecl) else "channel"
+        attrs = [f"{a.key.value} {format_string(a.value.value)}" for a in d.attrs]
+        one_line = f"{word} {d.name.value} {{ {' '.join(attrs)} }}" if attrs else None
+        fits = one_line is not None and len(one_line) <= ONE_LINE_WIDTH
+        keep = fits or self.suppressed_at_end(d.span)
+        if one_line is not None and keep and not self.comments_inside(d.span):
+            self.emit(0, one_line, d.span)
+            return
+        self.open_block(0, f"{word} {d.name.value}", d.span, not d.attrs)
+        for a, text in zip(d.attrs, attrs, strict=True):
+            self.emit(1, text, a.span)
+        self.close_block(0, d.span, not d.attrs)
+
+    def team(self, d: n.TeamDecl) -> None:
+        items: list[tuple[n.Span, str]] = []
+        if d.members_span is not None:
+            names = ", ".join(m.value for m in d.members)
+            items.append((d.members_span, f"members {names}" if names else "members"))
+        if d.rotation is not None:
+            r = d.rotation
+            items.append((r.span, f"rotation {r.period.value} from {format_string(r.start.value)}"))
+        # repeated items are an error the checker reports; keep them as written
+        items.extend((span, self.source_words(span)) for span in d.extra)
+        items.sort(key=lambda item: (item[0].line, item[0].col))
+        self.open_block(0, f"team {d.name.value}", d.span, not items)
+        for span, text in items:
+            self.emit(1, text, span)
+        self.close_block(0, d.span, not items)
+
+    def source_words(self, span: n.Span) -> str:
+        """The code of ``span`` with its white space and comments collapsed."""
+        rows = self.src[span.line - 1 : span.end_line]
+        rows[-1] = rows[-1][: span.end_col - 1]
+        rows[0] = rows[0][span.col - 1 :]
+        words: list[str] = []
+        for row in rows:
+            for m in re.finditer(r'"(?:[^"\\]|\\.)*"|#.*|,|[^\s,#"]+', row):
+                token = m.group(0)
+                if token.startswith("#"):
+                    break
+                if token == "," and words:
+                    words[-1] += ","
+                else:
+                    words.append(token)
+        return " ".join(words)
+
+    # statements ---------------------------------------------------------------
+    def statements(self, depth: int, body: tuple[n.Stmt, ...]) -> None:
+        for s in body:
+            if isinstance(s, n.OnStmt):
+                self.open_block(depth, f"on {s.moment.value}", s.span, not s.body)
+                self.statements(depth + 1, s.body)
+                self.close_block(depth, s.span, not s.body)
+            else:
+                self.emit(depth, statement(s), s.span)
+
+
+def cond(c: n.Cond) -> str:
+    return format_cond(c, keep_groups=True)
+
+
+def duration(d: n.Duration) -> str:
+    """The author's units, without zero parts or leading zeros: ``1h00m`` → ``1h``, ``24h``
+    stays ``24h`` (an SLA of 24h reads as written, not as ``1d``)."""
+    parts = [(int(amount), unit) for amount, unit in _DURATION_PART.findall(d.text)]
+    kept = "".join(f"{amount}{unit}" for amount, unit in parts if amount)
+    if parse_duration(kept) != d.seconds:  # pragma: no cover - the parser refused such texts
+        return format_duration(d.seconds)
+    return kept or "0s"
+
+
+def field_type(t: n.FieldType) -> str:
+    if t.kind.value == "enum":
+        return f"enum({', '.join(v.value for v in t.values)})"
+    return t.kind.value
+
+
+def statement(s: n.Stmt) -> str:
+    """One policy statement (not ``on``) in canonical form."""
+    if isinstance(s, n.TitleStmt):
+        return f"title {format_string(s.text.value)}"
+    if isinstance(s, n.DescriptionStmt):
+        return f"description {format_string(s.text.value)}"
+    if isinstance(s, n.ApproversStmt):
+        return "approvers " + ", ".join(format_string(a.value) for a in s.approvers)
+    if isinstance(s, n.PriorityStmt):
+        return f"priority {s.value}"
+    if isinstance(s, n.TriggerStmt):
+        after = f" after {duration(s.after)}" if s.after is not None else ""
+        return "trigger " + ", ".join(e.value for e in s.events) + after
+    if isinstance(s, n.WhenStmt):
+        return f"when {cond(s.cond)}"
+    if isinstance(s, n.OwnerStmt):
+        ack = f" ack {duration(s.ack)}" if s.ack is not None else ""
+        return f"owner {s.level.value} {s.ref.value}{ack}"
+    if isinstance(s, n.RepeatStmt):
+        return f"repeat {s.count}"
+    if isinstance(s, n.SlaStmt):
+        return f"sla {s.kind.value} {duration(s.duration)}"
+    if isinstance(s, n.StepStmt):
+        return " ".join(["step", s.action.value, *(format_arg(a) for a in s.args)])
+    if isinstance(s, n.GuideStmt):
+        return f"guide {format_string(s.text.value)}"
+    if isinstance(s, n.CheckDelivery):
+        then = f" then {s.then.value}" if s.then is not None else ""
+        return f"check delivery within {duration(s.within)} else retry {s.retry}{then}"
+    if isinstance(s, n.CheckState):
+        within = f" within {duration(s.within)}" if s.within is not None else ""
+        return f"check state {cond(s.cond)}{within}"
+    if isinstance(s, n.CheckClose):
+        return "check close requires " + ("postmortem" if s.cond is None else cond(s.cond))
+    if isinstance(s, n.ExceptionStmt):
+        why = cond(s.cond) if s.cond is not None else s.failure.value if s.failure else ""
+        return f"exception {s.name.value} when {why} handoff {s.handoff.value}"
+    if isinstance(s, n.TriageStmt):
+        pm = " postmortem" if s.postmortem else ""
+        return f"exception unknown triage {s.ref.value}{pm}"
+    if isinstance(s, n.UseStmt):
+        return f"use {s.template.value}({', '.join(format_arg(a) for a in s.args)})"
+    if isinstance(s, n.CooldownStmt):
+        return f"cooldown {duration(s.duration)}"
+    raise AssertionError(f"unhandled statement {type(s).__name__}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- comments
+
+
+class _Refused(Exception):
+    """The layout would detach a suppression comment from what it suppresses."""
+
+
+def _place_comments(lines: list[_Line], comments: list[Comment]) -> list[Comment]:
+    """Attach each comment to a line (as trailing or leading); return those left for the end."""
+    at_end: list[Comment] = []
+    for c in comments:
+        covering = [i for i, ln in enumerate(lines) if ln.first <= c.line <= ln.last]
+        if c.trailing and covering:
+            if c.suppression:
+                target = lines[covering[0]]
+                if target.trailing is None:
+                    target.trailing = c
+                else:
+                    target.leading.append(c)
+                continue
+            ending = [i for i in covering if lines[i].anchor[0] == c.line]
+            if ending:
+                best = max(ending, key=lambda i: (lines[i].anchor, -i))
+                if lines[best].trailing is None:
+                    lines[best].trailing = c
+                    continue
+            lines[covering[0]].leading.append(c)
+            continue
+        if covering:
+            lines[covering[0]].leading.append(c)
+            continue
+        after = next((ln for ln in lines if ln.first > c.line), None)
+        if after is None:
+            at_end.append(c)
+        else:
+            after.leading.append(c)
+    return at_end
+
+
+def _render(
+    lines: list[_Line], at_end: list[Comment], src: list[str], blocks: set[int]
+) -> tuple[list[str], dict[int, int], dict[Comment, int]]:
+    """The output text lines, where each code line went, where each comment went.
+
+    ``blocks`` are the declarations that get a blank line before and after."""
+    out: list[str] = []
+    placed: dict[int, int] = {}
+    where: dict[Comment, int] = {}
+    prev_last = 0  # the last source line of what was emitted last
+    prev_kind: LineKind | None = None
+    prev_decl = -1
+
+    def blank_between(a: int, b: int) -> bool:
+        return any(not src[i - 1].strip(" \t\f\r") for i in range(a + 1, b))
+
+    def put(text: str, first: int, last: int, kind: LineKind, forced: bool) -> None:
+        nonlocal prev_last, prev_kind
+        gap = out and prev_kind != "open" and kind != "close" and out[-1] != ""
+        if gap and (forced or blank_between(prev_last, first)):
+            out.append("")
+        out.append(text)
+        prev_last, prev_kind = max(prev_last, last), kind
+
+    for index, ln in enumerate(lines):
+        new_decl = ln.depth == 0 and ln.kind != "close" and ln.decl != prev_decl
+        forced = new_decl and prev_decl >= 0 and (ln.decl in blocks or prev_decl in blocks)
+        depth = ln.depth + 1 if ln.kind == "close" else ln.depth
+        for c in ln.leading:
+            put(INDENT * depth + c.text, c.line, c.line, "code", forced)
+            where[c] = len(out) - 1
+            forced = False
+        text = INDENT * ln.depth + ln.text
+        if ln.trailing is not None:
+            text += "  " + ln.trailing.text
+        put(text, ln.first, ln.last, ln.kind, forced)
+        placed[index] = len(out) - 1
+        if ln.trailing is not None:
+            where[ln.trailing] = len(out) - 1
+        if ln.depth == 0 and ln.kind != "close":
+            prev_decl = ln.decl
+    for c in at_end:
+        put(c.text, c.line, c.line, "code", False)
+        where[c] = len(out) - 1
+    return out, placed, where
+
+
+def _check_suppressions(
+    path: str, lines: list[_Line], placed: dict[int, int], where: dict[Comment, int]
+) -> None:
+    """Each construct a suppression comment covered (on its line, or the line below a
+    comment on its own line) must end up on the comment's line or the next one."""
+    for c, row in where.items():
+        if not c.suppression:
+            continue
+        target = c.line if c.trailing else c.line + 1
+        for i, ln in enumerate(lines):
+            if ln.first <= target <= ln.last and placed[i] not in (row, row + 1):
+                raise _Refused(
+                    f"{path}:{c.line}:{c.col}: left unformatted: the canonical layout would "
+                    f"move this suppression comment away from `{ln.text}`, which it covers; "
+                    "give each suppressed construct a line of its own (the comment after it, "
+                    "or alone on the line above) and run fmt again"
+                )
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def format_source(path: str, text: str) -> FormatResult:
+    """Format one policy file's text. Never raises on bad input: a file that does not
+    parse comes back with its E001 diagnostics and ``formatted is None``."""
+    diags = Collector()
+    tree = parse_source(path, text, diags)
+    found = tuple(diags.diagnostics())
+    if tree is None or found:
+        return FormatResult(path, text, None, found, dict(diags.sources))
+    comments = scan_comments(text)
+    printer = _Printer(tree, comments)
+    lines = printer.file()
+    at_end = _place_comments(lines, comments)
+    out, placed, where = _render(lines, at_end, tree.text.split("\n"), printer.blocks)
+    try:
+        _check_suppressions(path, lines, placed, where)
+    except _Refused as exc:
+        return FormatResult(path, text, None, refusal=str(exc))
+    return FormatResult(path, text, "\n".join(out) + "\n" if out else "")
+
+
+def format_file(file: Path, shown: str) -> FormatResult:
+    """Read and format one file (unreadable or non-UTF-8 files are E001 diagnostics)."""
+    diags = Collector()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        diags.report("E001", n.Span(shown, 1, 1, 1, 1), f"cannot read file: {exc.strerror}")
+        return FormatResult(shown, "", None, tuple(diags.diagnostics()))
+    text = decode_source(shown, data, diags)
+    if text is None:
+        return FormatResult(shown, "", None, tuple(diags.diagnostics()))
+    result = format_source(shown, text)
+    if result.formatted is not None and data != result.formatted.encode("utf-8"):
+        # CRLF line ends or a byte-order mark are layout too
+        return FormatResult(shown, data.decode("utf-8", "replace"), result.formatted)
+    return result
+
+
+def files_to_format(paths: tuple[Path, ...]) -> list[Path]:
+    """The policy files under ``paths`` (policy tests ``*_test.esc`` are skipped)."""
+    from escalade.compiler import policy_files
+
+    found: list[Path] = []
+    for p in paths:
+        for f in policy_files(p) if p.is_dir() else [p]:
+            if not f.name.endswith("_test.esc") and f not in found:
+                found.append(f)
+    return found
+
+
+@click.command("fmt")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--check", "check_only", is_flag=True, help="Write nothing; exit 1 if any file would change."
+)
+@click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print a unified diff.")
+def fmt_command(paths: tuple[Path, ...], check_only: bool, show_diff: bool) -> None:
+    """Reformat policy files (default: the `policies` folder) in the canonical layout.
+
+    Policy tests (*_test.esc) are left as written. A file with a syntax error is
+    not touched (exit 1). With --check or --diff nothing is written; --check exits
+    1 when a file would change.
+    """
+    from escalade.compiler import display_path
+    from escalade.compiler.build import unified_diff
+    from escalade.compiler.formats import render_text
+
+    if not paths:
+        from escalade.compiler.build import resolve_config
+        from escalade.compiler.config import ConfigError
+
+        try:
+            paths = (resolve_config(None).policies_path,)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    for p in paths:
+        if not p.exists():
+            raise click.UsageError(f"no such file or directory: {p}")
+    failed = False
+    changed: list[str] = []
+    for file in files_to_format(paths):
+        shown = display_path(file)
+        result = format_file(file, shown)
+        if result.formatted is None:
+            failed = True
+            if result.refusal is not None:
+                click.echo(f"error: {result.refusal}", err=True)
+            else:
+                text = render_text(list(result.diagnostics), result.sources)
+                click.echo(text, nl=False, err=True)
+                click.echo(f"error: {shown} not formatted: fix the error above first", err=True)
+            continue
+        if not result.changed:
+            continue
+        changed.append(shown)
+        if show_diff:
+            before = result.original.encode("utf-8")
+            click.echo(unified_diff(shown, before, result.formatted.encode("utf-8")), nl=False)
+        if check_only:
+            click.echo(f"would reformat {shown}", err=True)
+        elif not show_diff:
+            try:
+                file.write_bytes(result.formatted.encode("utf-8"))
+            except OSError as exc:
+                click.echo(f"error: cannot write {shown}: {exc.strerror}", err=True)
+                failed = True
+                continue
+            click.echo(f"reformatted {shown}", err=True)
+    if check_only and changed:
+        click.echo(f"{len(changed)} file(s) would be reformatted; run `escalade fmt`", err=True)
+    sys.exit(1 if failed or (check_only and changed) else 0)
