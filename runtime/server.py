@@ -159,6 +159,7 @@ class EscaladeServer:
         self.lock = threading.Lock()
         self.received: Counter[str] = Counter()
         self.requests: Counter[tuple[str, str, int]] = Counter()
+        self._stats = threading.Lock()  # handler threads count concurrently
         self.ticks = 0
         self.timers_fired = 0
         self.last_tick_error: str | None = None
@@ -311,7 +312,8 @@ class EscaladeServer:
         except Exception as exc:
             log.exception("applying an event failed")
             outcome = Outcome("error", f"internal error ({type(exc).__name__}); see the server log")
-        self.received[outcome.status] += 1
+        with self._stats:
+            self.received[outcome.status] += 1
         result: dict[str, Any] = {
             "status": OUTCOME_STATUS.get(outcome.status, status),
             "outcome": outcome.status,
@@ -372,7 +374,9 @@ class EscaladeServer:
             raise HttpError(501, "metrics need the SQLite store")
         with self.engine_lock() as engine:
             info = self._pack_info(engine)
-            families = self._metrics.collect(info, dict(self.received), dict(self.requests))
+            with self._stats:
+                received, requests = dict(self.received), dict(self.requests)
+            families = self._metrics.collect(info, received, requests)
         return Answer(200, render(families).encode(), CONTENT_TYPE)
 
     def get_health(self) -> Answer:
@@ -463,7 +467,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer = Answer(500, _error_body(f"internal error ({type(exc).__name__})"))
         if not self._body_read:
             self._discard_body()
-        app.requests[(method, route or "other", answer.status)] += 1
+        with app._stats:
+            app.requests[(method, route or "other", answer.status)] += 1
         self._send(answer, headers)
 
     def _answer(self, app: EscaladeServer, method: str, path: str, route: str | None) -> Answer:
