@@ -417,6 +417,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "escalade"
+    # HTTP/1.1: keep-alive for clients that post often, and ``Expect: 100-continue`` so an
+    # oversize body is refused before it is sent. Every answer has a Content-Length.
+    protocol_version = "HTTP/1.1"
     _body_read = False
     error_content_type = "application/json"
 
@@ -435,6 +438,24 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = "error"
         self.close_connection = True
         self._send(Answer(code, _error_body(message or phrase)), {})
+
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversize body before the client sends it; else ``100 Continue``."""
+        limit = self.server.app.max_body
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0  # the handler reports the invalid header
+        if length > limit:
+            self._body_read = True  # never sent: nothing to drain
+            self.close_connection = True
+            with self.server.app._stats:
+                self.server.app.requests[(self.command, route_of(self.path) or "other", 413)] += 1
+            self._send(
+                Answer(413, _error_body(f"the body is {length} bytes; the limit is {limit}")), {}
+            )
+            return False
+        return super().handle_expect_100()
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +378,52 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_applied(
     assert status == 413 and "limit is 1000000" in json.loads(answer)["error"]
     with run.server.lock:
         assert not run.engine.store.has_event("e-big")
+
+
+def test_expect_100_continue_refuses_an_oversize_body_before_it_is_sent(
+    serve: Callable[..., Running],
+) -> None:
+    run = serve()
+    head = (
+        "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n"
+    )
+    with socket.create_connection((run.server.host, run.server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(head.format(5_000_000).encode())  # and never the body
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    assert "limit" in json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+
+    event = json.dumps(critical("T-1", "e-1")).encode()
+    with socket.create_connection((run.server.host, run.server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(head.format(len(event)).encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(event)
+        data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_keep_alive_connection_serves_several_requests(serve: Callable[..., Running]) -> None:
+    run = serve()
+    conn = HTTPConnection(run.server.host, run.server.port, timeout=TIMEOUT)
+    sockets = []
+    try:
+        for n in (1, 2):
+            conn.request(
+                "POST",
+                "/events",
+                body=json.dumps(critical(f"T-{n}", f"e-{n}")),
+                headers={"Content-Type": "application/json"},
+            )
+            answer = conn.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())["outcome"] == "applied"
+            sockets.append(conn.sock)
+        assert sockets[0] is not None and sockets[0] is sockets[1]  # one connection for both
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize(
