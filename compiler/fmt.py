@@ -174,10 +174,12 @@ class _Printer:
         self.emit(depth, "}", end, "close")
 
     def comments_inside(self, span: n.Span) -> bool:
-        """A comment within ``span`` other than one after its last line's code."""
+        """A comment between the block's ``{`` and its ``}`` (comments before the ``{``
+        go above the declaration, one after the ``}`` stays after it)."""
+        start = self.brace(span)
         for c in self.comments:
             after_end = c.trailing and c.line == span.end_line
-            if span.line <= c.line <= span.end_line and not after_end:
+            if start < (c.line, c.col) and c.line <= span.end_line and not after_end:
                 return True
         return False
 
