@@ -36,8 +36,10 @@ def git(root: Path, *args: str) -> None:
 def test_hook_manifest_runs_over_the_whole_set() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     ids = {h["id"]: h for h in hooks}
-    assert set(ids) == {"escalade-check", "escalade-build-check"}
-    assert all(h["pass_filenames"] is False for h in hooks)
+    assert set(ids) == {"escalade-check", "escalade-build-check", "escalade-fmt"}
+    whole_set = [h for h in hooks if h["id"] != "escalade-fmt"]
+    assert all(h["pass_filenames"] is False for h in whole_set)
+    assert ids["escalade-fmt"]["pass_filenames"] is True  # files format independently
 
 
 def test_try_repo_against_a_policy_repository(tmp_path: Path) -> None:
@@ -64,6 +66,7 @@ def test_try_repo_against_a_policy_repository(tmp_path: Path) -> None:
     ok = subprocess.run(pre_commit, cwd=policy_repo, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "escalade check" in ok.stdout and "escalade build --check" in ok.stdout
+    assert "escalade fmt --check" in ok.stdout
     assert "Passed" in ok.stdout
 
     schema = policy_repo / "policies" / "customer_ops.esc"
