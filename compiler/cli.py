@@ -139,3 +139,7 @@ main.add_command(explain_command)
 from escalade.compiler.fmt import fmt_command  # noqa: E402
 
 main.add_command(fmt_command)
+
+from escalade.compiler.graph import graph_command  # noqa: E402
+
+main.add_command(graph_command)
