@@ -414,6 +414,14 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     app: EscaladeServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is routine; anything else goes to the log, not to stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("%s: connection ended: %s", client_address, error)
+        else:
+            log.exception("serving %s failed", client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer

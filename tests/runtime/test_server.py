@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -487,6 +488,22 @@ def test_a_client_that_never_sends_its_body_is_cut_off(serve: Callable[..., Runn
             data += chunk
     assert data.split(b" ")[1] == b"408"
     assert get_json(run.url + "/healthz")[0] == 200  # the server still answers others
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(
+    serve: Callable[..., Running], capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = serve()
+    for request in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /heal"):
+        sock = socket.create_connection((run.server.host, run.server.port), timeout=TIMEOUT)
+        sock.sendall(request)
+        time.sleep(0.1)  # the server reads, then waits for more
+        # Close with a reset (linger 0) while the server waits for the rest.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.3)  # let the handler threads notice the resets
+    assert get_json(run.url + "/healthz")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # --- receipts ----------------------------------------------------------------
