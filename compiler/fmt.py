@@ -23,6 +23,7 @@ but for source positions, zero parts of durations and string escapes.
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 from dataclasses import dataclass, field
@@ -134,7 +135,8 @@ class _Printer:
     def __init__(self, tree: n.SourceFile, comments: list[Comment]) -> None:
         self.tree = tree
         self.src = tree.text.split("\n")
-        self.comments = comments
+        self.comments = comments  # in source order
+        self.positions = [(c.line, c.col) for c in comments]
         self.lines: list[_Line] = []
         self.decl = 0
         self.blocks: set[int] = set()  # declarations with a block of their own
@@ -176,12 +178,12 @@ class _Printer:
     def comments_inside(self, span: n.Span) -> bool:
         """A comment between the block's ``{`` and its ``}`` (comments before the ``{``
         go above the declaration, one after the ``}`` stays after it)."""
-        start = self.brace(span)
-        for c in self.comments:
-            after_end = c.trailing and c.line == span.end_line
-            if start < (c.line, c.col) and c.line <= span.end_line and not after_end:
-                return True
-        return False
+        at = bisect.bisect_right(self.positions, self.brace(span))
+        if at == len(self.comments):
+            return False
+        c = self.comments[at]  # the first after the `{`: any inside comes no later
+        after_end = c.trailing and c.line == span.end_line
+        return c.line <= span.end_line and not after_end
 
     def suppressed_at_end(self, span: n.Span) -> bool:
         return any(c.line == span.end_line and c.trailing and c.suppression for c in self.comments)
@@ -355,11 +357,23 @@ class _Refused(Exception):
     """The layout would detach a suppression comment from what it suppresses."""
 
 
+def _covering(lines: list[_Line]) -> dict[int, list[int]]:
+    """Source line → the output lines standing for it (blocks cover only their header
+    and their ``}``, so this is about as big as the file)."""
+    index: dict[int, list[int]] = {}
+    for i, ln in enumerate(lines):
+        for line in range(ln.first, ln.last + 1):
+            index.setdefault(line, []).append(i)
+    return index
+
+
 def _place_comments(lines: list[_Line], comments: list[Comment]) -> list[Comment]:
     """Attach each comment to a line (as trailing or leading); return those left for the end."""
     at_end: list[Comment] = []
+    index = _covering(lines)
+    firsts = [ln.first for ln in lines]  # non-decreasing: lines come in source order
     for c in comments:
-        covering = [i for i, ln in enumerate(lines) if ln.first <= c.line <= ln.last]
+        covering = index.get(c.line, [])
         if c.trailing and covering:
             if c.suppression:
                 target = lines[covering[0]]
@@ -379,11 +393,11 @@ def _place_comments(lines: list[_Line], comments: list[Comment]) -> list[Comment
         if covering:
             lines[covering[0]].leading.append(c)
             continue
-        after = next((ln for ln in lines if ln.first > c.line), None)
-        if after is None:
+        after = bisect.bisect_right(firsts, c.line)
+        if after == len(lines):
             at_end.append(c)
         else:
-            after.leading.append(c)
+            lines[after].leading.append(c)
     return at_end
 
 
@@ -439,12 +453,15 @@ def _check_suppressions(
 ) -> None:
     """Each construct a suppression comment covered (on its line, or the line below a
     comment on its own line) must end up on the comment's line or the next one."""
+    index: dict[int, list[int]] | None = None
     for c, row in where.items():
         if not c.suppression:
             continue
+        index = _covering(lines) if index is None else index
         target = c.line if c.trailing else c.line + 1
-        for i, ln in enumerate(lines):
-            if ln.first <= target <= ln.last and placed[i] not in (row, row + 1):
+        for i in index.get(target, []):
+            ln = lines[i]
+            if placed[i] not in (row, row + 1):
                 raise _Refused(
                     f"{path}:{c.line}:{c.col}: left unformatted: the canonical layout would "
                     f"move this suppression comment away from `{ln.text}`, which it covers; "
