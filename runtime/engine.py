@@ -322,6 +322,14 @@ class Engine:
                 detail={"source": source},
             )
 
+    def refresh(self) -> None:
+        """Forget what this process cached about the store, for a long-running process.
+
+        Another process (``escalade pack activate``/``rollback``, an ``event`` run)
+        may have activated a pack or queued outbox rows since; the next call sees them."""
+        self._active_id = None
+        self._outbox_dirty = True
+
     def pack(self, pack_id: int) -> CompiledPack:
         """The compiled pack ``pack_id`` (cached)."""
         found = self._packs.get(pack_id)

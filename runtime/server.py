@@ -230,6 +230,7 @@ class EscaladeServer:
         while not self._stopping.wait(self.tick_interval):
             try:
                 with self.engine_lock():
+                    self.engine.refresh()  # see packs/rows other processes wrote
                     fired = self.engine.advance()
             except HttpError:
                 continue  # busy or closing: try again at the next tick
