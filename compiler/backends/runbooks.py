@@ -250,7 +250,7 @@ class IndexRow:
     name: str
     title: str
     starts: str
-    priority: int
+    priority: str  # a number, or "inherited" for policies entered only by handoff
     primary: str
     source: str
 
@@ -787,7 +787,8 @@ def render_runbooks(pack: RulePack, *, source_prefix: str = "../..") -> dict[str
                 name=policy.name,
                 title=view.title,
                 starts=view.starts,
-                priority=policy.priority,
+                # a handoff keeps the priority of the escalation it takes over
+                priority=str(policy.priority) if policy.triggers else "inherited",
                 primary=Describer(pack).name(primary.ref, primary.kind) if primary else "—",
                 source=policy.source,
             )
