@@ -650,13 +650,20 @@ def check_coverage(pset: m.PolicySet, diags: Collector) -> None:
 
 
 def check_unreachable(pset: m.PolicySet, diags: Collector) -> None:
-    """W306: a policy without trigger that no handoff from a triggered policy reaches."""
-    edges = handoff_edges(pset)
+    """W306: a policy without trigger that no handoff from a triggered policy reaches.
+
+    A handoff whose condition can never hold (E303) is no way in."""
+    dead = {(p.name, h.name) for p, h in analyse(pset).dead_exceptions()}
+    edges: dict[str, set[str]] = {}
+    for p in ordered_policies(pset):
+        for h in p.handoffs:
+            if h.policy in pset.policies and (p.name, h.name) not in dead:
+                edges.setdefault(p.name, set()).add(h.policy)
     reached: set[str] = set()
     frontier = [p.name for p in ordered_policies(pset) if p.triggers]
     reached.update(frontier)
     while frontier:
-        nxt = [b for a in frontier for b in edges.get(a, {}) if b not in reached]
+        nxt = sorted({b for a in frontier for b in edges.get(a, set()) if b not in reached})
         reached.update(nxt)
         frontier = nxt
     for p in ordered_policies(pset):

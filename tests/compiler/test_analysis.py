@@ -196,8 +196,10 @@ def test_exception_that_can_never_hold() -> None:
     target = policy("target", None, trigger=None)
     dead = "  exception dead when account.arr > 5 and account.arr < 3 handoff target\n"
     result = check(policy("p", "ticket.severity == high", extra=dead), target)
-    (d,) = analysis_findings(result)
+    d, unreachable = analysis_findings(result)
     assert d.code == "E303"
+    # the dead handoff was the only way into 'target'
+    assert unreachable.code == "W306" and "'target'" in unreachable.message
     assert (d.span.line, d.span.col) == (HEADER_LINES + 8, 23)
     assert "exception 'dead' in policy 'p'" in d.message and "'target'" in d.message
     assert d.help is not None and "'account.arr > 5' and 'account.arr < 3'" in d.help
@@ -344,3 +346,33 @@ def test_budget_exhaustion_is_reported_not_guessed(monkeypatch: pytest.MonkeyPat
     undecided = [d for d in result.diagnostics if d.code == "W307"]
     assert any("'a' and 'b'" in d.message for d in undecided)
     assert all(d.severity == "warning" for d in undecided)
+
+
+def test_a_dead_handoff_is_no_way_in(tmp_path: Path) -> None:
+    """W306 holds when the only handoff into a policy has a condition no event meets."""
+    (tmp_path / "set.esc").write_text(
+        """
+event ticket.created
+schema ticket { id: text  severity: enum(low, high) }
+person ann { email "a@example.com" }
+person ben { email "b@example.com" }
+policy entry {
+  approvers "@x/y"
+  trigger ticket.created
+  when ticket.severity == high
+  owner primary ann ack 5m
+  owner backup ben ack 5m
+  exception never when ticket.severity == low and ticket.severity == high handoff target
+  exception unknown triage ben
+}
+policy target {
+  approvers "@x/y"
+  owner primary ann ack 5m
+  owner backup ben ack 5m
+  exception unknown triage ben
+}
+"""
+    )
+    found = {d.code: d for d in load_policy_set(tmp_path).diagnostics}
+    assert "E303" in found
+    assert "W306" in found and "target" in found["W306"].message
