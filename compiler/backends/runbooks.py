@@ -340,7 +340,7 @@ class Describer:
             return _words(arg["word"])
         if "field" in arg:
             return f"`{arg['field']}`" if self.md else arg["field"]
-        return f'"{self.text(arg["text"])}"'
+        return f'"{self.text(placeholder_words(arg["text"]))}"'
 
     def step(self, step: Step) -> str:
         args = [self.target(a) for a in step.args]
@@ -352,7 +352,8 @@ class Describer:
         if action == "set":
             return f"Set {first} to {args[1] if len(args) > 1 else ''}"
         if action == "manual":
-            return f"By hand: {self.text(step.args[0].get('text', '')) if step.args else ''}"
+            instruction = placeholder_words(step.args[0].get("text", "")) if step.args else ""
+            return f"By hand: {self.text(instruction)}"
         verb = _STEP_VERBS.get(action, action.capitalize())
         return f"{verb} {' '.join(args)}".strip()
 
@@ -754,6 +755,14 @@ def _environment() -> jinja2.Environment:
     env.filters["md"] = markdown_text
     env.filters["cell"] = markdown_cell
     return env
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
+
+
+def placeholder_words(text: str) -> str:
+    """``{{ ticket.title }}`` as the reader sees it filled in: ``<ticket title>``."""
+    return _PLACEHOLDER.sub(lambda m: f"<{m.group(1)} {m.group(2).replace('_', ' ')}>", text)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
