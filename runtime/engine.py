@@ -380,8 +380,13 @@ class Engine:
             due = self.store.due_timers(now, 1)
             if not due:
                 break
-            timer = due[0]
             with self.store.transaction():
+                # Taken again under the write lock (FOR UPDATE SKIP LOCKED on PostgreSQL):
+                # another worker may have fired it since the look above.
+                due = self.store.due_timers(now, 1)
+                if not due:
+                    continue
+                timer = due[0]
                 self.store.delete_timer(timer.id)
                 self.store.set_clock(timer.due)
                 self._fire(timer, _Ctx(now=timer.due, cause=f"{timer.kind} timer"))

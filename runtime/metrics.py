@@ -2,7 +2,7 @@
 
 The families come from three places:
 
-- the store's tables, read with a few aggregate queries (events applied, open
+- the store's tables, read with its few count methods (events applied, open
   escalations by state and policy, outbox rows by status, timers, audit rows);
 - the KPIs of :mod:`escalade.runtime.kpi` (acknowledged, resolved, SLA breaches
   and compliance by policy, ...), recomputed only when the audit trail grew;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime import kpi
-from escalade.runtime.store.sqlite import SQLiteStore
+from escalade.runtime.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OUTBOX_STATUSES = ("pending", "sent", "delivered", "failed")
@@ -92,19 +92,15 @@ class PackInfo:
 class MetricsCollector:
     """Builds the metric families of one store; keeps the KPIs until the audit trail grows."""
 
-    def __init__(self, store: SQLiteStore) -> None:
-        """``store``: the SQLite store the engine runs on (read with aggregate queries)."""
+    def __init__(self, store: Store) -> None:
+        """``store``: the store the engine runs on (read with its count methods)."""
         self.store = store
         self._kpi_seq = -1
         self._kpis: dict[str, Any] = {}
 
-    def _scalar(self, sql: str) -> int:
-        row = self.store.execute(sql).fetchone()
-        return int(row[0] or 0) if row is not None else 0
-
     def kpis(self) -> dict[str, Any]:
         """The KPIs, recomputed only when an audit row was appended since the last call."""
-        seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
+        seq = self.store.audit_head()[0]
         if seq != self._kpi_seq:
             self._kpis = kpi.compute(self.store)
             self._kpi_seq = seq
@@ -120,14 +116,14 @@ class MetricsCollector:
         ``requests``: HTTP requests this process answered, by (method, route, code)."""
         store = self.store
         counters = store.counters()
-        audit_rows = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM audit")
+        audit_rows = store.audit_head()[0]
         kpis = self.kpis()
         families = [
             Family(
                 "escalade_events_applied_total",
                 "counter",
                 "Events applied to the store (all time).",
-                [({}, self._scalar("SELECT COUNT(*) FROM events"))],
+                [({}, store.count_events())],
             ),
             Family(
                 "escalade_events_dead_lettered_total",
@@ -139,7 +135,7 @@ class MetricsCollector:
                 "escalade_dead_letters_waiting",
                 "gauge",
                 "Dead letters not replayed yet.",
-                [({}, self._scalar("SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL"))],
+                [({}, store.count_dead_letters())],
             ),
             Family(
                 "escalade_unknown_fields_ignored_total",
@@ -204,7 +200,7 @@ class MetricsCollector:
                 "escalade_timers_pending",
                 "gauge",
                 "Timer rows waiting to fire.",
-                [({}, self._scalar("SELECT COUNT(*) FROM timers"))],
+                [({}, store.count_timers())],
             ),
             Family(
                 "escalade_audit_rows",
@@ -248,10 +244,7 @@ class MetricsCollector:
         return families
 
     def _open_escalations(self) -> Family:
-        rows = self.store.execute(
-            "SELECT state, policy, COUNT(*) FROM escalations WHERE state != 'closed'"
-            " GROUP BY state, policy ORDER BY state, policy"
-        ).fetchall()
+        rows = self.store.open_by_state_and_policy()
         return Family(
             "escalade_escalations_open",
             "gauge",
@@ -261,8 +254,7 @@ class MetricsCollector:
 
     def _outbox(self) -> Family:
         counts = {status: 0 for status in OUTBOX_STATUSES}
-        for status, n in self.store.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"):
-            counts[str(status)] = int(n)
+        counts.update(self.store.outbox_by_status())
         return Family(
             "escalade_outbox_messages",
             "gauge",

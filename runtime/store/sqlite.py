@@ -334,6 +334,9 @@ class SQLiteStore:
             (event_id, type_, at, ticket, body),
         )
 
+    def count_events(self) -> int:
+        return self._count("SELECT COUNT(*) FROM events")
+
     # --- tickets -------------------------------------------------------------
     def ticket_state(self, ticket: str) -> tuple[dict[str, Any], dict[str, int]]:
         row = self._db.execute(
@@ -428,6 +431,13 @@ class SQLiteStore:
         row = self._db.execute("SELECT COUNT(*) FROM escalations WHERE state != 'closed'")
         return int(row.fetchone()[0])
 
+    def open_by_state_and_policy(self) -> list[tuple[str, str, int]]:
+        rows = self._db.execute(
+            "SELECT state, policy, COUNT(*) FROM escalations WHERE state != 'closed'"
+            " GROUP BY state, policy ORDER BY state, policy"
+        ).fetchall()
+        return [(str(s), str(p), int(n)) for s, p, n in rows]
+
     # --- timers --------------------------------------------------------------
     def add_timer(self, timer: Timer) -> int:
         cur = self._db.execute(
@@ -479,6 +489,9 @@ class SQLiteStore:
             "SELECT 1 FROM timers WHERE ticket = ? AND kind = ? AND key = ?", (ticket, kind, key)
         ).fetchone()
         return row is not None
+
+    def count_timers(self) -> int:
+        return self._count("SELECT COUNT(*) FROM timers")
 
     # --- absences ------------------------------------------------------------
     def set_absence(self, person: str, until: int) -> None:
@@ -612,6 +625,10 @@ class SQLiteStore:
             )
         return [_outbox(r) for r in rows]
 
+    def outbox_by_status(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        return {str(s): int(n) for s, n in rows}
+
     # --- dead letters --------------------------------------------------------
     def add_dead_letter(self, letter: DeadLetter) -> int:
         cur = self._db.execute(
@@ -635,6 +652,9 @@ class SQLiteStore:
     def mark_replayed(self, letter_id: int, at: int) -> None:
         self._db.execute("UPDATE dead_letters SET replayed_at = ? WHERE id = ?", (at, letter_id))
 
+    def count_dead_letters(self) -> int:
+        return self._count("SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL")
+
     # --- counters ------------------------------------------------------------
     def bump(self, name: str, by: int = 1) -> None:
         self._db.execute(
@@ -645,6 +665,10 @@ class SQLiteStore:
 
     def counters(self) -> dict[str, int]:
         return {str(n): int(v) for n, v in self._db.execute("SELECT name, value FROM counters")}
+
+    def _count(self, sql: str) -> int:
+        row = self._db.execute(sql).fetchone()
+        return int(row[0] or 0) if row is not None else 0
 
 
 def _split_sql(script: str) -> list[str]:
