@@ -218,6 +218,10 @@ class PostgresStore:
     # --- schema ------------------------------------------------------------
     def _migrate(self) -> None:
         conn = self._conn
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is not None:
+            row = conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()
+            if row[0] >= len(MIGRATIONS):
+                return  # up to date: no lock (a worker mid-decision must not block an open)
         conn.execute("BEGIN")
         try:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
