@@ -1,4 +1,5 @@
-"""Runtime benchmark: events/s end-to-end on SQLite, tick cost vs open escalations, RSS.
+"""Runtime benchmark: events/s end-to-end on SQLite (and PostgreSQL when
+ESCALADE_TEST_PG_DSN is set), tick cost vs open escalations, RSS.
 
 Figures name the SQLite settings (WAL + synchronous=NORMAL survives kill -9 of
 the process; FULL also survives power loss). Ratios compare runs measured in
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,34 @@ def throughput(pack: dict[str, Any], synchronous: str, n: int, after_commit: boo
         elapsed = time.perf_counter() - start
         store.close()
     return n / elapsed
+
+
+def pg_throughput(pack: dict[str, Any], dsn: str, n: int) -> tuple[float, str]:
+    """Events/s on a PostgresStore in a fresh schema (dropped after); and the server's
+    durability settings, which the figure depends on."""
+    import psycopg
+
+    from escalade.runtime.store.postgres import PostgresStore
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(dsn, schema=schema)
+    try:
+        settings = ", ".join(
+            f"{name}={store.execute(f'SHOW {name}').fetchone()[0]}"
+            for name in ("fsync", "synchronous_commit")
+        )
+        engine = Engine(store, VirtualClock(T0))
+        engine.activate(pack, T0)
+        lines = events(n)
+        start = time.perf_counter()
+        for line in lines:
+            engine.receive(line)
+        elapsed = time.perf_counter() - start
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return n / elapsed, settings
 
 
 def tick_cost(pack: dict[str, Any], open_total: int, due: int) -> tuple[float, int]:
@@ -191,6 +222,19 @@ def main() -> None:
             f"  same, notifier outside the transaction (one commit per receipt, as the"
             f" real channels): {after:,.0f}/s ({after / rate:.2f}x the in-process notifier)",
             flush=True,
+        )
+    dsn = os.environ.get("ESCALADE_TEST_PG_DSN")
+    if dsn:
+        sqlite_rate = throughput(pack, "NORMAL", n)
+        pg_rate, settings = pg_throughput(pack, dsn, n)
+        print(
+            f"events/s end-to-end, PostgreSQL over TCP on 127.0.0.1 ({settings}): {pg_rate:,.0f}/s"
+            f" over {n} events ({pg_rate / sqlite_rate:.2f}x SQLite WAL + NORMAL in this run)",
+            flush=True,
+        )
+    else:
+        print(
+            "events/s end-to-end, PostgreSQL: skipped: no PostgreSQL (ESCALADE_TEST_PG_DSN unset)"
         )
     due = 1000
     small, fired_small = tick_cost(pack, 1_000, due)
