@@ -29,7 +29,7 @@ from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError
-from escalade.runtime.store.sqlite import SQLiteStore
+from escalade.runtime.store import open_store
 
 DEFAULT_DB = "escalade.db"
 DEFAULT_PACK = "generated/rulepack.json"
@@ -73,7 +73,12 @@ def runtime_options(fn: F) -> F:
         help="Rule pack to activate first (verified; a refused pack leaves the active one "
         f"running). Default: the store's active pack, else {DEFAULT_PACK}.",
     )(fn)
-    fn = click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite store file.")(fn)
+    fn = click.option(
+        "--db",
+        default=DEFAULT_DB,
+        show_default=True,
+        help="Store: a SQLite file or postgresql://... URL.",
+    )(fn)
     return fn
 
 
@@ -91,7 +96,7 @@ def open_engine(
     notifier = ChannelNotifier.from_settings(settings.notifiers) if settings.notifiers else None
     for name in settings.notifiers.missing_env() if settings.notifiers else []:
         click.echo(f"warning: ${name} is not set; deliveries that need it will fail", err=True)
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         engine = Engine(store, notifier=notifier)
         when = _time_option(at)
@@ -387,12 +392,17 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite store file.")
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Store: a SQLite file or postgresql://... URL.",
+)
 def audit_verify(db: str) -> None:
     """Check that no audit row was edited, removed or cut off."""
     if not Path(db).exists():
         raise click.BadParameter(f"{db} does not exist", param_hint="--db")
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         verdict = audit.verify(store)
     finally:

@@ -23,7 +23,7 @@ from escalade.runtime.signing import (
     load_private_key,
     sign,
 )
-from escalade.runtime.store.sqlite import SQLiteStore
+from escalade.runtime.store import Store, open_store
 
 DEFAULT_PACK = Path("generated/rulepack.json")
 
@@ -121,12 +121,17 @@ def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
 
 def _store_options(fn: Any) -> Any:
     fn = click.option("--at", "at", metavar="TIME", help="Act at this ISO-8601 time.")(fn)
-    fn = click.option("--db", default="escalade.db", show_default=True, help="SQLite store.")(fn)
+    fn = click.option(
+        "--db",
+        default="escalade.db",
+        show_default=True,
+        help="Store: a SQLite file or postgresql://... URL.",
+    )(fn)
     return fn
 
 
-def _open(db: str, at: str | None) -> tuple[SQLiteStore, Engine, int | None]:
-    store = SQLiteStore(db)
+def _open(db: str, at: str | None) -> tuple[Store, Engine, int | None]:
+    store = open_store(db)
     engine = Engine(store)
     when: int | None = None
     if at is not None:
@@ -171,7 +176,7 @@ def activate_cmd(
         store.close()
 
 
-def _history_rows(store: SQLiteStore, engine: Engine) -> list[dict[str, Any]]:
+def _history_rows(store: Store, engine: Engine) -> list[dict[str, Any]]:
     active = store.active_pack()
     rows = []
     for row in store.packs():
@@ -194,10 +199,15 @@ def _history_rows(store: SQLiteStore, engine: Engine) -> list[dict[str, Any]]:
 
 @pack.command("history")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("--db", default="escalade.db", show_default=True, help="SQLite store.")
+@click.option(
+    "--db",
+    default="escalade.db",
+    show_default=True,
+    help="Store: a SQLite file or postgresql://... URL.",
+)
 def history_cmd(fmt: str, db: str) -> None:
     """Every pack the store has seen, and each activation, rollback and refusal."""
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         engine = Engine(store)
         rows = _history_rows(store, engine)

@@ -62,7 +62,6 @@ from escalade.runtime.clock import format_time
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError
 from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
 from escalade.runtime.notify.channels import SIGNATURE_HEADER, verify_signature
-from escalade.runtime.store.sqlite import SQLiteStore
 
 log = logging.getLogger("escalade.runtime.server")
 
@@ -164,9 +163,7 @@ class EscaladeServer:
         self.ticks = 0
         self.timers_fired = 0
         self.last_tick_error: str | None = None
-        self._metrics = (
-            MetricsCollector(engine.store) if isinstance(engine.store, SQLiteStore) else None
-        )
+        self._metrics = MetricsCollector(engine.store)
         self._stopping = threading.Event()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -646,7 +643,7 @@ def serve_until_signal(server: EscaladeServer, echo: Callable[[str], None]) -> N
 @click.option(
     "--db",
     default=None,
-    help="SQLite store file (default: runtime.database, else escalade.db).",
+    help="Store: SQLite file or postgresql://... (default: runtime.database, else escalade.db).",
 )
 @click.option(
     "--pack",
@@ -669,7 +666,7 @@ def serve_command(
             " refusing to serve without the token"
         )
     webhook = settings.notifiers.webhook if settings.notifiers else None
-    database = db or (str(settings.database) if settings.database else DEFAULT_DB)
+    database = db or settings.database or DEFAULT_DB
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     echo = _stderr_echo

@@ -3,7 +3,7 @@
 ::
 
     runtime:
-      database: escalade.db              # SQLite file (relative to escalade.yaml)
+      database: escalade.db              # SQLite file (relative to escalade.yaml) or postgresql://...
       trusted_keys: [keys/release.pub]   # public keys that may sign rule packs
       notifiers:
         timeout: 5                       # seconds per network call (default for each)
@@ -209,7 +209,7 @@ class RuntimeSettings:
     """The ``runtime:`` section; ``found`` is False when there is no ``escalade.yaml``."""
 
     root: Path
-    database: Path | None = None
+    database: str | None = None  # a SQLite path (absolute) or a postgresql:// URL
     trusted_keys: tuple[Path, ...] = ()
     notifiers: NotifierSettings | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -448,7 +448,9 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
     server = section.get("server") or {}
     return RuntimeSettings(
         root=root,
-        database=root / database if database else None,
+        database=(
+            None if not database else database if "://" in database else str(root / database)
+        ),
         trusted_keys=keys,
         notifiers=notifiers,
         server=ServerSettings(

@@ -701,7 +701,7 @@ runtime:
 
 def test_settings_are_read_from_the_runtime_section(tmp_path: Path) -> None:
     settings = parse_settings(SETTINGS, tmp_path)
-    assert settings.database == tmp_path / "state/escalade.db"
+    assert settings.database == str(tmp_path / "state/escalade.db")
     assert settings.trusted_keys == (tmp_path / "keys/release.pub",)
     n = settings.notifiers
     assert n is not None and n.slack is not None and n.email is not None
