@@ -400,7 +400,7 @@ def audit_group() -> None:
 )
 def audit_verify(db: str) -> None:
     """Check that no audit row was edited, removed or cut off."""
-    if not Path(db).exists():
+    if "://" not in db and not Path(db).exists():
         raise click.BadParameter(f"{db} does not exist", param_hint="--db")
     store = open_store(db)
     try:

@@ -884,6 +884,10 @@ class Engine:
             return
         esc.state = "triage"
         esc.level, esc.owner, esc.owner_kind = "triage", resolved[0], resolved[1]
+        if resolved[0] != triage["ref"]:
+            esc.extra["owner_from"] = triage["ref"]
+        else:
+            esc.extra.pop("owner_from", None)
         esc.acked_at = None
         self._audit(
             ctx,
@@ -1549,6 +1553,10 @@ class Engine:
             self.store.cancel_timers(esc.id, ("ack", "transfer"))
             esc.state = "assigned"
             esc.level, esc.owner, esc.owner_kind = "transfer", resolved[0], resolved[1]
+            if resolved[0] != to:
+                esc.extra["owner_from"] = to
+            else:
+                esc.extra.pop("owner_from", None)
             esc.acked_at = None
             esc.extra["transfers"] = int(esc.extra.get("transfers", 0)) + 1
             self.store.add_timer(
