@@ -35,7 +35,15 @@ from escalade.runtime.matcher import Matcher
 from escalade.runtime.notify import Delivery, Notifier, RecordingNotifier, as_delivery
 from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
-from escalade.runtime.store import OPEN_STATES, DeadLetter, Escalation, OutboxMessage, Store, Timer
+from escalade.runtime.store import (
+    OPEN_STATES,
+    DeadLetter,
+    DuplicateEvent,
+    Escalation,
+    OutboxMessage,
+    Store,
+    Timer,
+)
 
 PACK_FORMAT = "escalade.rulepack/v1"
 TARGET_ACTIONS = ("notify", "page", "route")
@@ -412,12 +420,18 @@ class Engine:
         now = at if at is not None else max(self.store.clock() or event.at, event.at)
         self.check_time(now)
         self._fire_due(now)
-        with self.store.transaction():
-            self.store.set_clock(now)
-            esc_id = self._apply(
-                pack, event, _Ctx(now=now, cause=f"event {event.id} ({event.type})")
+        try:
+            with self.store.transaction():
+                self.store.set_clock(now)
+                esc_id = self._apply(
+                    pack, event, _Ctx(now=now, cause=f"event {event.id} ({event.type})")
+                )
+                self._deliver_now(now)
+        except DuplicateEvent:
+            # another worker applied the same id between the check above and our commit
+            return Outcome(
+                "duplicate", f"event {event.id} was already applied; nothing changed", event.ticket
             )
-            self._deliver_now(now)
         self.dispatch(now)
         note = f"; ignored unknown fields: {', '.join(event.unknown)}" if event.unknown else ""
         return Outcome(

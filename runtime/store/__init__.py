@@ -19,6 +19,10 @@ OPEN_STATES = ("triggered", "assigned", "acknowledged", "resolved", "unacknowled
 STATES = (*OPEN_STATES, "closed")
 
 
+class DuplicateEvent(Exception):
+    """``add_event`` for an id the store already holds (another worker applied it first)."""
+
+
 @dataclass(slots=True)
 class Escalation:
     """One escalation of one ticket; it survives re-routes and handoffs."""

@@ -31,7 +31,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from escalade.runtime.store import AuditRow, DeadLetter, Escalation, OutboxMessage, Timer
+from escalade.runtime.store import (
+    AuditRow,
+    DeadLetter,
+    DuplicateEvent,
+    Escalation,
+    OutboxMessage,
+    Timer,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything the engine needs (the SQLite schema's migrations 1 and 2)
@@ -375,10 +382,15 @@ class PostgresStore:
         return self._x("SELECT 1 FROM events WHERE id = %s", (event_id,)).fetchone() is not None
 
     def add_event(self, event_id: str, type_: str, at: int, ticket: str, body: str) -> None:
-        self._x(
-            "INSERT INTO events(id, type, at, ticket, body) VALUES (%s, %s, %s, %s, %s)",
-            (event_id, type_, at, ticket, body),
-        )
+        try:
+            self._x(
+                "INSERT INTO events(id, type, at, ticket, body) VALUES (%s, %s, %s, %s, %s)",
+                (event_id, type_, at, ticket, body),
+            )
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) == "23505":  # unique_violation
+                raise DuplicateEvent(f"duplicate event id {event_id!r}") from None
+            raise
 
     def count_events(self) -> int:
         return self._count("SELECT COUNT(*) FROM events")

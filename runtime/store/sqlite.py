@@ -20,7 +20,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from escalade.runtime.store import AuditRow, DeadLetter, Escalation, OutboxMessage, Timer
+from escalade.runtime.store import (
+    AuditRow,
+    DeadLetter,
+    DuplicateEvent,
+    Escalation,
+    OutboxMessage,
+    Timer,
+)
 
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA", "OFF")  # PRAGMA synchronous values, WAL mode
 
@@ -329,10 +336,13 @@ class SQLiteStore:
         )
 
     def add_event(self, event_id: str, type_: str, at: int, ticket: str, body: str) -> None:
-        self._db.execute(
-            "INSERT INTO events(id, type, at, ticket, body) VALUES (?, ?, ?, ?, ?)",
-            (event_id, type_, at, ticket, body),
-        )
+        try:
+            self._db.execute(
+                "INSERT INTO events(id, type, at, ticket, body) VALUES (?, ?, ?, ?, ?)",
+                (event_id, type_, at, ticket, body),
+            )
+        except sqlite3.IntegrityError:
+            raise DuplicateEvent(f"duplicate event id {event_id!r}") from None
 
     def count_events(self) -> int:
         return self._count("SELECT COUNT(*) FROM events")

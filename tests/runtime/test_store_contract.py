@@ -133,6 +133,23 @@ def test_duplicate_event_id_is_a_no_op(backend: tuple[str, Opener], pack: dict[s
     assert "before_duplicate" not in store.counters()
 
 
+def test_an_event_applied_by_another_worker_meanwhile_is_a_duplicate(
+    backend: tuple[str, Opener], pack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers receive the same id; the second passes the quick check before the
+    first commits, and still answers 'duplicate' (nothing applied twice, no exception)."""
+    _, opener = backend
+    first = _engine(opener(), pack)
+    second = _engine(opener(), pack)
+    assert first.receive(critical("T1", "e1")).status == "applied"
+    rows = len(list(first.store.audit_rows()))
+    monkeypatch.setattr(second.store, "has_event", lambda _id: False)  # the race window
+    outcome = second.receive(critical("T1", "e1"))
+    assert outcome.status == "duplicate"
+    assert second.store.count_events() == 1
+    assert len(list(second.store.audit_rows())) == rows
+
+
 def test_audit_is_append_only_and_verifies(
     backend: tuple[str, Opener], pack: dict[str, Any]
 ) -> None:
