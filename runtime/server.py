@@ -18,12 +18,20 @@ Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status)
     an unknown key.
 ``GET /tickets/<id>``
     The ticket's status (as ``escalade status --format json``); 404 when none.
+``POST /tickets/<id>/ack`` ``{"by": PERSON}``, ``/resolve``, ``/close``,
+``/transfer`` ``{"to": REF, "reason": "...", "sla": "2h"}``, ``/postmortem`` ``{"link": URL}``
+    The operator commands of the CLI (``escalade ack`` ...), through the same
+    engine methods: 200 with the outcome; 404 for a ticket with no escalation;
+    409 when the engine refuses (a close check that does not hold, a ticket
+    already acknowledged, ...: the engine's reason is the ``error``); 422 for a
+    missing or malformed field (a transfer without a reason or an SLA, in the
+    engine's words); 400 for a body that is not a JSON object (an empty body is ``{}``).
 ``GET /metrics``
     Prometheus text exposition 0.0.4 (:mod:`escalade.runtime.metrics`).
 ``GET /healthz``
     200 with the active pack's version; 503 when no pack is active.
 
-With ``runtime.server.token_env`` set, ``/events`` and ``/tickets`` need
+With ``runtime.server.token_env`` set, ``/events`` and every ``/tickets`` route need
 ``Authorization: Bearer <token>`` (401 otherwise); ``/metrics`` and
 ``/healthz`` stay open for scrapers and probes, and receipts carry their own
 signature.
@@ -58,8 +66,8 @@ from urllib.parse import unquote
 
 import click
 
-from escalade.runtime.clock import format_time
-from escalade.runtime.engine import ClockError, Engine, Outcome, PackError
+from escalade.runtime.clock import TimeError, format_time, parse_duration
+from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
 from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
 from escalade.runtime.notify.channels import SIGNATURE_HEADER, verify_signature
 
@@ -75,10 +83,12 @@ JSONL_TYPES = frozenset(
 )
 JSON_TYPES = frozenset({"application/json", "text/json", ""})
 OUTCOME_STATUS = {"applied": 200, "duplicate": 200, "dead_letter": 422, "refused": 409}
+TICKET_ACTIONS = ("ack", "resolve", "close", "transfer", "postmortem")
 ROUTES = {
     "/events": ("POST",),
-    "/receipts/": ("POST",),
-    "/tickets/": ("GET",),
+    "/receipts/{key}": ("POST",),
+    "/tickets/{id}": ("GET",),
+    **{f"/tickets/{{id}}/{action}": ("POST",) for action in TICKET_ACTIONS},
     "/metrics": ("GET",),
     "/healthz": ("GET",),
 }
@@ -114,6 +124,10 @@ def route_of(path: str) -> str | None:
     """The route template of a request path (``/tickets/{id}``), or None for an unknown one."""
     if path in ("/events", "/metrics", "/healthz"):
         return path
+    if path.startswith("/tickets/"):
+        ticket, _, action = path.removeprefix("/tickets/").rpartition("/")
+        if ticket and action in TICKET_ACTIONS:
+            return f"/tickets/{{id}}/{action}"
     for prefix, template in (("/receipts/", "/receipts/{key}"), ("/tickets/", "/tickets/{id}")):
         if path.startswith(prefix):
             return template
@@ -367,6 +381,57 @@ class EscaladeServer:
             raise HttpError(404, f"ticket {ticket} has no escalation")
         return json_answer(200, status)
 
+    def post_ticket_action(self, ticket: str, action: str, body: bytes) -> Answer:
+        """Run the operator command ``action`` on ``ticket`` (see the module docstring)."""
+        doc = _json_object(body)
+        run: Callable[[Engine], Outcome]
+        malformed = False  # the engine refuses the request itself: 422, not 409
+        if action == "ack":
+            by = _field(doc, "by", '{"by": PERSON}')
+            run = lambda engine: engine.ack(ticket, by)  # noqa: E731
+        elif action == "resolve":
+            run = lambda engine: engine.resolve(ticket)  # noqa: E731
+        elif action == "close":
+            run = lambda engine: engine.close(ticket)  # noqa: E731
+        elif action == "transfer":
+            hint = '{"to": REF, "reason": "...", "sla": "2h"}'
+            to = _field(doc, "to", hint)
+            reason = _field(doc, "reason", hint, required=False)
+            sla_text = _field(doc, "sla", hint, required=False)
+            sla: int | None = None
+            if sla_text:
+                try:
+                    sla = parse_duration(sla_text)
+                except TimeError as exc:
+                    raise HttpError(422, f"sla: {exc}") from None
+            malformed = not reason.strip() or sla is None or sla <= 0
+            run = lambda engine: engine.transfer(ticket, to, reason, sla)  # noqa: E731
+        else:
+            link = _field(doc, "link", '{"link": URL}', required=False)
+            malformed = not link.strip()
+            run = lambda engine: engine.postmortem(ticket, link)  # noqa: E731
+        with self.engine_lock() as engine:
+            if engine.store.open_escalation(ticket) is None and engine.status(ticket) is None:
+                raise HttpError(404, f"ticket {ticket} has no escalation")
+            try:
+                outcome = run(engine)
+            except Refused as exc:
+                raise HttpError(422 if malformed else 409, str(exc)) from None
+            except ClockError as exc:
+                raise HttpError(409, str(exc)) from None
+            except PackError as exc:
+                raise HttpError(503, str(exc)) from None
+        return json_answer(
+            200,
+            {
+                "ticket": ticket,
+                "action": action,
+                "outcome": outcome.status,
+                "message": outcome.message,
+                "escalation": outcome.escalation_id,
+            },
+        )
+
     def get_metrics(self) -> Answer:
         """The Prometheus exposition."""
         if self._metrics is None:
@@ -506,7 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, app: EscaladeServer, method: str, path: str, route: str | None) -> Answer:
         if route is None:
             raise HttpError(404, f"no such endpoint: {path}")
-        allowed = ROUTES[route.split("{", 1)[0]]
+        allowed = ROUTES[route]
         if method not in allowed:
             raise HttpError(405, f"{method} is not allowed here", {"Allow": ", ".join(allowed)})
         if route == "/events":
@@ -519,6 +584,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, "no key: POST /receipts/<idempotency key>")
             body = self._body()
             return app.post_receipt(key, body, self.headers.get(SIGNATURE_HEADER))
+        if route.startswith("/tickets/{id}/"):
+            app.check_token(self.headers.get("Authorization"))
+            action = route.rpartition("/")[2]
+            ticket = unquote(path.removeprefix("/tickets/").removesuffix("/" + action))
+            body = self._body()
+            return app.post_ticket_action(ticket, action, body)
         if route == "/tickets/{id}":
             app.check_token(self.headers.get("Authorization"))
             ticket = unquote(path.removeprefix("/tickets/"))
@@ -599,6 +670,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away; nothing to tell it
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object; an empty body is ``{}``."""
+    if not body.strip():
+        return {}
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HttpError(400, "the body must be a JSON object") from None
+    if not isinstance(doc, dict):
+        raise HttpError(400, "the body must be a JSON object")
+    return doc
+
+
+def _field(doc: Mapping[str, Any], name: str, hint: str, *, required: bool = True) -> str:
+    """The string ``doc[name]`` (``""`` when absent and optional); 422 otherwise."""
+    value = doc.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise HttpError(422, f"`{name}` must be a non-empty string: {hint}")
+    return value
+
+
 def _error_body(error: str) -> bytes:
     return (json.dumps({"error": error}) + "\n").encode()
 
@@ -654,7 +748,8 @@ def serve_until_signal(server: EscaladeServer, echo: Callable[[str], None]) -> N
 def serve_command(
     host: str | None, port: int | None, db: str | None, pack_path: str | None
 ) -> None:
-    """Serve the HTTP API: POST /events, POST /receipts/KEY, GET /tickets/ID, /metrics, /healthz."""
+    """Serve the HTTP API: POST /events, POST /receipts/KEY, GET /tickets/ID,
+    POST /tickets/ID/{ack,resolve,close,transfer,postmortem}, /metrics, /healthz."""
     from escalade.runtime.cli import DEFAULT_DB, open_engine, runtime_settings
 
     settings = runtime_settings()

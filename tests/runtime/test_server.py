@@ -336,6 +336,89 @@ def test_health_names_the_active_pack(serve: Callable[..., Running]) -> None:
     assert dict(labels)["version"] == answer["pack_version"] and value == 1
 
 
+# --- operator commands -------------------------------------------------------
+
+
+def test_operator_commands_run_through_the_engine_with_its_refusals(
+    serve: Callable[..., Running],
+) -> None:
+    run = serve()
+    url = run.url + "/tickets/T-7"
+    assert post_json(run.url + "/events", critical("T-7", "e-7", root_cause="disk"))[0] == 200
+    status, answer = post_json(run.url + "/tickets/T-404/ack", {"by": "alice"})
+    assert status == 404 and "T-404" in answer["error"]
+    status, answer = post_json(url + "/ack", {})
+    assert status == 422 and "`by`" in answer["error"]
+    status, answer = post_json(url + "/ack", {"by": "nobody"})
+    assert status == 409 and "'nobody' is not a person" in answer["error"]
+    status, answer = post_json(url + "/ack", {"by": "alice"})
+    assert status == 200 and answer["outcome"] == "applied"
+    assert "acknowledged by alice" in answer["message"]
+    assert get_json(url)[1]["state"] == "acknowledged"
+    status, answer = post_json(url + "/ack", {"by": "alice"})
+    assert status == 409 and "already acknowledged" in answer["error"]
+    # a close check that does not hold: refused with the engine's reason, and audited
+    status, answer = post_json(url + "/close", {})
+    assert status == 409 and "close of ticket T-7 refused" in answer["error"]
+    assert "not resolved" in answer["error"]
+    with run.server.lock:
+        assert [r.kind for r in run.engine.store.audit_rows()][-1] == "close_refused"
+    # a transfer needs a reason and an SLA: 422 in the engine's words, nothing changes
+    status, answer = post_json(url + "/transfer", {"to": "bob", "sla": "2h"})
+    assert status == 422 and "a transfer needs a reason" in answer["error"]
+    status, answer = post_json(url + "/transfer", {"to": "bob", "reason": "db team"})
+    assert status == 422 and "a transfer needs an expected SLA" in answer["error"]
+    status, answer = post_json(url + "/transfer", {"to": "bob", "reason": "x", "sla": "soon"})
+    assert status == 422 and "'soon' is not a duration" in answer["error"]
+    assert get_json(url)[1]["owner"] == "alice"
+    body = {"to": "bob", "reason": "database expertise", "sla": "2h"}
+    status, answer = post_json(url + "/transfer", body)
+    assert status == 200 and "transferred to bob" in answer["message"]
+    ticket = get_json(url)[1]
+    assert ticket["owner"] == "bob" and ticket["level"] == "transfer"
+    assert any(t["kind"] == "transfer" for t in ticket["timers"])
+    assert post_json(url + "/resolve", {})[0] == 200
+    assert get_json(url)[1]["state"] == "resolved"
+    status, answer = post_json(url + "/postmortem", {})
+    assert status == 422 and "a post-mortem needs a link" in answer["error"]
+    status, answer = post_json(url + "/postmortem", {"link": "https://wiki.example.com/pm/7"})
+    assert status == 200 and "post-mortem recorded" in answer["message"]
+    status, answer = post_json(url + "/close", {})
+    assert status == 200 and answer["message"] == "ticket T-7 closed"
+    assert get_json(url)[1]["state"] == "closed"
+    status, answer = post_json(url + "/resolve", {})
+    assert status == 409 and "no open escalation" in answer["error"]
+
+
+def test_operator_commands_need_the_token_a_json_object_and_post(
+    serve: Callable[..., Running],
+) -> None:
+    run = serve(token_env="SERVE_TOKEN", environ={"SERVE_TOKEN": "s3cret"})
+    auth = {"Authorization": "Bearer s3cret"}
+    assert post_json(run.url + "/events", critical("T-1", "e-1"), **auth)[0] == 200
+    status, answer = post_json(run.url + "/tickets/T-1/ack", {"by": "alice"})
+    assert status == 401 and "bearer token" in answer["error"]
+    with run.server.lock:
+        assert run.engine.status("T-1")["state"] == "assigned"  # type: ignore[index]
+    for raw in (b"[1, 2]", b"{not json", b"\xff"):
+        status, _, body = http(
+            run.url + "/tickets/T-1/ack",
+            method="POST",
+            body=raw,
+            headers={"Content-Type": "application/json", **auth},
+        )
+        assert status == 400 and "JSON object" in json.loads(body)["error"]
+    status, headers, body = http(run.url + "/tickets/T-1/ack", headers=auth)
+    assert status == 405 and headers["Allow"] == "POST" and "error" in json.loads(body)
+    status, answer = post_json(run.url + "/tickets/T-1/ack", {"by": "alice"}, **auth)
+    assert status == 200 and answer["ticket"] == "T-1"
+    # the request counter names the route template, not the ticket
+    parsed = metrics(run.url)
+    requests = parsed["escalade_http_requests_total"].samples
+    routes = {dict(labels)["route"] for labels in requests}
+    assert "/tickets/{id}/ack" in routes and not any("T-1" in r for r in routes)
+
+
 # --- limits, authentication, errors ------------------------------------------
 
 
