@@ -29,7 +29,7 @@ from escalade.runtime.pack import PackError as SchemaError
 from escalade.runtime.pack import RulePack
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError
-from escalade.runtime.store import open_store
+from escalade.runtime.store import Store, open_store
 
 DEFAULT_DB = "escalade.db"
 DEFAULT_PACK = "generated/rulepack.json"
@@ -82,6 +82,19 @@ def runtime_options(fn: F) -> F:
     return fn
 
 
+def new_engine(store: Store, notifier: ChannelNotifier | None, settings: RuntimeSettings) -> Engine:
+    """An engine with ``runtime.retry`` and ``runtime.loop_breaker`` applied."""
+    return Engine(
+        store,
+        notifier=notifier,
+        retry_attempts=settings.retry.attempts,
+        retry_base=settings.retry.base,
+        retry_cap=settings.retry.cap,
+        loop_limit=settings.loop_breaker.limit,
+        loop_window=settings.loop_breaker.window,
+    )
+
+
 @contextmanager
 def open_engine(
     db: str, pack_path: str | None, at: str | None
@@ -98,7 +111,7 @@ def open_engine(
         click.echo(f"warning: ${name} is not set; deliveries that need it will fail", err=True)
     store = open_store(db)
     try:
-        engine = Engine(store, notifier=notifier)
+        engine = new_engine(store, notifier, settings)
         when = _time_option(at)
         if when is not None:
             try:

@@ -16,6 +16,13 @@
         host: 127.0.0.1
         port: 8080
         token_env: ESCALADE_SERVER_TOKEN # bearer token required on /events and /tickets
+      retry:                             # deliveries without a receipt (policies without
+        attempts: 5                      #   `check delivery`): sends in all,
+        base: 1m                         #   first wait, doubling each time,
+        cap: 1h                          #   up to this
+      loop_breaker:                      # more than `limit` handoffs of one ticket within
+        limit: 5                         #   `window` send it to triage
+        window: 1h
 
 Secrets are never written in the file: a setting that holds one names the
 environment variable that does (``*_env``), and an inline secret is a located
@@ -40,13 +47,20 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from escalade.runtime.clock import TimeError, parse_duration
+
 CONFIG_NAME = "escalade.yaml"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+# The engine's defaults (escalade.runtime.engine; not imported: the notifiers import this module).
+DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP = 5, 60, 3600
+DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW = 5, 3600
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
+_DURATION: dict[str, Any] = {"type": "string", "minLength": 1}  # parse_duration checks the rest
 
 
 def _endpoint(secret: str) -> dict[str, Any]:
@@ -80,6 +94,16 @@ RUNTIME_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "retry": {
+            "type": "object",
+            "properties": {"attempts": _COUNT, "base": _DURATION, "cap": _DURATION},
+            "additionalProperties": False,
+        },
+        "loop_breaker": {
+            "type": "object",
+            "properties": {"limit": _COUNT, "window": _DURATION},
+            "additionalProperties": False,
+        },
         "notifiers": {
             "type": "object",
             "properties": {
@@ -205,6 +229,24 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """The general delivery retry: ``attempts`` sends in all, waiting ``base`` seconds
+    first, doubling up to ``cap`` seconds."""
+
+    attempts: int = DEFAULT_RETRY_ATTEMPTS
+    base: int = DEFAULT_RETRY_BASE
+    cap: int = DEFAULT_RETRY_CAP
+
+
+@dataclass(frozen=True, slots=True)
+class LoopBreakerSettings:
+    """The routing-loop breaker: more than ``limit`` handoffs within ``window`` seconds."""
+
+    limit: int = DEFAULT_LOOP_LIMIT
+    window: int = DEFAULT_LOOP_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     """The ``runtime:`` section; ``found`` is False when there is no ``escalade.yaml``."""
 
@@ -213,6 +255,8 @@ class RuntimeSettings:
     trusted_keys: tuple[Path, ...] = ()
     notifiers: NotifierSettings | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    loop_breaker: LoopBreakerSettings = field(default_factory=LoopBreakerSettings)
     found: bool = False
     source: Path | None = field(default=None, compare=False)
 
@@ -275,6 +319,8 @@ def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSe
         *_inline_secrets(section, document, shown),
         *_schema_problems(section, document, shown),
     ]
+    if not problems:
+        problems = _duration_problems(section, document, shown)
     if problems:
         raise SettingsError("\n".join(sorted(set(problems), key=_line_order)))
     return _build(section, root, Path(shown))
@@ -412,6 +458,53 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
     return problems
 
 
+# The duration settings: (section, key) -> its default in seconds.
+DURATIONS = {
+    ("retry", "base"): DEFAULT_RETRY_BASE,
+    ("retry", "cap"): DEFAULT_RETRY_CAP,
+    ("loop_breaker", "window"): DEFAULT_LOOP_WINDOW,
+}
+
+
+def _seconds(section: Mapping[str, Any], part: str, key: str) -> int:
+    """The duration ``runtime.<part>.<key>`` in seconds (its default when absent)."""
+    raw = (section.get(part) or {}).get(key)
+    return DURATIONS[(part, key)] if raw is None else parse_duration(raw)
+
+
+def _duration_problems(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
+    """Durations that do not parse, are under a second, or a retry cap below its base
+    (the schema already holds, so every value is a string)."""
+    problems = []
+    for part, key in DURATIONS:
+        raw = (section.get(part) or {}).get(key)
+        if raw is None:
+            continue
+        where = _where(document, [part, key], shown)
+        try:
+            seconds = parse_duration(raw)
+        except TimeError as exc:
+            problems.append(f"{where}: runtime.{part}.{key}: {exc}")
+            continue
+        if seconds < 1:
+            problems.append(f"{where}: runtime.{part}.{key}: must be at least 1s (got {raw!r})")
+    if problems:
+        return problems
+    base, cap = _seconds(section, "retry", "base"), _seconds(section, "retry", "cap")
+    if cap < base:
+        present = "cap" if "cap" in (section.get("retry") or {}) else "base"
+        problems.append(
+            f"{_where(document, ['retry', present], shown)}: runtime.retry.cap"
+            f" ({format_seconds(cap)}) must be at least runtime.retry.base ({format_seconds(base)})"
+        )
+    return problems
+
+
+def format_seconds(seconds: int) -> str:
+    """``3600`` -> ``3600s``: an exact figure for messages."""
+    return f"{seconds}s"
+
+
 def _timeout(spec: Mapping[str, Any], default: float) -> float:
     return float(spec.get("timeout", default))
 
@@ -457,6 +550,15 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             host=str(server.get("host", DEFAULT_HOST)),
             port=int(server.get("port", DEFAULT_PORT)),
             token_env=server.get("token_env"),
+        ),
+        retry=RetrySettings(
+            attempts=int((section.get("retry") or {}).get("attempts", DEFAULT_RETRY_ATTEMPTS)),
+            base=_seconds(section, "retry", "base"),
+            cap=_seconds(section, "retry", "cap"),
+        ),
+        loop_breaker=LoopBreakerSettings(
+            limit=int((section.get("loop_breaker") or {}).get("limit", DEFAULT_LOOP_LIMIT)),
+            window=_seconds(section, "loop_breaker", "window"),
         ),
         found=True,
         source=source,
