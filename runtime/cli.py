@@ -52,6 +52,17 @@ def runtime_settings() -> RuntimeSettings:
         raise click.ClickException(f"invalid runtime settings:\n{exc}") from None
 
 
+def store_url(db: str | None) -> str:
+    """``--db``, else ``runtime.database`` from ``escalade.yaml``, else ``escalade.db``."""
+    return db or runtime_settings().database or DEFAULT_DB
+
+
+DB_HELP = (
+    "Store: a SQLite file or postgresql://... URL "
+    f"(default: runtime.database in escalade.yaml, else {DEFAULT_DB})."
+)
+
+
 def _time_option(value: str | None) -> int | None:
     if value is None:
         return None
@@ -73,12 +84,7 @@ def runtime_options(fn: F) -> F:
         help="Rule pack to activate first (verified; a refused pack leaves the active one "
         f"running). Default: the store's active pack, else {DEFAULT_PACK}.",
     )(fn)
-    fn = click.option(
-        "--db",
-        default=DEFAULT_DB,
-        show_default=True,
-        help="Store: a SQLite file or postgresql://... URL.",
-    )(fn)
+    fn = click.option("--db", default=None, help=DB_HELP)(fn)
     return fn
 
 
@@ -97,7 +103,7 @@ def new_engine(store: Store, notifier: ChannelNotifier | None, settings: Runtime
 
 @contextmanager
 def open_engine(
-    db: str, pack_path: str | None, at: str | None
+    db: str | None, pack_path: str | None, at: str | None
 ) -> Iterator[tuple[Engine, int | None]]:
     """An engine over ``db`` with ``pack_path`` active and ``at`` checked against the clock.
 
@@ -109,7 +115,7 @@ def open_engine(
     notifier = ChannelNotifier.from_settings(settings.notifiers) if settings.notifiers else None
     for name in settings.notifiers.missing_env() if settings.notifiers else []:
         click.echo(f"warning: ${name} is not set; deliveries that need it will fail", err=True)
-    store = open_store(db)
+    store = open_store(db or settings.database or DEFAULT_DB)
     try:
         engine = new_engine(store, notifier, settings)
         when = _time_option(at)
@@ -168,7 +174,7 @@ def _split_inputs(text: str) -> list[str]:
 @click.command("event")
 @click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
 @runtime_options
-def event_command(source: Any, db: str, pack_path: str | None, at: str | None) -> None:
+def event_command(source: Any, db: str | None, pack_path: str | None, at: str | None) -> None:
     """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""
     lines = _split_inputs(source.read())
     rejected = 0
@@ -188,7 +194,7 @@ def event_command(source: Any, db: str, pack_path: str | None, at: str | None) -
 
 @click.command("tick")
 @runtime_options
-def tick_command(db: str, pack_path: str | None, at: str | None) -> None:
+def tick_command(db: str | None, pack_path: str | None, at: str | None) -> None:
     """Fire every timer due up to --at (default now)."""
     with open_engine(db, pack_path, at) as (engine, when):
         fired = engine.advance(when)
@@ -199,7 +205,9 @@ def tick_command(db: str, pack_path: str | None, at: str | None) -> None:
 @click.argument("ticket")
 @click.option("--by", "by", required=True, metavar="PERSON", help="Who acknowledges.")
 @runtime_options
-def ack_command(ticket: str, by: str, db: str, pack_path: str | None, at: str | None) -> None:
+def ack_command(
+    ticket: str, by: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
     """Acknowledge TICKET: failover stops for good."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.ack(ticket, by, when))
@@ -208,7 +216,7 @@ def ack_command(ticket: str, by: str, db: str, pack_path: str | None, at: str | 
 @click.command("resolve")
 @click.argument("ticket")
 @runtime_options
-def resolve_command(ticket: str, db: str, pack_path: str | None, at: str | None) -> None:
+def resolve_command(ticket: str, db: str | None, pack_path: str | None, at: str | None) -> None:
     """Mark TICKET's problem fixed (the resolve SLA is met)."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.resolve(ticket, when))
@@ -217,7 +225,7 @@ def resolve_command(ticket: str, db: str, pack_path: str | None, at: str | None)
 @click.command("close")
 @click.argument("ticket")
 @runtime_options
-def close_command(ticket: str, db: str, pack_path: str | None, at: str | None) -> None:
+def close_command(ticket: str, db: str | None, pack_path: str | None, at: str | None) -> None:
     """Close TICKET; refused (with the reason) until every close check holds."""
     with open_engine(db, pack_path, at) as (engine, when):
         _run(lambda: engine.close(ticket, when))
@@ -236,7 +244,7 @@ def transfer_command(
     to: str,
     reason: str,
     sla: str | None,
-    db: str,
+    db: str | None,
     pack_path: str | None,
     at: str | None,
 ) -> None:
@@ -257,7 +265,9 @@ def transfer_command(
 @click.argument("person")
 @click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
 @runtime_options
-def absent_command(person: str, until: str, db: str, pack_path: str | None, at: str | None) -> None:
+def absent_command(
+    person: str, until: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
     """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
     try:
         end = parse_time(until)
@@ -272,7 +282,7 @@ def absent_command(person: str, until: str, db: str, pack_path: str | None, at: 
 @click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
 @runtime_options
 def postmortem_command(
-    ticket: str, link: str, db: str, pack_path: str | None, at: str | None
+    ticket: str, link: str, db: str | None, pack_path: str | None, at: str | None
 ) -> None:
     """Record TICKET's completed post-mortem (close may require it)."""
     with open_engine(db, pack_path, at) as (engine, when):
@@ -303,7 +313,9 @@ def render_status(status: dict[str, Any]) -> str:
 @click.argument("ticket")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @runtime_options
-def status_command(ticket: str, fmt: str, db: str, pack_path: str | None, at: str | None) -> None:
+def status_command(
+    ticket: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
     """Show TICKET's escalation: policy, state, owner, level, timers, history."""
     with open_engine(db, pack_path, at) as (engine, when):
         engine.advance(when)
@@ -320,7 +332,7 @@ def status_command(ticket: str, fmt: str, db: str, pack_path: str | None, at: st
 @click.command("oncall")
 @click.argument("team")
 @runtime_options
-def oncall_command(team: str, db: str, pack_path: str | None, at: str | None) -> None:
+def oncall_command(team: str, db: str | None, pack_path: str | None, at: str | None) -> None:
     """Who is on call for TEAM at --at (absent members skipped)."""
     with open_engine(db, pack_path, at) as (engine, when):
         pack = engine.active()
@@ -344,7 +356,7 @@ def deadletter_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @runtime_options
 def deadletter_list(
-    include_all: bool, fmt: str, db: str, pack_path: str | None, at: str | None
+    include_all: bool, fmt: str, db: str | None, pack_path: str | None, at: str | None
 ) -> None:
     """List dead letters with the reason each was rejected."""
     with open_engine(db, pack_path, at) as (engine, _when):
@@ -371,7 +383,7 @@ def deadletter_list(
 
 @deadletter_group.command("replay")
 @runtime_options
-def deadletter_replay(db: str, pack_path: str | None, at: str | None) -> None:
+def deadletter_replay(db: str | None, pack_path: str | None, at: str | None) -> None:
     """Apply dead letters again (e.g. after a pack that knows the new field)."""
     with open_engine(db, pack_path, at) as (engine, when):
         results = engine.replay_dead_letters(when)
@@ -388,7 +400,7 @@ def deadletter_replay(db: str, pack_path: str | None, at: str | None) -> None:
 @click.command("report")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
 @runtime_options
-def report_command(fmt: str, db: str, pack_path: str | None, at: str | None) -> None:
+def report_command(fmt: str, db: str | None, pack_path: str | None, at: str | None) -> None:
     """KPIs from the audit trail."""
     with open_engine(db, pack_path, at) as (engine, when):
         engine.advance(when)
@@ -405,14 +417,10 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-@click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="Store: a SQLite file or postgresql://... URL.",
-)
-def audit_verify(db: str) -> None:
+@click.option("--db", default=None, help=DB_HELP)
+def audit_verify(db: str | None) -> None:
     """Check that no audit row was edited, removed or cut off."""
+    db = store_url(db)
     if "://" not in db and not Path(db).exists():
         raise click.BadParameter(f"{db} does not exist", param_hint="--db")
     store = open_store(db)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
+from escalade.runtime.cli import DB_HELP, store_url
 from escalade.runtime.clock import TimeError, format_time, parse_time
 from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.signing import (
@@ -121,17 +122,12 @@ def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
 
 def _store_options(fn: Any) -> Any:
     fn = click.option("--at", "at", metavar="TIME", help="Act at this ISO-8601 time.")(fn)
-    fn = click.option(
-        "--db",
-        default="escalade.db",
-        show_default=True,
-        help="Store: a SQLite file or postgresql://... URL.",
-    )(fn)
+    fn = click.option("--db", default=None, help=DB_HELP)(fn)
     return fn
 
 
-def _open(db: str, at: str | None) -> tuple[Store, Engine, int | None]:
-    store = open_store(db)
+def _open(db: str | None, at: str | None) -> tuple[Store, Engine, int | None]:
+    store = open_store(store_url(db))
     engine = Engine(store)
     when: int | None = None
     if at is not None:
@@ -155,7 +151,7 @@ def activate_cmd(
     trust: tuple[Path, ...],
     actor: str,
     reason: str | None,
-    db: str,
+    db: str | None,
     at: str | None,
 ) -> None:
     """Verify PACK (signature when keys are trusted, schema, hash) and make it active.
@@ -199,15 +195,10 @@ def _history_rows(store: Store, engine: Engine) -> list[dict[str, Any]]:
 
 @pack.command("history")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option(
-    "--db",
-    default="escalade.db",
-    show_default=True,
-    help="Store: a SQLite file or postgresql://... URL.",
-)
-def history_cmd(fmt: str, db: str) -> None:
+@click.option("--db", default=None, help=DB_HELP)
+def history_cmd(fmt: str, db: str | None) -> None:
     """Every pack the store has seen, and each activation, rollback and refusal."""
-    store = open_store(db)
+    store = open_store(store_url(db))
     try:
         engine = Engine(store)
         rows = _history_rows(store, engine)
@@ -244,7 +235,9 @@ def history_cmd(fmt: str, db: str) -> None:
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 @click.option("--by", "actor", default="operator", show_default=True, help="Who rolls back.")
 @_store_options
-def rollback_cmd(target: str | None, reason: str, actor: str, db: str, at: str | None) -> None:
+def rollback_cmd(
+    target: str | None, reason: str, actor: str, db: str | None, at: str | None
+) -> None:
     """Re-activate an earlier pack for new escalations; in-flight ones are untouched."""
     store, engine, when = _open(db, at)
     try:
