@@ -117,3 +117,8 @@ def format_duration(seconds: int | float, sep: str = "") -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return sep.join(parts)
+
+
+def duration_words(seconds: int) -> str:
+    """``300`` -> ``5m``; ``5400`` -> ``1h 30m``; ``0`` -> ``0m`` (for people: runbooks, explain)."""
+    return "0m" if seconds == 0 else format_duration(seconds, " ")

@@ -29,7 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from escalade.runtime.clock import format_duration, read_time
+from escalade.runtime.clock import duration_words as duration_words  # moving to clock
+from escalade.runtime.clock import read_time
 from escalade.runtime.conditions import atoms, split_field
 from escalade.runtime.textio import TextError, loads_json
 
@@ -505,11 +506,6 @@ class RulePack:
     def to_bytes(self) -> bytes:
         """The canonical bytes of this pack."""
         return canonical_bytes(self.raw)
-
-
-def duration_words(seconds: int) -> str:
-    """``300`` -> ``5m``; ``5400`` -> ``1h 30m`` (for people: runbooks, explain)."""
-    return "0m" if seconds == 0 else format_duration(seconds, " ")
 
 
 def _json_type(value: Any) -> str:
