@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from escalade.runtime.conditions import Predicate, State, compile_condition, explain_condition
 from escalade.runtime.clock import duration_words
+from escalade.runtime.conditions import Predicate, State, compile_condition, explain_condition
 from escalade.runtime.pack import Policy, RulePack
 
 LEAF_SIZE = 4  # stop splitting at this many candidates (measured: 4 beat 6 and 8)
