@@ -9,8 +9,8 @@ resolved later, by the checks in ``escalade.compiler.passes.checks``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from escalade.compiler import model as m
@@ -422,186 +422,243 @@ ON_MOMENTS = ("failover", "breach", "acknowledge", "resolve")
 SLA_KINDS = ("acknowledge", "resolve")
 
 
+@dataclass(slots=True)
+class _PolicyDraft:
+    """What a policy's statements have said so far, while they are lowered in order."""
+
+    decl: n.PolicyDecl
+    kinds: Mapping[str, m.RefKind]
+    diags: Collector
+    seen: dict[str, n.Stmt] = field(default_factory=dict)
+    title: str | None = None
+    description: str | None = None
+    approvers: list[str] = field(default_factory=list)
+    priority: int = 0
+    triggers: tuple[str, ...] = ()
+    trigger_span: n.Span | None = None
+    after: int | None = None
+    when: n.Cond | None = None
+    owners: dict[str, m.Owner] = field(default_factory=dict)
+    repeat: int = 0
+    sla: dict[str, int] = field(default_factory=dict)
+    steps: list[m.Step] = field(default_factory=list)
+    on: dict[str, tuple[m.Step, ...]] = field(default_factory=dict)
+    delivery: list[m.DeliveryCheck] = field(default_factory=list)
+    state: list[m.StateCheck] = field(default_factory=list)
+    close: list[m.CloseCheck] = field(default_factory=list)
+    handoffs: list[m.Handoff] = field(default_factory=list)
+    exception_names: dict[str, n.Span] = field(default_factory=dict)
+    triage: m.Triage | None = None
+    cooldown: int = m.DEFAULT_COOLDOWN
+
+    def first(self, stmt: n.Stmt, key: str) -> bool:
+        """True the first time the policy gives ``key``; E102 (and False) after that."""
+        prior = self.seen.get(key)
+        if prior is not None:
+            self.diags.report(
+                "E102",
+                stmt.span,
+                f"policy '{self.decl.name.value}' gives `{key}` twice",
+                notes=[Note(prior.span, "first given here")],
+                help="keep one of them",
+            )
+            return False
+        self.seen[key] = stmt
+        return True
+
+
 def _policy(
     decl: n.PolicyDecl,
     stmts: Sequence[n.Stmt],
     kinds: Mapping[str, m.RefKind],
     diags: Collector,
 ) -> m.Policy:
-    seen: dict[str, n.Stmt] = {}
-
-    def first(stmt: n.Stmt, key: str, label: str) -> bool:
-        prior = seen.get(key)
-        if prior is not None:
-            diags.report(
-                "E102",
-                stmt.span,
-                f"policy '{decl.name.value}' gives `{label}` twice",
-                notes=[Note(prior.span, "first given here")],
-                help="keep one of them",
-            )
-            return False
-        seen[key] = stmt
-        return True
-
-    title = description = None
-    approvers: list[str] = []
-    priority = 0
-    triggers: tuple[str, ...] = ()
-    trigger_span: n.Span | None = None
-    after: int | None = None
-    when: n.Cond | None = None
-    owners: dict[str, m.Owner] = {}
-    repeat = 0
-    sla: dict[str, int] = {}
-    steps: list[m.Step] = []
-    on: dict[str, tuple[m.Step, ...]] = {}
-    delivery: list[m.DeliveryCheck] = []
-    state: list[m.StateCheck] = []
-    close: list[m.CloseCheck] = []
-    handoffs: list[m.Handoff] = []
-    exception_names: dict[str, n.Span] = {}
-    triage: m.Triage | None = None
-    cooldown = m.DEFAULT_COOLDOWN
-
+    """Lower a policy's (expanded) statements, in order, into its model."""
+    draft = _PolicyDraft(decl, kinds, diags)
     for stmt in stmts:
         single = _SINGLE.get(type(stmt))
-        if single is not None and not first(stmt, single, single):
+        if single is not None and not draft.first(stmt, single):
             continue
-        if isinstance(stmt, n.TitleStmt):
-            title = stmt.text.value
-        elif isinstance(stmt, n.DescriptionStmt):
-            description = stmt.text.value
-        elif isinstance(stmt, n.ApproversStmt):
-            approvers.extend(a.value for a in stmt.approvers)
-        elif isinstance(stmt, n.PriorityStmt):
-            priority = stmt.value
-        elif isinstance(stmt, n.TriggerStmt):
-            triggers = tuple(e.value for e in stmt.events)
-            trigger_span = stmt.span
-            after = stmt.after.seconds if stmt.after else None
-        elif isinstance(stmt, n.WhenStmt):
-            when = stmt.cond
-        elif isinstance(stmt, n.OwnerStmt):
-            level = stmt.level.value
-            if level not in n.OWNER_LEVELS:
-                diags.report(
-                    "E101",
-                    stmt.level.span,
-                    f"unknown owner level '{level}'",
-                    help=did_you_mean(level, n.OWNER_LEVELS)
-                    or "levels are primary, backup and escalation",
-                )
-                continue
-            if not first(stmt, f"owner {level}", f"owner {level}"):
-                continue
-            owners[level] = m.Owner(
-                level,
-                stmt.ref.value,
-                kinds.get(stmt.ref.value, "unknown"),
-                stmt.ack.seconds if stmt.ack else None,
-                stmt.span,
-            )
-        elif isinstance(stmt, n.RepeatStmt):
-            repeat = stmt.count
-        elif isinstance(stmt, n.SlaStmt):
-            kind = stmt.kind.value
-            if kind not in SLA_KINDS:
-                diags.report(
-                    "E101",
-                    stmt.kind.span,
-                    f"unknown SLA '{kind}'",
-                    help=did_you_mean(kind, SLA_KINDS) or "use `sla acknowledge` or `sla resolve`",
-                )
-                continue
-            if first(stmt, f"sla {kind}", f"sla {kind}"):
-                sla[kind] = stmt.duration.seconds
-        elif isinstance(stmt, n.StepStmt | n.GuideStmt):
-            _add_step(steps, stmt)
-        elif isinstance(stmt, n.OnStmt):
-            moment = stmt.moment.value
-            if moment not in ON_MOMENTS:
-                diags.report(
-                    "E101",
-                    stmt.moment.span,
-                    f"unknown moment 'on {moment}'",
-                    help=did_you_mean(moment, ON_MOMENTS) or f"moments are {', '.join(ON_MOMENTS)}",
-                )
-                continue
-            block: list[m.Step] = list(on.get(moment, ()))
-            for s in stmt.body:
-                _add_step(block, s)
-            on[moment] = tuple(block)
-        elif isinstance(stmt, n.CheckDelivery):
-            delivery.append(
-                m.DeliveryCheck(
-                    stmt.within.seconds,
-                    stmt.retry,
-                    stmt.then.value if stmt.then else None,
-                    stmt.span,
-                )
-            )
-        elif isinstance(stmt, n.CheckState):
-            within = stmt.within.seconds if stmt.within else m.DEFAULT_STATE_CHECK_WITHIN
-            state.append(m.StateCheck(stmt.cond, within, stmt.span))
-        elif isinstance(stmt, n.CheckClose):
-            close.append(m.CloseCheck(stmt.cond, stmt.span))
-        elif isinstance(stmt, n.ExceptionStmt):
-            label = stmt.name.value
-            if label in exception_names:
-                diags.report(
-                    "E102",
-                    stmt.name.span,
-                    f"exception '{label}' is declared twice in policy '{decl.name.value}'",
-                    notes=[Note(exception_names[label], "first declared here")],
-                )
-                continue
-            exception_names[label] = stmt.name.span
-            failure = stmt.failure.value if stmt.failure else None
-            if failure is not None and failure not in n.FAILURE_KINDS:
-                diags.report(
-                    "E101",
-                    stmt.failure.span if stmt.failure else stmt.span,
-                    f"unknown failure '{failure}'",
-                    help=did_you_mean(failure, n.FAILURE_KINDS)
-                    or "failures are unacknowledged, step_failed and check_failed; "
-                    "a condition compares a field such as ticket.tags",
-                )
-                continue
-            handoffs.append(m.Handoff(label, stmt.cond, failure, stmt.handoff.value, stmt.span))
-        elif isinstance(stmt, n.TriageStmt):
-            triage = m.Triage(
-                stmt.ref.value, kinds.get(stmt.ref.value, "unknown"), stmt.postmortem, stmt.span
-            )
-        elif isinstance(stmt, n.CooldownStmt):
-            cooldown = stmt.duration.seconds
+        lower_stmt = _LOWER_STMT.get(type(stmt))
+        if lower_stmt is not None:
+            lower_stmt(draft, stmt)
+    return _finish(draft, stmts)
 
-    chain = tuple(owners[level] for level in n.OWNER_LEVELS if level in owners)
+
+def _lower_setting(p: _PolicyDraft, stmt: n.Stmt) -> None:
+    """A statement that sets one part of the policy (title, trigger, triage ...)."""
+    if isinstance(stmt, n.TitleStmt):
+        p.title = stmt.text.value
+    elif isinstance(stmt, n.DescriptionStmt):
+        p.description = stmt.text.value
+    elif isinstance(stmt, n.ApproversStmt):
+        p.approvers.extend(a.value for a in stmt.approvers)
+    elif isinstance(stmt, n.PriorityStmt):
+        p.priority = stmt.value
+    elif isinstance(stmt, n.TriggerStmt):
+        p.triggers = tuple(e.value for e in stmt.events)
+        p.trigger_span = stmt.span
+        p.after = stmt.after.seconds if stmt.after else None
+    elif isinstance(stmt, n.WhenStmt):
+        p.when = stmt.cond
+    elif isinstance(stmt, n.RepeatStmt):
+        p.repeat = stmt.count
+    elif isinstance(stmt, n.CooldownStmt):
+        p.cooldown = stmt.duration.seconds
+    elif isinstance(stmt, n.TriageStmt):
+        kind = p.kinds.get(stmt.ref.value, "unknown")
+        p.triage = m.Triage(stmt.ref.value, kind, stmt.postmortem, stmt.span)
+
+
+def _lower_owner(p: _PolicyDraft, stmt: n.OwnerStmt) -> None:
+    """One level of the owner chain (E101 on an unknown level, E102 when given twice)."""
+    level = stmt.level.value
+    if level not in n.OWNER_LEVELS:
+        p.diags.report(
+            "E101",
+            stmt.level.span,
+            f"unknown owner level '{level}'",
+            help=did_you_mean(level, n.OWNER_LEVELS) or "levels are primary, backup and escalation",
+        )
+        return
+    if not p.first(stmt, f"owner {level}"):
+        return
+    p.owners[level] = m.Owner(
+        level,
+        stmt.ref.value,
+        p.kinds.get(stmt.ref.value, "unknown"),
+        stmt.ack.seconds if stmt.ack else None,
+        stmt.span,
+    )
+
+
+def _lower_sla(p: _PolicyDraft, stmt: n.SlaStmt) -> None:
+    """An acknowledge or resolve SLA (E101 on another kind, E102 when given twice)."""
+    kind = stmt.kind.value
+    if kind not in SLA_KINDS:
+        p.diags.report(
+            "E101",
+            stmt.kind.span,
+            f"unknown SLA '{kind}'",
+            help=did_you_mean(kind, SLA_KINDS) or "use `sla acknowledge` or `sla resolve`",
+        )
+        return
+    if p.first(stmt, f"sla {kind}"):
+        p.sla[kind] = stmt.duration.seconds
+
+
+def _lower_step(p: _PolicyDraft, stmt: n.StepStmt | n.GuideStmt) -> None:
+    """A step of the policy's automation, or guidance for the step before it."""
+    _add_step(p.steps, stmt)
+
+
+def _lower_on(p: _PolicyDraft, stmt: n.OnStmt) -> None:
+    """Steps for a moment (``on failover`` ...); blocks for one moment join up."""
+    moment = stmt.moment.value
+    if moment not in ON_MOMENTS:
+        p.diags.report(
+            "E101",
+            stmt.moment.span,
+            f"unknown moment 'on {moment}'",
+            help=did_you_mean(moment, ON_MOMENTS) or f"moments are {', '.join(ON_MOMENTS)}",
+        )
+        return
+    block: list[m.Step] = list(p.on.get(moment, ()))
+    for s in stmt.body:
+        _add_step(block, s)
+    p.on[moment] = tuple(block)
+
+
+def _lower_check(p: _PolicyDraft, stmt: n.CheckDelivery | n.CheckState | n.CheckClose) -> None:
+    """A delivery, state or close check."""
+    if isinstance(stmt, n.CheckDelivery):
+        then = stmt.then.value if stmt.then else None
+        p.delivery.append(m.DeliveryCheck(stmt.within.seconds, stmt.retry, then, stmt.span))
+    elif isinstance(stmt, n.CheckState):
+        within = stmt.within.seconds if stmt.within else m.DEFAULT_STATE_CHECK_WITHIN
+        p.state.append(m.StateCheck(stmt.cond, within, stmt.span))
+    else:
+        p.close.append(m.CloseCheck(stmt.cond, stmt.span))
+
+
+def _lower_exception(p: _PolicyDraft, stmt: n.ExceptionStmt) -> None:
+    """An exception path: a handoff (E102 on a second of one name, E101 on a bad failure)."""
+    label = stmt.name.value
+    if label in p.exception_names:
+        p.diags.report(
+            "E102",
+            stmt.name.span,
+            f"exception '{label}' is declared twice in policy '{p.decl.name.value}'",
+            notes=[Note(p.exception_names[label], "first declared here")],
+        )
+        return
+    p.exception_names[label] = stmt.name.span
+    failure = stmt.failure.value if stmt.failure else None
+    if failure is not None and failure not in n.FAILURE_KINDS:
+        p.diags.report(
+            "E101",
+            stmt.failure.span if stmt.failure else stmt.span,
+            f"unknown failure '{failure}'",
+            help=did_you_mean(failure, n.FAILURE_KINDS)
+            or "failures are unacknowledged, step_failed and check_failed; "
+            "a condition compares a field such as ticket.tags",
+        )
+        return
+    p.handoffs.append(m.Handoff(label, stmt.cond, failure, stmt.handoff.value, stmt.span))
+
+
+# How each kind of policy statement is lowered; kinds not listed (``use``, expanded
+# away before lowering) add nothing.
+_LOWER_STMT: dict[type, Callable[[_PolicyDraft, Any], None]] = {
+    n.TitleStmt: _lower_setting,
+    n.DescriptionStmt: _lower_setting,
+    n.ApproversStmt: _lower_setting,
+    n.PriorityStmt: _lower_setting,
+    n.TriggerStmt: _lower_setting,
+    n.WhenStmt: _lower_setting,
+    n.RepeatStmt: _lower_setting,
+    n.CooldownStmt: _lower_setting,
+    n.TriageStmt: _lower_setting,
+    n.OwnerStmt: _lower_owner,
+    n.SlaStmt: _lower_sla,
+    n.StepStmt: _lower_step,
+    n.GuideStmt: _lower_step,
+    n.OnStmt: _lower_on,
+    n.CheckDelivery: _lower_check,
+    n.CheckState: _lower_check,
+    n.CheckClose: _lower_check,
+    n.ExceptionStmt: _lower_exception,
+}
+
+
+def _finish(p: _PolicyDraft, stmts: Sequence[n.Stmt]) -> m.Policy:
+    """The policy the draft describes; owners in chain order."""
+    decl = p.decl
     return m.Policy(
         name=decl.name.value,
         file=decl.span.file,
         span=decl.span,
         name_span=decl.name.span,
-        title=title,
-        description=description,
-        approvers=tuple(approvers),
-        priority=priority,
-        triggers=triggers,
-        trigger_span=trigger_span,
-        after=after,
-        when=when,
-        owners=chain,
-        repeat=repeat,
-        sla_acknowledge=sla.get("acknowledge"),
-        sla_resolve=sla.get("resolve"),
-        steps=tuple(steps),
-        on=on,
-        delivery_checks=tuple(delivery),
-        state_checks=tuple(state),
-        close_checks=tuple(close),
-        handoffs=tuple(handoffs),
-        triage=triage,
-        cooldown=cooldown,
+        title=p.title,
+        description=p.description,
+        approvers=tuple(p.approvers),
+        priority=p.priority,
+        triggers=p.triggers,
+        trigger_span=p.trigger_span,
+        after=p.after,
+        when=p.when,
+        owners=tuple(p.owners[level] for level in n.OWNER_LEVELS if level in p.owners),
+        repeat=p.repeat,
+        sla_acknowledge=p.sla.get("acknowledge"),
+        sla_resolve=p.sla.get("resolve"),
+        steps=tuple(p.steps),
+        on=p.on,
+        delivery_checks=tuple(p.delivery),
+        state_checks=tuple(p.state),
+        close_checks=tuple(p.close),
+        handoffs=tuple(p.handoffs),
+        triage=p.triage,
+        cooldown=p.cooldown,
         stmts=tuple(stmts),
     )
 
