@@ -22,6 +22,7 @@ from escalade.compiler.codes import CODES
 from escalade.compiler.diagnostics import Diagnostic
 from escalade.compiler.formats import detail_lines
 from escalade.compiler.nodes import Span
+from escalade.compiler.rules_doc import code_markdown, code_text
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -75,13 +76,15 @@ def _location(span: Span, root: str | os.PathLike[str] | None) -> dict[str, Any]
 
 
 def sarif_rules() -> list[dict[str, Any]]:
-    """Every registered code as a SARIF reportingDescriptor, in registry order."""
+    """Every registered code as a SARIF reportingDescriptor, in registry order; the help
+    text is the code's documentation from the registry (as in docs/diagnostics.md)."""
     return [
         {
             "id": c.code,
             "name": c.name,
             "shortDescription": {"text": f"{c.code} {c.name}"},
             "fullDescription": {"text": c.description},
+            "help": {"text": code_text(c), "markdown": code_markdown(c, heading="###")},
             "defaultConfiguration": {"level": _LEVEL[c.severity]},
             "properties": {"tags": ["escalade", c.severity]},
         }
