@@ -48,7 +48,7 @@ from typing import Any
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
-from escalade.runtime.clock import read_time
+from escalade.runtime.clock import format_duration, read_time
 
 __all__ = [
     "MISSING",
@@ -224,8 +224,6 @@ def _format_number(kind: str, v: float) -> str:
     if kind == "time":
         return _iso(v)
     if kind == "duration" and float(v).is_integer() and v >= 0:
-        from escalade.compiler.parse import format_duration
-
         return format_duration(int(v))
     return str(_number_repr(v))
 

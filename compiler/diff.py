@@ -33,9 +33,9 @@ from escalade.compiler.algebra import (
     implies,
     overlap,
 )
-from escalade.compiler.parse import format_duration
 from escalade.compiler.passes.checks import policy_conditions
 from escalade.compiler.printer import format_arg, format_cond
+from escalade.runtime.clock import format_duration
 
 NOBODY = "(nobody)"
 

@@ -19,10 +19,11 @@ from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
 from escalade.compiler.config import ConfigError
 from escalade.compiler.formats import render_text
+from escalade.runtime.clock import duration_words
 from escalade.runtime.conditions import evaluate, format_condition
 from escalade.runtime.events import EventError, load_json, parse_event
 from escalade.runtime.matcher import Explanation, Matcher
-from escalade.runtime.pack import PackError, Policy, RulePack, duration_words
+from escalade.runtime.pack import PackError, Policy, RulePack
 from escalade.runtime.textio import TextError, loads_json
 
 

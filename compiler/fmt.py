@@ -34,13 +34,9 @@ import click
 
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Diagnostic
-from escalade.compiler.parse import (
-    decode_source,
-    format_duration,
-    parse_duration,
-    parse_source,
-)
+from escalade.compiler.parse import decode_source, parse_source
 from escalade.compiler.printer import format_arg, format_cond, format_string
+from escalade.runtime.clock import format_duration, read_duration
 
 __all__ = ["FormatResult", "format_source", "format_file", "fmt_command"]
 
@@ -292,7 +288,7 @@ def duration(d: n.Duration) -> str:
     stays ``24h`` (an SLA of 24h reads as written, not as ``1d``)."""
     parts = [(int(amount), unit) for amount, unit in _DURATION_PART.findall(d.text)]
     kept = "".join(f"{amount}{unit}" for amount, unit in parts if amount)
-    if parse_duration(kept) != d.seconds:  # pragma: no cover - the parser refused such texts
+    if read_duration(kept) != d.seconds:  # pragma: no cover - the parser refused such texts
         return format_duration(d.seconds)
     return kept or "0s"
 

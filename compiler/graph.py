@@ -27,9 +27,9 @@ import click
 
 from escalade.compiler import model as m
 from escalade.compiler.backends.runbooks import mermaid_label
-from escalade.compiler.parse import format_duration
 from escalade.compiler.passes.analysis import ordered_policies
 from escalade.compiler.printer import format_cond
+from escalade.runtime.clock import format_duration
 
 __all__ = ["Node", "Edge", "SetGraph", "set_graph", "render_mermaid", "render_dot"]
 

@@ -28,11 +28,10 @@ from lark.exceptions import (
 
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector
+from escalade.runtime.clock import read_duration
 
 MAX_CONDITION_DEPTH = 200
 
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 _PLACEHOLDER_FIELD = re.compile(r"\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*$")
 
@@ -435,7 +434,7 @@ class _Builder(Transformer[Token, Any]):
     def _duration(self, tok: Token) -> n.Duration:
         span = _span_tok(self.path, tok)
         text = str(tok)
-        seconds = parse_duration(text)
+        seconds = read_duration(text)
         if seconds is None:
             self.diags.report(
                 "E001",
@@ -727,36 +726,6 @@ def _field(path: str, tok: Token) -> n.FieldRef:
 
 def _number_value(path: str, tok: Token) -> n.Value:
     return n.Value("number", str(tok), _span_tok(path, tok), float(str(tok)))
-
-
-def parse_duration(text: str) -> int | None:
-    """Seconds in ``1h30m``; None unless units descend and each appears once."""
-    parts = _DURATION_PART.findall(text)
-    if "".join(a + b for a, b in parts) != text or not parts:
-        return None
-    order = "dhms"
-    last = -1
-    total = 0
-    for amount, unit in parts:
-        idx = order.index(unit)
-        if idx <= last:
-            return None
-        last = idx
-        total += int(amount) * _UNITS[unit]
-    return total
-
-
-def format_duration(seconds: int) -> str:
-    """The canonical spelling of a duration: ``5400`` → ``1h30m``."""
-    if seconds == 0:
-        return "0s"
-    out = []
-    for unit in "dhms":
-        size = _UNITS[unit]
-        if seconds >= size:
-            out.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(out)
 
 
 def _placeholders(value: str, span: n.Span) -> tuple[n.Placeholder, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from escalade.compiler import nodes as n
+from escalade.runtime.clock import format_duration
 
 _PRECEDENCE = {n.Or: 1, n.And: 2, n.Not: 3}
 
@@ -90,7 +91,5 @@ def format_arg(arg: n.Arg) -> str:
     if isinstance(arg, n.FieldRef):
         return arg.path
     if isinstance(arg, n.Duration):
-        from escalade.compiler.parse import format_duration
-
         return format_duration(arg.seconds)
     return format_value(arg)

@@ -1,8 +1,10 @@
-"""Time for the runtime: an injectable clock, ISO-8601 and duration parsing.
+"""The one time module: an injectable clock, instants, durations and their words.
 
 The engine never reads the wall clock itself; it asks a :class:`Clock`. The
 command line uses :class:`SystemClock` (or ``--at``), policy tests and the
 simulator use :class:`VirtualClock`. Times are whole epoch seconds (UTC).
+The compiler reads and writes policy literals with the same functions
+(:func:`read_time`, :func:`read_duration`, :func:`format_duration`).
 
 >>> parse_time("2026-11-27T10:00:00Z")
 1795773600
@@ -19,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 class Clock(Protocol):
@@ -95,13 +97,32 @@ def format_time(at: int | float) -> str:
     return datetime.fromtimestamp(int(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_duration(text: str) -> int:
-    """``30s``, ``5m``, ``12h``, ``2d`` or combinations in descending order."""
-    match = _DURATION.match(text.strip())
-    if not match or not text.strip() or not any(match.groups()):
-        raise TimeError(f"{text!r} is not a duration (e.g. 30s, 5m, 2h, 1h30m)")
+def read_duration(text: str) -> int | None:
+    """Seconds of a duration such as ``1h30m``, or None when ``text`` is not one.
+
+    The one duration reader of the project: units go from largest to smallest
+    (``d``, ``h``, ``m``, ``s``), each at most once, nothing around them. Policy
+    literals use it as is; runtime inputs go through :func:`parse_duration`.
+
+    >>> read_duration("1h30m"), read_duration("30m1h"), read_duration("1h1h")
+    (5400, None, None)
+    """
+    match = _DURATION.fullmatch(text)
+    if match is None or not any(match.groups()):
+        return None
     d, h, m, s = (int(g) if g else 0 for g in match.groups())
     return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def parse_duration(text: str) -> int:
+    """Read a duration given to the runtime (events, ``--sla``, settings).
+
+    ``30s``, ``5m``, ``12h``, ``2d`` or combinations in descending order;
+    surrounding blanks are tolerated. :class:`TimeError` otherwise."""
+    seconds = read_duration(text.strip())
+    if seconds is None:
+        raise TimeError(f"{text!r} is not a duration (e.g. 30s, 5m, 2h, 1h30m)")
+    return seconds
 
 
 def format_duration(seconds: int | float, sep: str = "") -> str:

@@ -21,9 +21,9 @@ from typing import Any
 
 import jinja2
 
-from escalade.runtime.clock import format_time, read_time
+from escalade.runtime.clock import duration_words, format_time, read_time
 from escalade.runtime.conditions import format_value
-from escalade.runtime.pack import Policy, RulePack, Step, duration_words
+from escalade.runtime.pack import Policy, RulePack, Step
 
 # --------------------------------------------------------------------------- words
 

@@ -14,6 +14,7 @@ from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.compiler.passes.lower import did_you_mean, parse_time
+from escalade.runtime.clock import format_duration
 
 Pass = Callable[[m.PolicySet, Collector], None]
 
@@ -491,8 +492,6 @@ def check_triage(pset: m.PolicySet, diags: Collector) -> None:
 def check_timing(pset: m.PolicySet, diags: Collector) -> None:
     """E401: primary ack timeout strictly longer than the acknowledge SLA.
     W402: the defined ack timeouts × (repeat + 1) exceed the resolve SLA."""
-    from escalade.compiler.parse import format_duration
-
     for p in pset.policies.values():
         primary = p.owner("primary")
         ack = primary.ack if primary else None

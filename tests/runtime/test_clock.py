@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from escalade.runtime.clock import TimeError, parse_time, read_time
+from escalade.runtime.clock import (
+    TimeError,
+    format_duration,
+    parse_duration,
+    parse_time,
+    read_duration,
+    read_time,
+)
 
 T = 1795773600  # 2026-11-27T10:00:00Z
 
@@ -43,3 +50,38 @@ def test_compiler_and_pack_read_times_with_the_runtime_reader() -> None:
     assert lower.parse_time is read_time
     assert pack.parse_time is read_time
     assert algebra.read_time is read_time
+
+
+@pytest.mark.parametrize(
+    ("text", "literal", "runtime"),
+    [
+        ("1h30m", 5400, 5400),
+        ("2d", 172800, 172800),
+        ("0s", 0, 0),
+        ("01h", 3600, 3600),
+        (" 5m ", None, 300),  # runtime inputs tolerate surrounding blanks
+        ("30m1h", None, None),  # units go from largest to smallest ...
+        ("1h1h", None, None),  # ... each once
+        ("1h 30m", None, None),
+        ("5", None, None),
+        ("-5m", None, None),
+        ("", None, None),
+    ],
+)
+def test_policy_and_runtime_durations(text: str, literal: int | None, runtime: int | None) -> None:
+    assert read_duration(text) == literal
+    if runtime is None:
+        with pytest.raises(TimeError, match="is not a duration"):
+            parse_duration(text)
+    else:
+        assert parse_duration(text) == runtime
+
+
+def test_compiler_reads_and_writes_durations_with_the_runtime_functions() -> None:
+    from escalade.compiler import algebra, diff, fmt, graph, parse, printer
+    from escalade.compiler.passes import checks
+
+    assert parse.read_duration is fmt.read_duration is read_duration
+    for module in (algebra, checks, diff, fmt, graph, printer):
+        assert module.format_duration is format_duration
+    assert not hasattr(parse, "parse_duration") and not hasattr(parse, "format_duration")
