@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from escalade.runtime.engine import CompiledPack, Engine
+from escalade.runtime.engine import Engine, LoadedPack
 from escalade.runtime.pack import PackError, RulePack
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError, TrustedKeys
@@ -70,7 +70,7 @@ def activate_file(
     *,
     actor: str = "escalade",
     reason: str | None = None,
-) -> CompiledPack:
+) -> LoadedPack:
     """Verify and activate ``path``; on refusal, audit it and raise PackRefused."""
     try:
         pack, signer = verified_pack(path, keys)
@@ -78,4 +78,4 @@ def activate_file(
         engine.refuse_pack(str(path), str(exc), at, actor)
         raise
     why = reason or f"activated {path}" + (f", signed by {signer}" if signer else "")
-    return engine.activate(dict(pack.raw), at, actor=actor, reason=why)
+    return engine.activate(pack, at, actor=actor, reason=why)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime.clock import TimeError, parse_duration, parse_time
+from escalade.runtime.pack import FieldType, RulePack
 from escalade.runtime.textio import TextError, loads_json
 
 TOP_LEVEL = ("id", "type", "at", "data")
@@ -86,9 +87,9 @@ def _describe(value: Any) -> str:
     return "an object"
 
 
-def _convert(path: str, spec: Mapping[str, Any], value: Any) -> Any:
+def _convert(path: str, spec: FieldType, value: Any) -> Any:
     """Check ``value`` against the field's declared type and return the stored form."""
-    kind = spec.get("type")
+    kind = spec.kind
     if kind == "text":
         if isinstance(value, str):
             return value
@@ -107,7 +108,7 @@ def _convert(path: str, spec: Mapping[str, Any], value: Any) -> Any:
         if seconds is not None:
             return seconds
     elif kind == "enum":
-        values = spec.get("values") or []
+        values = spec.values
         if isinstance(value, str) and value in values:
             return value
         if isinstance(value, str):
@@ -152,8 +153,12 @@ def load_json(raw: str | bytes | Mapping[str, Any]) -> tuple[dict[str, Any], str
     return obj, text.strip()
 
 
-def parse_event(raw: str | bytes | Mapping[str, Any], schema: Mapping[str, Any]) -> Event:
-    """Validate one event against the pack ``schema`` section."""
+def parse_event(
+    raw: str | bytes | Mapping[str, Any], schema: RulePack | Mapping[str, Any]
+) -> Event:
+    """Validate one event against the schema of a pack."""
+    # the pack's raw `schema` section: compiler callers not yet moved to the typed pack
+    view = schema if isinstance(schema, RulePack) else _schema_view(schema)
     obj, text = load_json(raw)
     event_id = obj.get("id")
     if "id" not in obj:
@@ -163,7 +168,7 @@ def parse_event(raw: str | bytes | Mapping[str, Any], schema: Mapping[str, Any])
     type_ = obj.get("type")
     if not isinstance(type_, str) or not type_:
         raise EventError("missing `type` (e.g. ticket.created)", event_id)
-    events = schema.get("events") or []
+    events = view.events
     if type_ not in events:
         raise EventError(f"unknown event type {type_!r} (known: {', '.join(events)})", event_id)
     if "at" not in obj:
@@ -173,7 +178,7 @@ def parse_event(raw: str | bytes | Mapping[str, Any], schema: Mapping[str, Any])
         data = obj.get("data", {})
         if not isinstance(data, dict):
             raise EventError(f"`data` must be an object, got {_describe(data)}")
-        objects: Mapping[str, Mapping[str, Any]] = schema.get("objects") or {}
+        objects = view.objects
         unknown = [k for k in obj if k not in TOP_LEVEL]
         clean: dict[str, dict[str, Any]] = {}
         for name, fields in data.items():
@@ -224,9 +229,27 @@ def parse_command(obj: Mapping[str, Any]) -> Command:
     return Command(name=name, at=at, args=args)
 
 
-def parse_line(raw: str | bytes | Mapping[str, Any], schema: Mapping[str, Any]) -> Event | Command:
+def parse_line(
+    raw: str | bytes | Mapping[str, Any], schema: RulePack | Mapping[str, Any]
+) -> Event | Command:
     """An event or, when it has a ``command`` key, an operator command."""
     obj, _ = load_json(raw)
     if "command" in obj:
         return parse_command(obj)
     return parse_event(raw, schema)
+
+
+@dataclass(frozen=True, slots=True)
+class _SchemaView:
+    events: tuple[str, ...]
+    objects: Mapping[str, Mapping[str, FieldType]]
+
+
+def _schema_view(schema: Mapping[str, Any]) -> _SchemaView:
+    return _SchemaView(
+        tuple(schema.get("events") or ()),
+        {
+            obj: {k: FieldType(t["type"], tuple(t.get("values", ()))) for k, t in fields.items()}
+            for obj, fields in (schema.get("objects") or {}).items()
+        },
+    )

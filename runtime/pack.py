@@ -200,6 +200,17 @@ class Step:
     guide: str | None
     line: int
 
+    def target(self) -> tuple[str, str] | None:
+        """The first person, team or channel the step names, as ``(ref, kind)``."""
+        for arg in self.args:
+            if "ref" in arg:
+                return str(arg["ref"]), str(arg.get("kind") or "")
+        return None
+
+    def argument(self, key: str) -> Any:
+        """The value of the step's ``text``, ``field`` or ``word`` argument (None without)."""
+        return next((arg[key] for arg in self.args if key in arg), None)
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryCheck:

@@ -182,7 +182,7 @@ def _history_rows(store: Store, engine: Engine) -> list[dict[str, Any]]:
                 "id": row["id"],
                 "version": compiled.version,
                 "content_hash": row["content_hash"],
-                "commit": (compiled.body.get("metadata") or {}).get("commit"),
+                "commit": compiled.pack.commit,
                 "added_at": format_time(row["added_at"]) if row["added_at"] is not None else None,
                 "activated_at": (
                     format_time(row["activated_at"]) if row["activated_at"] is not None else None
@@ -262,7 +262,7 @@ def rollback_cmd(
         chosen = max(candidates, key=lambda r: (r["activated_at"] or "", r["id"]))
         compiled = engine.pack(int(chosen["id"]))
         engine.activate(
-            dict(compiled.body),
+            compiled.pack,
             when,
             actor=actor,
             reason=f"rollback from {current['version']} to {compiled.version}: {reason}",

@@ -16,8 +16,10 @@ from typing import Any
 from escalade.runtime import kpi
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import LOOP_LIMIT, LOOP_WINDOW, Engine, Refused
+from escalade.runtime.engine.shell import typed_pack
 from escalade.runtime.events import Command, EventError, parse_line
 from escalade.runtime.notify import RecordingNotifier
+from escalade.runtime.pack import RulePack
 from escalade.runtime.store import Store
 from escalade.runtime.store.sqlite import SQLiteStore
 
@@ -53,7 +55,7 @@ def run_command(engine: Engine, cmd: Command) -> None:
 
 
 def replay(
-    pack: Mapping[str, Any],
+    pack: Mapping[str, Any] | RulePack,
     lines: Iterable[str],
     *,
     store: Store | None = None,
@@ -65,6 +67,7 @@ def replay(
     """Replay ``lines`` against ``pack`` (in a fresh in-memory store unless one is given).
 
     ``loop_limit``/``loop_window`` set the routing-loop breaker, as for :class:`Engine`."""
+    typed = typed_pack(pack)
     own = store is None
     db: Store = store if store is not None else SQLiteStore(":memory:")
     clock = VirtualClock()
@@ -78,13 +81,13 @@ def replay(
             if not line.strip():
                 continue
             try:
-                item = parse_line(line, pack.get("schema") or {})
+                item = parse_line(line, typed)
             except EventError:
                 item = None
             if first:
                 start = item.at if item is not None else 0
                 clock.set(start)
-                engine.activate(pack, start)
+                engine.activate(typed, start)
                 first = False
             if item is None or not isinstance(item, Command):
                 outcome = engine.receive(line)

@@ -24,6 +24,70 @@ class DuplicateEvent(Exception):
 
 
 @dataclass(slots=True)
+class Facts:
+    """What an escalation has learned along the way (stored as JSON beside the row).
+
+    SLA targets are the current policy's; ``met`` and ``breached`` hold SLA kinds
+    (``acknowledge``, ``resolve``): a breach fires once and a met SLA stays met."""
+
+    sla_targets: dict[str, int | None] = field(default_factory=dict)
+    met: set[str] = field(default_factory=set)
+    breached: set[str] = field(default_factory=set)
+    handoff_times: list[int] = field(default_factory=list)  # for the routing-loop breaker
+    handoffs_stopped: str | None = None  # why handoffs stopped for good (a loop broken)
+    owner_from: str | None = None  # the team or chain reference the owner stands in for
+    actions: int = 0  # outbox rows issued: the sequence of their idempotency keys
+    first_ack: int | None = None
+    postmortem_required: bool = False
+    postmortem_link: str | None = None
+    transfers: int = 0
+    unowned: str | None = None  # why nobody available owns it (an alert was raised)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form; its keys are the ones the first stores wrote (read back by
+        :meth:`from_json`, so escalations written before typed facts keep theirs)."""
+        out: dict[str, Any] = {}
+        for kind, target in sorted(self.sla_targets.items()):
+            out[f"sla_{kind}"] = target
+        for kind in sorted(self.met):
+            out[f"sla_{kind}_met"] = True
+        for kind in sorted(self.breached):
+            out[f"sla_{kind}_breached"] = True
+        plain = {
+            "handoff_times": self.handoff_times or None,
+            "handoffs_stopped": self.handoffs_stopped,
+            "owner_from": self.owner_from,
+            "actions": self.actions or None,
+            "first_ack": self.first_ack,
+            "postmortem_required": self.postmortem_required or None,
+            "postmortem_link": self.postmortem_link,
+            "transfers": self.transfers or None,
+            "unowned": self.unowned,
+        }
+        out.update({k: v for k, v in plain.items() if v is not None})
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Facts:
+        """Facts from their stored form (see :meth:`to_json`)."""
+        kinds = ("acknowledge", "resolve")
+        return cls(
+            sla_targets={k: raw[f"sla_{k}"] for k in kinds if f"sla_{k}" in raw},
+            met={k for k in kinds if raw.get(f"sla_{k}_met")},
+            breached={k for k in kinds if raw.get(f"sla_{k}_breached")},
+            handoff_times=[int(t) for t in raw.get("handoff_times") or []],
+            handoffs_stopped=raw.get("handoffs_stopped"),
+            owner_from=raw.get("owner_from"),
+            actions=int(raw.get("actions") or 0),
+            first_ack=raw.get("first_ack"),
+            postmortem_required=bool(raw.get("postmortem_required")),
+            postmortem_link=raw.get("postmortem_link"),
+            transfers=int(raw.get("transfers") or 0),
+            unowned=raw.get("unowned"),
+        )
+
+
+@dataclass(slots=True)
 class Escalation:
     """One escalation of one ticket; it survives re-routes and handoffs."""
 
@@ -43,7 +107,7 @@ class Escalation:
     closed_at: int | None = None
     account: str | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)  # ticket state at start
-    extra: dict[str, Any] = field(default_factory=dict)  # breaches, handoff times, post-mortem
+    facts: Facts = field(default_factory=Facts)  # SLAs met or breached, handoffs, post-mortem
     id: int = 0
 
 

@@ -29,6 +29,7 @@ from escalade.runtime.store import (
     DeadLetter,
     DuplicateEvent,
     Escalation,
+    Facts,
     OutboxMessage,
     Timer,
 )
@@ -84,7 +85,16 @@ def _record(make: type[_T], columns: str, *json_fields: str) -> Callable[[Sequen
     return of
 
 
-escalation_of = _record(Escalation, ESC_COLUMNS, "snapshot", "extra")
+_escalation_row = _record(Escalation, ESC_COLUMNS.replace("extra", "facts"), "snapshot", "facts")
+
+
+def escalation_of(row: Sequence[Any]) -> Escalation:
+    """An escalation row; its ``extra`` column holds the typed :class:`Facts` as JSON."""
+    esc = _escalation_row(row)
+    esc.facts = Facts.from_json(esc.facts)  # type: ignore[arg-type]  # decoded JSON so far
+    return esc
+
+
 timer_of = _record(Timer, TIMER_COLUMNS, "payload")
 outbox_of = _record(OutboxMessage, OUTBOX_COLUMNS, "payload")
 audit_of = _record(AuditRow, AUDIT_COLUMNS, "detail")
@@ -109,7 +119,7 @@ def _esc_values(esc: Escalation) -> tuple[Any, ...]:
         esc.closed_at,
         esc.account,
         dumps(esc.snapshot),
-        dumps(esc.extra),
+        dumps(esc.facts.to_json()),
     )
 
 

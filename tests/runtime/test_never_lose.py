@@ -88,9 +88,9 @@ def make_machine(pack: dict[str, Any]) -> type[RuleBasedStateMachine]:
                     continue
                 timers = {t.kind for t in self.store.timers_of(esc.id)}
                 pack_ = self.engine.pack(esc.pack_id)
-                owners = pack_.policies[esc.policy].owners
+                owners = pack_.rules[esc.policy].policy.owners
                 if esc.state == "assigned" and esc.level not in ("transfer", None):
-                    has_timeout = owners[esc.level_index].get("ack") is not None
+                    has_timeout = owners[esc.level_index].ack is not None
                     assert not has_timeout or "ack" in timers, f"{ticket} waits with no ack timer"
                 assert esc.state in (
                     "assigned",

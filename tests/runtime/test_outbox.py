@@ -416,7 +416,7 @@ def test_a_team_is_reached_through_its_on_call_member_or_every_member(
 ) -> None:
     engine, _, _ = make_engine()
     active = engine.activate(team_pack(pack), T0)
-    on_call = active.typed.teams["cust_ops_oncall"].on_call(T0)
+    on_call = active.teams["cust_ops_oncall"].on_call(T0)
     other = "bob" if on_call == "alice" else "alice"
     engine.receive(critical("T1", "e1", status="escalated"))
     rows = team_rows(engine, "T1")

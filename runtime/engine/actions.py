@@ -1,0 +1,141 @@
+"""Steps and notifications become outbox rows (delivered after the decision commits).
+
+Every row has an idempotency key ``esc-<escalation>/<n>``; the payload carries
+what a channel needs (the text rendered against the ticket as it was when the
+escalation started, the person's contact points, the channel) so delivery
+never reads the pack again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from escalade.runtime.engine.context import Moment, Runtime
+from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
+from escalade.runtime.engine.ownership import team_recipients
+from escalade.runtime.pack import Step
+from escalade.runtime.store import Escalation, OutboxMessage
+
+TARGET_ACTIONS = ("notify", "page", "route")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
+
+
+def render(text: str, snapshot: Mapping[str, Any]) -> str:
+    """``{{ ticket.title }}`` filled in from ``snapshot`` (missing: empty; tags: joined)."""
+
+    def value(match: re.Match[str]) -> str:
+        found = (snapshot.get(match.group(1)) or {}).get(match.group(2))
+        if found is None:
+            return ""
+        return ", ".join(found) if isinstance(found, list) else str(found)
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def step_payload(step: Step, esc: Escalation, moment: str) -> dict[str, Any]:
+    """What a step's outbox row carries besides its target."""
+    payload: dict[str, Any] = {"moment": moment, "step_line": step.line}
+    text = step.argument("text")
+    if text is not None:
+        payload["text"] = render(str(text), esc.snapshot)
+    for key in ("field", "word"):
+        value = step.argument(key)
+        if value is not None:
+            payload[key] = value
+    if step.guide:
+        payload["guide"] = step.guide
+    return payload
+
+
+def issue_steps(
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    steps: Iterable[Step],
+    m: Moment,
+    moment: str,
+) -> str | None:
+    """Queue each step's action in order; the failure reason when a step could not be
+    issued (a team with nobody available), else None."""
+    for step in steps:
+        target, target_kind = step.target() or (None, None)
+        payload = step_payload(step, esc, moment)
+        if step.action in ("notify", "page") and target_kind == "team" and target is not None:
+            # A team is reached through people: its on-call member now, or every member.
+            members = team_recipients(rt.store, pack, target, m.now)
+            if not members:
+                return f"step {step.action} {target}: nobody in {target} is available"
+            payload["team"] = target
+            for member in members:
+                emit(rt, esc, pack, rules, m, step.action, member, "person", dict(payload))
+            continue
+        emit(rt, esc, pack, rules, m, step.action, target, target_kind, payload)
+    return None
+
+
+def notify_owner(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, text: str
+) -> None:
+    """Tell the current owner (every available member of an owning team without rotation)."""
+    owner = esc.owner or ""
+    targets = [owner]
+    if esc.owner_kind == "team":
+        targets = team_recipients(rt.store, pack, owner, m.now)
+    for person in targets:
+        emit(
+            rt,
+            esc,
+            pack,
+            rules,
+            m,
+            "notify",
+            person,
+            "person",
+            {"text": text, "reason": "assignment"},
+        )
+
+
+def emit(
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    m: Moment,
+    action: str,
+    target: str | None,
+    target_kind: str | None,
+    payload: dict[str, Any],
+) -> None:
+    """Queue one outbox row for ``esc`` under the next idempotency key."""
+    esc.facts.actions += 1
+    if target is None:
+        pass
+    elif target_kind == "channel" and target in pack.channels:
+        channel = pack.channels[target]
+        payload["channel"] = {"kind": channel.kind, "target": channel.target}
+    elif target_kind == "person" and target in pack.people:
+        payload["contacts"] = dict(pack.people[target].contacts())
+    delivery = rules.delivery
+    if delivery is not None and action in ("notify", "page"):
+        payload["delivery"] = {
+            "within": delivery.within,
+            "retry": delivery.retry,
+            "then": delivery.then,
+        }
+    payload["policy"] = rules.name
+    rt.outbox_dirty = True
+    rt.store.add_outbox(
+        OutboxMessage(
+            key=f"esc-{esc.id}/{esc.facts.actions}",
+            escalation_id=esc.id,
+            ticket=esc.ticket,
+            action=action,
+            target=target,
+            target_kind=target_kind,
+            payload=payload,
+            created_at=m.now,
+        )
+    )

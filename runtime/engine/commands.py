@@ -1,0 +1,161 @@
+"""Operator commands as decisions on one escalation: ack, resolve, close, transfer, post-mortem.
+
+Each ``decide_*`` function runs inside the shell's transaction on the open
+escalation; raising :class:`Refused` leaves the escalation as it was (the
+shell still writes a refusal that was audited, such as ``close_refused``).
+"""
+
+from __future__ import annotations
+
+from escalade.runtime.clock import format_duration
+from escalade.runtime.conditions import format_condition
+from escalade.runtime.engine.actions import notify_owner
+from escalade.runtime.engine.chain import run_steps
+from escalade.runtime.engine.context import Moment, Refused, Runtime
+from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
+from escalade.runtime.engine.ownership import resolve_ref
+from escalade.runtime.engine.transitions import allowed
+from escalade.runtime.store import Escalation, Timer
+
+
+def transfer_problem(reason: str, sla: int | None) -> str | None:
+    """Why a transfer's own arguments are refused (None when they are fine): the one rule
+    the CLI, the server and the engine share."""
+    if not reason.strip():
+        return 'a transfer needs a reason (--reason "...")'
+    if sla is None or sla <= 0:
+        return "a transfer needs an expected SLA (--sla 2h)"
+    return None
+
+
+def reached(
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    m: Moment,
+    moment: str,
+    by: str = "",
+) -> None:
+    """``acknowledge`` or ``resolve`` happened: the SLAs up to it are met unless they
+    breached (a resolve meets an outstanding acknowledge SLA too); audit; its ``on`` steps."""
+    slas = ("acknowledge",) if moment == "acknowledge" else ("acknowledge", "resolve")
+    esc.facts.met.update(kind for kind in slas if kind not in esc.facts.breached)
+    reason = f"{moment}d{by} after {format_duration(m.now - esc.started_at)}"
+    rt.audit(m, f"{moment}d", esc, pack, rules.name, reason=reason)
+    run_steps(rt, esc, pack, rules, rules.steps(moment), m, moment)
+
+
+def decide_ack(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, by: str
+) -> str:
+    """``by`` acknowledges: failover stops for good."""
+    if by not in pack.people:
+        raise Refused(f"{by!r} is not a person in the directory")
+    if not allowed(esc.state, "ack"):
+        raise Refused(f"ticket {esc.ticket} is already {esc.state} (owner {esc.owner})")
+    rt.move(esc, "ack")
+    esc.acked_at = m.now
+    esc.owner, esc.owner_kind = by, "person"
+    if esc.facts.first_ack is None:
+        esc.facts.first_ack = m.now
+    rt.store.cancel_timers(esc.id, ("ack", "sla_acknowledge"))
+    reached(rt, esc, pack, rules, m, "acknowledge", f" by {by}")
+    return f"ticket {esc.ticket} acknowledged by {by}"
+
+
+def decide_resolve(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment
+) -> str:
+    """The problem is fixed; the resolve SLA is met unless it already breached."""
+    if not allowed(esc.state, "resolve"):
+        raise Refused(f"ticket {esc.ticket} is already resolved")
+    rt.move(esc, "resolve")
+    esc.resolved_at = m.now
+    rt.store.cancel_timers(esc.id, ("ack", "sla_acknowledge", "sla_resolve", "transfer"))
+    reached(rt, esc, pack, rules, m, "resolve")
+    return f"ticket {esc.ticket} resolved"
+
+
+def close_problems(rt: Runtime, esc: Escalation, rules: PolicyRules) -> list[str]:
+    """Why ``esc`` may not close yet (empty when it may)."""
+    problems = []
+    if esc.state != "resolved":
+        problems.append(f"it is {esc.state}, not resolved")
+    state, _ = rt.store.ticket_state(esc.ticket)
+    needs_postmortem = esc.facts.postmortem_required
+    for check, pred in rules.close_checks:
+        if pred is None:
+            needs_postmortem = True
+        elif not pred(state):
+            problems.append(f"check close requires {format_condition(check.when)} does not hold")
+    if needs_postmortem and not esc.facts.postmortem_link:
+        problems.append("a post-mortem is required (postmortem TICKET --link URL)")
+    return problems
+
+
+def decide_close(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment
+) -> str:
+    """Close, only once every close check holds; refused (and audited) otherwise."""
+    problems = close_problems(rt, esc, rules)
+    if problems:
+        reason = "; ".join(problems)
+        rt.audit(m, "close_refused", esc, pack, rules.name, reason=reason)
+        raise Refused(f"close of ticket {esc.ticket} refused: {reason}")
+    rt.move(esc, "close")
+    esc.closed_at = m.now
+    rt.store.cancel_timers(esc.id)
+    rt.audit(m, "closed", esc, pack, rules.name, reason="every close check holds")
+    return f"ticket {esc.ticket} closed"
+
+
+def decide_transfer(
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    m: Moment,
+    to: str,
+    reason: str,
+    sla: int,
+) -> str:
+    """Manual transfer to ``to`` with a reason and an expected SLA; failover stops."""
+    if to not in pack.people and to not in pack.teams:
+        raise Refused(f"{to!r} is neither a person nor a team in the directory")
+    if not allowed(esc.state, "transfer"):
+        raise Refused(f"ticket {esc.ticket} is already resolved")
+    away = rt.store.absences(m.now)
+    found = resolve_ref(pack, to, "team" if to in pack.teams else "person", m.now, away)
+    if found is None:
+        raise Refused(f"{to} is absent (or nobody in the team is available)")
+    previous = esc.owner
+    rt.store.cancel_timers(esc.id, ("ack", "transfer"))
+    rt.move(esc, "transfer")
+    esc.level, esc.owner, esc.owner_kind = "transfer", found[0], found[1]
+    esc.facts.owner_from = to if found[0] != to else None
+    esc.acked_at = None
+    esc.facts.transfers += 1
+    rt.store.add_timer(
+        Timer(due=m.now + sla, kind="transfer", ticket=esc.ticket, escalation_id=esc.id)
+    )
+    rt.audit(
+        m,
+        "transfer",
+        esc,
+        pack,
+        rules.name,
+        reason=f"{previous} -> {found[0]}: {reason} (expected within {format_duration(sla)})",
+        detail={"from": previous, "to": found[0], "sla": sla},
+    )
+    notify_owner(rt, esc, pack, rules, m, f"Ticket {esc.ticket} was transferred to you: {reason}")
+    return f"ticket {esc.ticket} transferred to {found[0]}"
+
+
+def decide_postmortem(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, link: str
+) -> str:
+    """Record the completed post-mortem that close may require."""
+    esc.facts.postmortem_link = link
+    rt.audit(m, "postmortem", esc, pack, rules.name, reason=f"post-mortem completed: {link}")
+    return f"post-mortem recorded for ticket {esc.ticket}"

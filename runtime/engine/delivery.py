@@ -1,0 +1,271 @@
+"""The outbox after the commit: dispatch to the notifier, receipts, retries, fallbacks.
+
+A networked notifier is called with NO transaction open, so the store's write
+lock is never held across a network call; each receipt is then written in its
+own short transaction. A crash between the send and its receipt leaves the row
+pending, and the next dispatch (of this process or the next) sends it again
+under the same idempotency key. An in-process (``transactional``) notifier
+delivers inside the decision's own transaction instead (one commit per event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from escalade.runtime.engine.actions import emit
+from escalade.runtime.engine.chain import failure
+from escalade.runtime.engine.context import Moment, Runtime
+from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
+from escalade.runtime.notify import Delivery, Notifier, as_delivery
+from escalade.runtime.store import Escalation, OutboxMessage, Timer
+
+DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
+
+
+def what(msg: OutboxMessage) -> str:
+    """``notify oncall``, ``create_ticket``: a message's action and target for people."""
+    return f"{msg.action} {msg.target or ''}".strip()
+
+
+class Outbox:
+    """Hands pending outbox rows to the notifier and records what became of each."""
+
+    def __init__(self, rt: Runtime, notifier: Notifier) -> None:
+        self.rt = rt
+        self.notifier = notifier
+        self.in_transaction = bool(getattr(notifier, "transactional", False))
+
+    def dispatch(self, now: int) -> int:
+        """Send every pending row and record the receipts; how many were sent."""
+        rt = self.rt
+        if not rt.outbox_dirty:
+            return 0
+        if self.in_transaction:
+            with rt.store.transaction():
+                return self._deliver_pending(now)
+        sent = 0
+        try:
+            # Receipts may queue more rows (a fallback, a triage notice): send those too.
+            for _ in range(DISPATCH_ROUNDS):
+                if not rt.outbox_dirty:
+                    break
+                rt.outbox_dirty = False
+                for msg in rt.store.pending_outbox():
+                    result = self._attempt(msg)
+                    with rt.store.transaction():
+                        self._record(msg, result, now)
+                    sent += 1
+        except BaseException:
+            rt.outbox_dirty = True  # whatever is still pending goes out next time
+            raise
+        return sent
+
+    def deliver_now(self, now: int) -> None:
+        """The fast path: an in-process notifier delivers inside the decision's transaction."""
+        if self.in_transaction:
+            self._deliver_pending(now)
+
+    def _deliver_pending(self, now: int) -> int:
+        sent = 0
+        for _ in range(DISPATCH_ROUNDS):
+            if not self.rt.outbox_dirty:
+                break
+            self.rt.outbox_dirty = False
+            for msg in self.rt.store.pending_outbox():
+                self._record(msg, self._attempt(msg), now)
+                sent += 1
+        return sent
+
+    def _attempt(self, msg: OutboxMessage) -> Delivery:
+        """Send ``msg`` once; a notifier that raises has failed to deliver, with the reason."""
+        try:
+            return as_delivery(self.notifier.deliver(msg))
+        except Exception as exc:  # a bug in a notifier must not abort the engine's decision
+            return Delivery("failed", f"the notifier raised {type(exc).__name__}: {exc}")
+
+    def _record(self, msg: OutboxMessage, result: Delivery, now: int) -> None:
+        """Write one attempt's receipt (inside a transaction) and decide what follows it."""
+        store = self.rt.store
+        if not self.in_transaction:
+            # Sent with no transaction open: a receipt recorded meanwhile wins.
+            current = store.outbox_message(msg.id)
+            if current is None or current.status != "pending":
+                return
+        status = {"delivered": "delivered", "failed": "failed"}.get(result.receipt, "sent")
+        msg.attempts += 1
+        msg.status = status
+        msg.reason = result.reason or None
+        store.mark_outbox(msg.id, status, now, msg.attempts, result.reason or None)
+        if result.receipt != "delivered":
+            undelivered(self.rt, msg, result, Moment(now=now, cause=f"delivery of {msg.key}"))
+
+    def record_receipt(self, key: str, now: int) -> bool:
+        """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
+        store = self.rt.store
+        with store.transaction():
+            msg = store.outbox_by_key(key)
+            if msg is None:
+                return False
+            if msg.status != "delivered":
+                store.mark_outbox(msg.id, "delivered", now, msg.attempts, attempted=False)
+            return True
+
+
+def undelivered(rt: Runtime, msg: OutboxMessage, result: Delivery, m: Moment) -> None:
+    """After an attempt without a receipt: the policy's delivery check decides when one
+    exists; otherwise a transient answer (``pending``) is retried with backoff and a
+    refusal (``failed``) fails its step."""
+    if msg.escalation_id is None:
+        return
+    esc = rt.store.escalation(msg.escalation_id)
+    if esc is None:
+        return
+    if result.receipt == "failed":
+        audit_delivery(rt, msg, esc, m, "refused", result.channel)
+    delivery = msg.payload.get("delivery")
+    if delivery:
+        rt.store.add_timer(
+            Timer(
+                due=m.now + int(delivery["within"]),
+                kind="delivery",
+                ticket=msg.ticket or "",
+                escalation_id=msg.escalation_id,
+                key=msg.key,
+                payload={"message": msg.id, "stage": msg.payload.get("stage", "retry")},
+            )
+        )
+        return
+    if result.receipt == "failed":
+        step_undelivered(rt, msg, esc, m)
+        return
+    # No receipt yet, or a transient failure: try again later under the same key. The
+    # timer has no escalation, so a re-route or a close does not cancel the delivery.
+    rt.store.add_timer(
+        Timer(
+            due=m.now + rt.limits.retry_delay(msg.attempts),
+            kind="redeliver",
+            ticket=msg.ticket or "",
+            key=msg.key,
+            payload={"message": msg.id},
+        )
+    )
+
+
+def fire_redeliver(rt: Runtime, timer: Timer, m: Moment) -> None:
+    """The backoff of a message without a delivery check is over: send it again, or give
+    up after ``retry_attempts`` sends (the last one had its full backoff to answer)."""
+    msg = rt.store.outbox_message(int(timer.payload["message"]))
+    if msg is None or msg.status != "sent":
+        return  # delivered (a late receipt), refused, or already queued again
+    esc = rt.store.escalation(msg.escalation_id) if msg.escalation_id is not None else None
+    attempts = rt.limits.retry_attempts
+    if msg.attempts < attempts:
+        if esc is not None:
+            last = f" ({msg.reason})" if msg.reason else ""
+            audit_message(
+                rt,
+                msg,
+                esc,
+                m,
+                "delivery_retry",
+                f"no receipt for {what(msg)}{last}: retry {msg.attempts} of {attempts - 1}",
+                {"key": msg.key, "attempt": msg.attempts + 1},
+            )
+        requeue(rt, msg, m.now)
+        return
+    last = f"; last: {msg.reason}" if msg.reason else ""
+    reason = f"no receipt after {msg.attempts} attempts{last}"
+    rt.store.mark_outbox(msg.id, "failed", m.now, msg.attempts, reason, attempted=False)
+    msg.reason = reason
+    if esc is not None:
+        audit_delivery(rt, msg, esc, m, "never delivered")
+        step_undelivered(rt, msg, esc, m)
+
+
+def fire_delivery(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, timer: Timer, m: Moment
+) -> None:
+    """A ``check delivery`` window is over without a receipt: retry, fall back, then fail."""
+    msg = rt.store.outbox_message(int(timer.payload["message"]))
+    if msg is None or msg.status == "delivered":
+        return
+    delivery = msg.payload.get("delivery") or {}
+    retries = int(delivery.get("retry", 0))
+    stage = timer.payload.get("stage", "retry")
+    if stage == "retry" and msg.attempts <= retries:
+        reason = f"no receipt for {msg.action} {msg.target}: retry {msg.attempts} of {retries}"
+        rt.audit(m, "delivery_retry", esc, pack, rules.name, reason=reason)
+        requeue(rt, msg, m.now)
+        return
+    fallback = delivery.get("then")
+    if stage == "retry" and fallback:
+        reason = (
+            f"no receipt for {msg.action} {msg.target} after {retries} retries:"
+            f" falling back to {fallback}"
+        )
+        rt.audit(m, "delivery_fallback", esc, pack, rules.name, reason=reason)
+        payload = {k: v for k, v in msg.payload.items() if k != "channel"}
+        payload["stage"] = "fallback"
+        payload["fallback_for"] = msg.key
+        emit(rt, esc, pack, rules, m, "notify", str(fallback), "channel", payload)
+        return
+    reason = f"check delivery: {msg.action} {msg.target} was never delivered"
+    failure(rt, esc, pack, rules, "check_failed", m, reason)
+
+
+def audit_delivery(
+    rt: Runtime, msg: OutboxMessage, esc: Escalation, m: Moment, how: str, channel: str = ""
+) -> None:
+    """``delivery_failed`` in the audit trail, with the notifier's reason."""
+    why = f": {msg.reason}" if msg.reason else ""
+    audit_message(
+        rt,
+        msg,
+        esc,
+        m,
+        "delivery_failed",
+        f"{what(msg)} was {how} (attempt {msg.attempts}){why}",
+        {"key": msg.key, "attempt": msg.attempts, "channel": channel},
+    )
+
+
+def audit_message(
+    rt: Runtime,
+    msg: OutboxMessage,
+    esc: Escalation,
+    m: Moment,
+    kind: str,
+    reason: str,
+    detail: dict[str, Any],
+) -> None:
+    """An audit row about ``msg``, under the policy that issued it."""
+    policy = str(msg.payload.get("policy") or esc.policy)
+    rt.audit(m, kind, esc, rt.pack(esc.pack_id), policy, reason=reason, detail=detail)
+
+
+def step_undelivered(rt: Runtime, msg: OutboxMessage, esc: Escalation, m: Moment) -> None:
+    """A step's action that can never be delivered is a step failure (SPEC §4) — while the
+    escalation is still open under the policy that issued it."""
+    if msg.payload.get("moment") is None or esc.state == "closed":
+        return
+    if msg.payload.get("policy") not in (None, esc.policy):
+        return
+    pack = rt.pack(esc.pack_id)
+    why = f": {msg.reason}" if msg.reason else ""
+    failure(
+        rt,
+        esc,
+        pack,
+        pack.rules[esc.policy],
+        "step_failed",
+        m,
+        f"{what(msg)} failed to deliver{why}",
+    )
+    rt.store.update_escalation(esc)
+
+
+def requeue(rt: Runtime, msg: OutboxMessage, now: int) -> None:
+    """Send ``msg`` again under its key: by the fast path in this transaction, else by
+    the dispatch after the commit (never a network call inside a transaction)."""
+    rt.store.mark_outbox(msg.id, "pending", now, msg.attempts, attempted=False)
+    rt.outbox_dirty = True

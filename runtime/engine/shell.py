@@ -1,0 +1,479 @@
+"""The engine's transactional shell: every input decided and written in ONE transaction.
+
+An input — an event, a due timer, an operator command — opens one store
+transaction; the decision functions (:mod:`.chain`, :mod:`.timers`,
+:mod:`.commands`) change the escalation along the transition table
+(:mod:`.transitions`), arm and cancel timers, queue outbox rows and append
+audit rows; all of it commits together or not at all. After the commit the
+outbox is dispatched (:mod:`.delivery`).
+
+The engine reads the clock only through :class:`~escalade.runtime.clock.Clock`
+or explicit ``at`` arguments, so policy tests and the simulator run it on
+virtual time. In-flight escalations keep the rule pack version they started
+under: each escalation row names its pack, and every pack ever activated stays
+in the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from escalade.runtime import audit
+from escalade.runtime.clock import Clock, SystemClock, format_time
+from escalade.runtime.engine import chain, commands, timers
+from escalade.runtime.engine.context import ClockError, Limits, Moment, Refused, Runtime
+from escalade.runtime.engine.delivery import Outbox
+from escalade.runtime.engine.loaded import LoadedPack, PolicyRules, no_active_pack
+from escalade.runtime.engine.ownership import on_call
+from escalade.runtime.engine.status import ticket_status
+from escalade.runtime.events import Event, EventError, parse_event
+from escalade.runtime.notify import Notifier, RecordingNotifier
+from escalade.runtime.pack import FORMAT, PackError, RulePack
+from escalade.runtime.store import DeadLetter, DuplicateEvent, Escalation, Store
+
+Decide = Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Moment], str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one input."""
+
+    status: str  # applied | duplicate | dead_letter | refused
+    message: str
+    ticket: str | None = None
+    escalation_id: int | None = None
+    unknown_fields: tuple[str, ...] = ()
+
+
+def typed_pack(body: Mapping[str, Any] | RulePack) -> RulePack:
+    """The typed view of a pack to activate (validated by whoever read it from a file)."""
+    if isinstance(body, RulePack):
+        return body
+    if not isinstance(body, Mapping) or body.get("format") != FORMAT:
+        got = body.get("format") if isinstance(body, Mapping) else type(body).__name__
+        raise PackError("<pack>", [f"/format: expected {FORMAT!r}, got {got!r}"])
+    return RulePack.trusted(body)
+
+
+class Engine:
+    """Runs escalations for one store. Not thread-safe; one engine per process."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        **limits: int,
+    ) -> None:
+        """``limits`` are :class:`~escalade.runtime.engine.context.Limits`: ``loop_limit``,
+        ``loop_window`` (the routing-loop breaker) and ``retry_attempts``,
+        ``retry_base``, ``retry_cap`` (the delivery retry of messages whose policy has
+        no ``check delivery``); a bad value raises ValueError."""
+        self.limits = Limits(**limits)
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.notifier: Notifier = notifier if notifier is not None else RecordingNotifier()
+        self.rt = Runtime(store, self.limits)
+        self.outbox = Outbox(self.rt, self.notifier)
+        self._active_id: int | None = None
+
+    # --- limits, as the settings name them --------------------------------------
+    @property
+    def loop_limit(self) -> int:
+        return self.limits.loop_limit
+
+    @property
+    def loop_window(self) -> int:
+        return self.limits.loop_window
+
+    @property
+    def retry_attempts(self) -> int:
+        return self.limits.retry_attempts
+
+    @property
+    def retry_base(self) -> int:
+        return self.limits.retry_base
+
+    @property
+    def retry_cap(self) -> int:
+        return self.limits.retry_cap
+
+    def retry_delay(self, attempts: int) -> int:
+        """Seconds to wait after attempt number ``attempts`` without a receipt."""
+        return self.limits.retry_delay(attempts)
+
+    # --- packs ----------------------------------------------------------------
+    def activate(
+        self,
+        body: Mapping[str, Any] | RulePack,
+        at: int | None = None,
+        *,
+        actor: str = "escalade",
+        reason: str | None = None,
+        kind: str = "pack_activated",
+    ) -> LoadedPack:
+        """Register ``body`` (if new) and make it the active pack; in-flight escalations keep
+        theirs. ``kind`` and ``reason`` say why in the audit trail (``pack_rolled_back``)."""
+        pack = typed_pack(body)
+        loaded = LoadedPack.of(0, pack)  # refuse an unusable pack before storing it
+        now = self._now(at)
+        text = json.dumps(pack.raw, sort_keys=True)
+        with self.store.transaction():
+            pack_id = self.store.add_pack(pack.content_hash, pack.version, text, now)
+            if pack_id not in self.rt.packs:
+                loaded.id = pack_id
+                self.rt.packs[pack_id] = loaded
+            self._active_id = pack_id
+            if self.store.active_pack() != pack_id:
+                self.store.activate_pack(pack_id, now)
+                version = self.pack(pack_id).version
+                audit.append(
+                    self.store,
+                    at=now,
+                    kind=kind,
+                    actor=actor,
+                    reason=reason or f"pack {version} activated",
+                    pack_version=version,
+                    detail={"pack_id": pack_id, "content_hash": pack.content_hash},
+                )
+        return self.pack(pack_id)
+
+    def refuse_pack(
+        self, source: str, why: str, at: int | None = None, actor: str = "escalade"
+    ) -> None:
+        """Record that a pack was refused; the active pack stays active."""
+        now = self._now(at)
+        current = self.store.active_pack()
+        with self.store.transaction():
+            audit.append(
+                self.store,
+                at=now,
+                kind="pack_refused",
+                actor=actor,
+                reason=f"refused {source}: {why}",
+                pack_version=self.pack(current).version if current is not None else None,
+                detail={"source": source},
+            )
+
+    def refresh(self) -> None:
+        """Forget what this process cached about the store, for a long-running process.
+
+        Another process (``escalade pack activate``/``rollback``, an ``event`` run)
+        may have activated a pack or queued outbox rows since; the next call sees them."""
+        self._active_id = None
+        self.rt.outbox_dirty = True
+
+    def pack(self, pack_id: int) -> LoadedPack:
+        """The compiled pack ``pack_id`` (cached)."""
+        return self.rt.pack(pack_id)
+
+    def active(self) -> LoadedPack:
+        """The active pack; :class:`PackError` when none was ever activated."""
+        pack_id = self._active_id if self._active_id is not None else self.store.active_pack()
+        self._active_id = pack_id
+        if pack_id is None:
+            raise no_active_pack()
+        return self.pack(pack_id)
+
+    # --- time -----------------------------------------------------------------
+    def _now(self, at: int | None) -> int:
+        stored = self.store.clock()
+        if at is None:
+            wall = self.clock.now()
+            return wall if stored is None else max(stored, wall)
+        return at
+
+    def check_time(self, at: int) -> None:
+        """Refuse a time earlier than the store's clock."""
+        stored = self.store.clock()
+        if stored is not None and at < stored:
+            raise ClockError(
+                f"--at {format_time(at)} is earlier than the store's clock {format_time(stored)};"
+                " the runtime never goes back in time"
+            )
+
+    def advance(self, at: int | None = None) -> int:
+        """Fire every timer due up to ``at`` (in due order, each in its own transaction)."""
+        now = self._now(at)
+        self.check_time(now)
+        fired = self._fire_due(now)
+        if (self.store.clock() or now - 1) < now:
+            with self.store.transaction():
+                self.store.set_clock(now)
+        self.dispatch(now)  # rows an earlier process left pending (a crash after the commit)
+        return fired
+
+    tick = advance
+
+    def _fire_due(self, now: int) -> int:
+        fired = 0
+        while True:
+            if not self.store.due_timers(now, 1):
+                break
+            with self.store.transaction():
+                # Taken again under the write lock (FOR UPDATE SKIP LOCKED on PostgreSQL):
+                # another worker may have fired it since the look above.
+                due = self.store.due_timers(now, 1)
+                if not due:
+                    continue
+                timer = due[0]
+                self.store.delete_timer(timer.id)
+                self.store.set_clock(timer.due)
+                timers.fire(self.rt, timer, Moment(now=timer.due, cause=f"{timer.kind} timer"))
+                self.outbox.deliver_now(timer.due)
+            fired += 1
+            self.dispatch(timer.due)
+        return fired
+
+    # --- events ---------------------------------------------------------------
+    def receive(self, raw: str | bytes | Mapping[str, Any], at: int | None = None) -> Outcome:
+        """Apply one event. Malformed: dead-lettered, nothing else changes. Seen id: no-op."""
+        pack = self.active()
+        try:
+            event = parse_event(raw, pack.pack)
+        except EventError as exc:
+            return self._dead_letter(raw, exc, at)
+        if self.store.has_event(event.id):
+            return _duplicate(event)
+        now = at if at is not None else max(self.store.clock() or event.at, event.at)
+        self.check_time(now)
+        self._fire_due(now)
+        try:
+            with self.store.transaction():
+                self.store.set_clock(now)
+                m = Moment(now=now, cause=f"event {event.id} ({event.type})")
+                esc_id = self._apply(pack, event, m)
+                self.outbox.deliver_now(now)
+        except DuplicateEvent:
+            return _duplicate(event)  # another worker applied the same id since the check
+        self.dispatch(now)
+        note = f"; ignored unknown fields: {', '.join(event.unknown)}" if event.unknown else ""
+        return Outcome(
+            "applied", f"event {event.id} applied{note}", event.ticket, esc_id, event.unknown
+        )
+
+    def _dead_letter(
+        self, raw: str | bytes | Mapping[str, Any], exc: EventError, at: int | None
+    ) -> Outcome:
+        if isinstance(raw, str):
+            text = raw
+        elif isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+        else:
+            text = json.dumps(raw, sort_keys=True)
+        now = self._now(at)
+        with self.store.transaction():
+            letter_id = self.store.add_dead_letter(
+                DeadLetter(raw=text.strip(), error=str(exc), received_at=now, event_id=exc.event_id)
+            )
+            self.store.bump("dead_letters")
+        return Outcome("dead_letter", f"rejected (dead letter #{letter_id}): {exc}")
+
+    def replay_dead_letters(self, at: int | None = None) -> list[tuple[int, Outcome]]:
+        """Try every unreplayed dead letter again (e.g. after a pack that knows the new field)."""
+        results = []
+        for letter in self.store.dead_letters():
+            try:
+                parse_event(letter.raw, self.active().pack)
+            except EventError as exc:
+                results.append((letter.id, Outcome("dead_letter", f"still rejected: {exc}")))
+                continue
+            outcome = self.receive(letter.raw, at)
+            with self.store.transaction():
+                self.store.mark_replayed(letter.id, self._now(at))
+            results.append((letter.id, outcome))
+        return results
+
+    def _apply(self, pack: LoadedPack, event: Event, m: Moment) -> int | None:
+        store = self.store
+        state, times = store.ticket_state(event.ticket)
+        merge_fields(state, times, event)
+        store.put_ticket_state(event.ticket, state, times)
+        store.add_event(event.id, event.type, event.at, event.ticket, event.raw)
+        if event.unknown:
+            store.bump("unknown_fields", len(event.unknown))
+        esc = store.open_escalation(event.ticket)
+        if esc is not None:
+            chain.on_update(self.rt, esc, state, m)
+            esc = store.open_escalation(event.ticket)
+        candidate = pack.owner_of(event.type, state)
+        if esc is not None and (candidate is None or candidate.priority <= esc.priority):
+            return esc.id
+        if candidate is None:
+            store.bump("events_unowned")
+            return None
+        return chain.route(self.rt, event.ticket, pack, candidate, state, m)
+
+    # --- ownership --------------------------------------------------------------
+    def oncall(
+        self, pack: LoadedPack, team: str, at: int, absent: Mapping[str, int] | None = None
+    ) -> str | None:
+        """The team's on-call member at ``at`` (the next available one when absent)."""
+        away = absent if absent is not None else self.store.absences(at)
+        return on_call(pack, team, at, away)
+
+    # --- the outbox ---------------------------------------------------------------
+    def dispatch(self, at: int | None = None) -> int:
+        """Hand pending outbox rows to the notifier and record the receipts (see
+        :class:`~escalade.runtime.engine.delivery.Outbox`); how many were sent."""
+        if not self.rt.outbox_dirty:
+            return 0
+        return self.outbox.dispatch(self._now(at))
+
+    def record_receipt(self, key: str, at: int | None = None) -> bool:
+        """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
+        return self.outbox.record_receipt(key, self._now(at))
+
+    # --- operator commands --------------------------------------------------------
+    def _command(self, ticket: str, at: int | None, actor: str, decide: Decide) -> Outcome:
+        now = self._now(at)
+        self.advance(now)
+        refusal: str | None = None
+        with self.store.transaction():
+            esc = self.store.open_escalation(ticket)
+            if esc is None:
+                raise Refused(f"ticket {ticket} has no open escalation")
+            pack = self.pack(esc.pack_id)
+            m = Moment(now=now, actor=actor)
+            try:
+                message = decide(self.rt, esc, pack, pack.rules[esc.policy], m)
+            except Refused as exc:
+                refusal = message = str(exc)
+            self.store.update_escalation(esc)
+            self.outbox.deliver_now(now)
+        self.dispatch(now)
+        if refusal is not None:
+            raise Refused(refusal)
+        return Outcome("applied", message, ticket, esc.id)
+
+    def ack(self, ticket: str, by: str, at: int | None = None) -> Outcome:
+        """``by`` acknowledges: failover stops for good."""
+        return self._command(
+            ticket, at, by, lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by)
+        )
+
+    def resolve(self, ticket: str, at: int | None = None, by: str = "operator") -> Outcome:
+        """The problem is fixed; the resolve SLA is met unless it already breached."""
+        return self._command(ticket, at, by, commands.decide_resolve)
+
+    def close(self, ticket: str, at: int | None = None, by: str = "operator") -> Outcome:
+        """Close, only once every close check holds; refused (and audited) otherwise."""
+        return self._command(ticket, at, by, commands.decide_close)
+
+    def close_problems(self, esc: Escalation, rules: PolicyRules) -> list[str]:
+        """Why ``esc`` may not close yet (empty when it may)."""
+        return commands.close_problems(self.rt, esc, rules)
+
+    def transfer(
+        self,
+        ticket: str,
+        to: str,
+        reason: str,
+        sla: int | None,
+        at: int | None = None,
+        by: str = "operator",
+    ) -> Outcome:
+        """Manual transfer: needs a reason and an expected SLA; failover stops."""
+        problem = commands.transfer_problem(reason, sla)
+        if problem is not None or sla is None:
+            raise Refused(problem or "a transfer needs an expected SLA (--sla 2h)")
+        seconds = sla
+        return self._command(
+            ticket,
+            at,
+            by,
+            lambda rt, e, p, r, m: commands.decide_transfer(rt, e, p, r, m, to, reason, seconds),
+        )
+
+    def postmortem(
+        self, ticket: str, link: str, at: int | None = None, by: str = "operator"
+    ) -> Outcome:
+        """Record the completed post-mortem that close may require."""
+        if not link.strip():
+            raise Refused("a post-mortem needs a link")
+        return self._command(
+            ticket, at, by, lambda rt, e, p, r, m: commands.decide_postmortem(rt, e, p, r, m, link)
+        )
+
+    def absent(
+        self, person: str, until: int, at: int | None = None, by: str = "operator"
+    ) -> Outcome:
+        """Mark ``person`` absent; escalations waiting on them move on at once."""
+        now = self._now(at)
+        self.advance(now)
+        pack = self.active()
+        if person not in pack.people:
+            raise Refused(f"{person!r} is not a person in the directory")
+        if until <= now:
+            raise Refused(f"--until {format_time(until)} is not in the future")
+        with self.store.transaction():
+            self.store.set_absence(person, until)
+            m = Moment(now=now, actor=by)
+            self.rt.audit(
+                m,
+                "absent",
+                None,
+                pack,
+                None,
+                reason=f"{person} is absent until {format_time(until)}",
+                detail={"person": person, "until": until},
+            )
+            moved = sum(self._reassign(esc, person, m) for esc in self._waiting_on(person))
+            self.outbox.deliver_now(now)
+        self.dispatch(now)
+        return Outcome(
+            "applied",
+            f"{person} absent until {format_time(until)}; {moved} escalation(s) reassigned",
+        )
+
+    def _waiting_on(self, person: str) -> list[Escalation]:
+        return [
+            esc
+            for esc in self.store.open_escalations_owned_by(person)
+            if esc.state in ("assigned", "triage")
+        ]
+
+    def _reassign(self, esc: Escalation, person: str, m: Moment) -> bool:
+        """``person``, who holds ``esc``, became absent: the chain (or triage) moves on."""
+        pack = self.pack(esc.pack_id)
+        rules = pack.rules[esc.policy]
+        self.store.cancel_timers(esc.id, ("ack",))
+        why = f"{person} became absent"
+        if esc.state == "triage":
+            chain.triage(self.rt, esc, pack, rules, m, why)
+        elif esc.level == "transfer":
+            return False  # the transfer's own SLA timer governs it
+        else:
+            chain.assign(self.rt, esc, pack, rules, esc.level_index, esc.cycle, m, why)
+        self.store.update_escalation(esc)
+        return True
+
+    # --- reading ------------------------------------------------------------------
+    def status(self, ticket: str) -> dict[str, Any] | None:
+        """The ticket's latest escalation: policy, state, owner, level, timers and history."""
+        return ticket_status(self.rt, ticket)
+
+
+def merge_fields(state: dict[str, Any], times: dict[str, int], event: Event) -> None:
+    """Merge ``event``'s fields into the ticket ``state``, field by field by the event's
+    ``at``: a late event never overwrites a field a newer event set (None removes one)."""
+    for obj, fields in event.data.items():
+        target = state.setdefault(obj, {})
+        for key, value in fields.items():
+            path = f"{obj}.{key}"
+            if times.get(path, -(2**62)) > event.at:
+                continue  # a newer event already set this field
+            times[path] = event.at
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+
+
+def _duplicate(event: Event) -> Outcome:
+    return Outcome(
+        "duplicate", f"event {event.id} was already applied; nothing changed", event.ticket
+    )

@@ -1,0 +1,85 @@
+"""A ticket's escalation as operators read it (``escalade status``, ``GET /tickets/<id>``).
+
+Read-only: nothing here writes to the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from escalade.runtime.clock import format_time
+from escalade.runtime.engine.context import Runtime
+from escalade.runtime.store import Escalation
+
+
+def _when(at: int | None) -> str | None:
+    return format_time(at) if at else None
+
+
+def ticket_status(rt: Runtime, ticket: str) -> dict[str, Any] | None:
+    """The ticket's latest escalation: policy, state, owner, level, timers and history."""
+    store = rt.store
+    esc = store.open_escalation(ticket) or store.latest_escalation(ticket)
+    if esc is None:
+        return None
+    pack = rt.pack(esc.pack_id)
+    return {
+        "ticket": esc.ticket,
+        "escalation": esc.id,
+        "policy": esc.policy,
+        "priority": esc.priority,
+        "pack_version": pack.version,
+        "state": esc.state,
+        "owner": esc.owner,
+        "owner_from": esc.facts.owner_from,
+        "level": esc.level,
+        "round": esc.cycle + 1,
+        "started_at": format_time(esc.started_at),
+        "acknowledged_at": _when(esc.acked_at),
+        "resolved_at": _when(esc.resolved_at),
+        "closed_at": _when(esc.closed_at),
+        "postmortem_required": esc.facts.postmortem_required,
+        "postmortem_link": esc.facts.postmortem_link,
+        "timers": _timers(rt, esc),
+        "actions": _actions(rt, esc),
+        "history": _history(rt, esc),
+    }
+
+
+def _timers(rt: Runtime, esc: Escalation) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": t.kind,
+            "due": format_time(t.due),
+            **({"level": esc.level} if t.kind == "ack" else {}),
+        }
+        for t in rt.store.timers_of(esc.id)
+    ]
+
+
+def _actions(rt: Runtime, esc: Escalation) -> list[dict[str, Any]]:
+    return [
+        {
+            "action": m.action,
+            "target": m.target,
+            "text": m.payload.get("text"),
+            "status": m.status,
+            "attempts": m.attempts,
+            "reason": m.reason,
+            "at": format_time(m.created_at),
+        }
+        for m in rt.store.outbox(esc.id)
+    ]
+
+
+def _history(rt: Runtime, esc: Escalation) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": format_time(r.at),
+            "kind": r.kind,
+            "policy": r.policy,
+            "actor": r.actor,
+            "reason": r.reason,
+        }
+        for r in rt.store.audit_rows(esc.id)
+    ]
