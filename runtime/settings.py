@@ -53,7 +53,8 @@ CONFIG_NAME = "escalade.yaml"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-# The engine's defaults (escalade.runtime.engine; not imported: the notifiers import this module).
+# The engine's limits: defined here, where the settings that override them are read; the
+# engine (escalade.runtime.engine.context) takes its defaults from these.
 DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP = 5, 60, 3600
 DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW = 5, 3600
 

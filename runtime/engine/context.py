@@ -13,13 +13,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from escalade.runtime import audit
+from escalade.runtime import audit, settings
 from escalade.runtime.engine.loaded import LoadedPack
 from escalade.runtime.engine.transitions import next_state
 from escalade.runtime.store import Escalation, Store
 
-LOOP_LIMIT, LOOP_WINDOW = 5, 3600  # routing-loop breaker: > 5 handoffs within 1h -> triage
-RETRY_ATTEMPTS, RETRY_BASE, RETRY_CAP = 5, 60, 3600  # sends, first backoff (s), longest (s)
+# The defaults live with the settings that override them (runtime.loop_breaker, runtime.retry).
+LOOP_LIMIT, LOOP_WINDOW = settings.DEFAULT_LOOP_LIMIT, settings.DEFAULT_LOOP_WINDOW
+RETRY_ATTEMPTS = settings.DEFAULT_RETRY_ATTEMPTS
+RETRY_BASE, RETRY_CAP = settings.DEFAULT_RETRY_BASE, settings.DEFAULT_RETRY_CAP
 
 
 class Refused(Exception):

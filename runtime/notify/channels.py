@@ -45,7 +45,7 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -53,7 +53,7 @@ from http.client import HTTPException
 from typing import Any, ClassVar, Literal, Self, cast
 
 from escalade.runtime.notify import Delivery, Receipt
-from escalade.runtime.settings import EndpointSettings, NotifierSettings
+from escalade.runtime.settings import EmailSettings, EndpointSettings, NotifierSettings
 from escalade.runtime.store import OutboxMessage
 
 log = logging.getLogger("escalade.runtime.notify")
@@ -216,20 +216,14 @@ class SlackWebhook:
 
 
 @dataclass(frozen=True, slots=True)
-class SmtpEmail:
+class SmtpEmail(EmailSettings):
     """SMTP email with the standard library: optional STARTTLS and login.
 
+    The relay is described by its :class:`EmailSettings` (``runtime.notifiers.email``).
     The server's acceptance of the message is the receipt. The password comes
     from the environment variable ``password_env``. ``Message-ID`` derives from
     the idempotency key, so a retried mail is the same message to the reader."""
 
-    host: str
-    sender: str
-    port: int = 25
-    starttls: bool = False
-    username: str | None = None
-    password_env: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
     environ: Environ = field(default_factory=_os_environ)
     tls_context: ssl.SSLContext | None = None
 
@@ -454,18 +448,7 @@ class ChannelNotifier:
         email = settings.email
         return cls(
             slack=SlackWebhook(slack.webhook_url_env, slack.timeout, env) if slack else None,
-            email=SmtpEmail(
-                host=email.host,
-                sender=email.sender,
-                port=email.port,
-                starttls=email.starttls,
-                username=email.username,
-                password_env=email.password_env,
-                timeout=email.timeout,
-                environ=env,
-            )
-            if email
-            else None,
+            email=SmtpEmail(**_fields_of(email), environ=env) if email else None,
             webhook=GenericWebhook.from_settings(settings.webhook, env)
             if settings.webhook
             else None,
@@ -559,3 +542,8 @@ class ChannelNotifier:
             if found.key == key:
                 return found
         return None
+
+
+def _fields_of(settings: EmailSettings) -> dict[str, Any]:
+    """The settings' fields by name (``dataclasses.asdict`` without its deep copy)."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}
