@@ -1,9 +1,9 @@
 """Back ends: golden packs/runbooks/CODEOWNERS, determinism, schema, `build --check`.
 
 Golden sets live in ``tests/cases/backends/<name>/`` (``*.esc``), their expected
-outputs in ``<name>/expected/``. Regenerate after an intended change with
-``ESCALADE_REGEN=1 .venv/bin/python -m pytest tests/compiler/test_backends.py`` and
-review the diff.
+outputs in ``<name>/expected/``; a missing or different one fails. Regenerate after an
+intended change with ``ESCALADE_REGEN=1 .venv/bin/python -m pytest
+tests/compiler/test_backends.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from escalade.compiler.build import build_outputs, load_for_build
 from escalade.compiler.cli import main
 from escalade.compiler.config import ConfigError, load_config
 from escalade.runtime.pack import RulePack, canonical_bytes, pack_schema
+from tests.conftest import check_golden
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "cases" / "backends"
-REGEN = os.environ.get("ESCALADE_REGEN") == "1"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
 
 
@@ -41,23 +41,16 @@ def built(path: Path, root: Path = REPO, version: str = "0.0.0") -> RulePack:
     return RulePack.from_dict(raw)
 
 
-def golden(path: Path, actual: str) -> None:
-    if REGEN or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, "utf-8")
-    assert actual == path.read_text("utf-8"), f"{path} differs; rerun with ESCALADE_REGEN=1"
-
-
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_golden_pack_runbooks_codeowners(name: str) -> None:
     case = CASES / name
     result = load_for_build(case, REPO, "0.0.0")
     assert result.errors == 0 and result.pset is not None
     pack = built(case)
-    golden(case / "expected" / f"{name}.rulepack.json", pack.to_bytes().decode("utf-8"))
+    check_golden(case / "expected" / f"{name}.rulepack.json", pack.to_bytes().decode("utf-8"))
     for page, text in render_runbooks(pack).items():
-        golden(case / "expected" / "runbooks" / page, text)
-    golden(case / "expected" / "CODEOWNERS", render_codeowners(result.pset))
+        check_golden(case / "expected" / "runbooks" / page, text)
+    check_golden(case / "expected" / "CODEOWNERS", render_codeowners(result.pset))
 
 
 def test_pack_paths_are_repo_relative_posix() -> None:
