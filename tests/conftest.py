@@ -10,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases"
+BROKEN = CASES / "broken"  # one defect per file, named by its `# expect: CODE` header
 REGEN_VARIABLE = "ESCALADE_REGEN"
 SHARED = REPO.parent / "shared"
 
