@@ -25,7 +25,7 @@ from escalade.compiler.build import build_outputs, load_for_build
 from escalade.compiler.cli import main
 from escalade.compiler.config import ConfigError, load_config
 from escalade.runtime.pack import RulePack, canonical_bytes, pack_schema
-from tests.conftest import check_golden
+from tests.conftest import BROKEN, check_golden
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "cases" / "backends"
@@ -131,8 +131,8 @@ def test_build_check_reports_stale_and_leftover_files(tmp_path: Path, policies_d
     assert pack.version == "2.0.0"
 
 
-def test_build_refuses_a_set_with_errors(tmp_path: Path, shared: Path) -> None:
-    shutil.copy(shared / "examples/broken/enum_typo.esc", tmp_path / "enum_typo.esc")
+def test_build_refuses_a_set_with_errors(tmp_path: Path) -> None:
+    shutil.copy(BROKEN / "enum_typo.esc", tmp_path / "enum_typo.esc")
     result = CliRunner().invoke(main, ["build", str(tmp_path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "E104" in result.output
