@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases"
 BROKEN = CASES / "broken"  # one defect per file, named by its `# expect: CODE` header
 REGEN_VARIABLE = "ESCALADE_REGEN"
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
@@ -23,13 +22,6 @@ def repo() -> Path:
 @pytest.fixture
 def policies_dir() -> Path:
     return REPO / "policies"
-
-
-@pytest.fixture
-def shared() -> Path:
-    if not SHARED.exists():  # pragma: no cover - shared/ is laid beside every checkout
-        pytest.skip("../shared is not beside this checkout")
-    return SHARED
 
 
 def _regen_command() -> str:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,9 @@ from escalade.compiler.cli import main
 from escalade.compiler.diagnostics import Collector
 from escalade.compiler.fmt import format_source, scan_comments
 from escalade.compiler.parse import parse_source
+from tests.conftest import CASES, check_golden
+
+FMT_CASES = CASES / "fmt"  # hand-laid-out files; their canonical layout is in expected/
 
 # --------------------------------------------------------------------------- helpers
 
@@ -73,16 +77,15 @@ def test_reference_policies_are_canonical(policies_dir: Path) -> None:
         assert fmt(text) == text, f"{f.name} is not in canonical layout: run `escalade fmt`"
 
 
-def test_shared_examples_format_to_the_reference_layout(shared: Path, policies_dir: Path) -> None:
-    """The hand-aligned originals keep their trees and comments; directory.esc loses only
-    its column alignment."""
-    for f in sorted((shared / "examples" / "policies").glob("*.esc")):
-        if f.name.endswith("_test.esc"):
-            continue
-        text = f.read_text("utf-8")
-        out = fmt(text)
-        assert_format_invariants(text, out)
-        assert out == (policies_dir / f.name).read_text("utf-8")
+@pytest.mark.parametrize("case", sorted(FMT_CASES.glob("*.esc")), ids=lambda p: p.stem)
+def test_hand_laid_out_files_format_to_the_reference_layout(case: Path) -> None:
+    """Files laid out by hand (aligned columns, several statements on a line, stray
+    blanks) keep their trees and comments and come out in the layout of policies/."""
+    text = case.read_text("utf-8")
+    out = fmt(text)
+    assert out != text, f"{case.name} is already canonical: it tests nothing"
+    assert_format_invariants(text, out)
+    check_golden(FMT_CASES / "expected" / case.name, out)
 
 
 def test_directory_keeps_one_line_people_with_their_trailing_comments(policies_dir: Path) -> None:
