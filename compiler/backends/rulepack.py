@@ -17,7 +17,8 @@ from typing import Any
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
-from escalade.runtime.pack import FORMAT, canonical_bytes, parse_time, seal
+from escalade.runtime.clock import read_time
+from escalade.runtime.pack import FORMAT, canonical_bytes, seal
 
 # Actions whose name arguments are targets in the directory (SPEC §1); others are free words.
 TARGET_ACTIONS = frozenset({"notify", "page", "route"})
@@ -35,7 +36,7 @@ def lower_value(pset: m.PolicySet, path: str, value: n.Value) -> Any:
     if kind == "bool" and value.kind == "name" and value.raw in ("true", "false"):
         return value.raw == "true"
     if kind == "time" and value.kind == "string":
-        stamp = parse_time(value.raw)
+        stamp = read_time(value.raw)
         return _number(stamp) if stamp is not None else value.raw
     if value.kind in ("number", "duration") and value.number is not None:
         return _number(value.number)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Note
-from escalade.compiler.passes.lower import did_you_mean, parse_time
-from escalade.runtime.clock import format_duration
+from escalade.compiler.passes.lower import did_you_mean
+from escalade.runtime.clock import format_duration, read_time
 
 Pass = Callable[[m.PolicySet, Collector], None]
 
@@ -111,7 +111,7 @@ def _check_value(info: m.FieldInfo, value: n.Value, diags: Collector) -> None:
                 f"'{info.path}' is a duration; write one such as 5m, not '{value.raw}'",
             )
     elif kind == "time":
-        if value.kind != "string" or parse_time(value.raw) is None:
+        if value.kind != "string" or read_time(value.raw) is None:
             diags.report(
                 "E103",
                 value.span,

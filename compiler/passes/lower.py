@@ -208,7 +208,7 @@ def _team(d: n.TeamDecl, diags: Collector) -> m.Team:
                 f"unknown rotation '{period}'",
                 help=did_you_mean(period, ("daily", "weekly")) or "use daily or weekly",
             )
-        if parse_time(start) is None:
+        if read_time(start) is None:  # policy times need a zone
             diags.report(
                 "E103",
                 d.rotation.start.span,
@@ -226,9 +226,6 @@ def _team(d: n.TeamDecl, diags: Collector) -> m.Team:
         seen.add(mem.value)
         members.append(mem.value)
     return m.Team(d.name.value, tuple(members), period, start, d.name.span)
-
-
-parse_time = read_time  # policy times need a zone (checks.py reads them through this name)
 
 
 def _check_params(t: n.TemplateDecl, diags: Collector) -> None:

@@ -44,12 +44,13 @@ def test_policy_and_runtime_readings(text: str, zoned: float | None, runtime: in
 
 def test_compiler_and_pack_read_times_with_the_runtime_reader() -> None:
     from escalade.compiler import algebra
-    from escalade.compiler.passes import lower
+    from escalade.compiler.backends import rulepack, runbooks
+    from escalade.compiler.passes import checks, lower
     from escalade.runtime import pack
 
-    assert lower.parse_time is read_time
+    for module in (algebra, checks, lower, rulepack, runbooks):
+        assert module.read_time is read_time
     assert pack.parse_time is read_time
-    assert algebra.read_time is read_time
 
 
 @pytest.mark.parametrize(
