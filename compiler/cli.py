@@ -62,7 +62,7 @@ def check(path: Path, fmt: str, strict: bool) -> None:
 
 
 # --- command registration: each area adds its commands below, one line each ---
-from escalade.runtime.packcli import pack as _pack  # noqa: E402
+from escalade.runtime.cli import pack as _pack  # noqa: E402
 
 main.add_command(_pack)
 from escalade.runtime.cli import COMMANDS as _RUNTIME_COMMANDS  # noqa: E402

@@ -26,13 +26,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from escalade.runtime.cli.serve import serve_command
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
 from escalade.runtime.metrics import Family, render
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.notify.channels import SIGNATURE_HEADER, sign
 from escalade.runtime.pack import RulePack
-from escalade.runtime.server import EscaladeServer, serve_command
+from escalade.runtime.server import EscaladeServer
 from escalade.runtime.settings import SettingsError, parse_settings
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
 
 from escalade.runtime import engine as engine_module
-from escalade.runtime.cli import open_engine
+from escalade.runtime.app import AppError, open_runtime
 from escalade.runtime.settings import SettingsError, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +92,8 @@ def test_configured_values_reach_the_engine_the_commands_open(
 ) -> None:
     (tmp_path / "escalade.yaml").write_text(CONFIGURED)
     monkeypatch.chdir(tmp_path)
-    with open_engine(str(tmp_path / "s.db"), str(PACK), None) as (engine, _when):
+    with open_runtime(str(tmp_path / "s.db"), pack_path=str(PACK)) as app:
+        engine = app.engine
         assert (engine.retry_attempts, engine.retry_base, engine.retry_cap) == (3, 30, 600)
         assert (engine.loop_limit, engine.loop_window) == (2, 5400)
         assert [engine.retry_delay(n) for n in (1, 2, 5, 6)] == [30, 60, 480, 600]
@@ -105,9 +105,9 @@ def test_a_bad_value_stops_the_commands_before_the_store_opens(
     (tmp_path / "escalade.yaml").write_text("runtime:\n  loop_breaker:\n    limit: -1\n")
     monkeypatch.chdir(tmp_path)
     with (
-        pytest.raises(click.ClickException) as error,
-        open_engine(str(tmp_path / "s.db"), str(PACK), None),
+        pytest.raises(AppError) as error,
+        open_runtime(str(tmp_path / "s.db"), pack_path=str(PACK)),
     ):
         pass
-    assert "escalade.yaml:3:12: runtime.loop_breaker.limit" in error.value.message
+    assert "escalade.yaml:3:12: runtime.loop_breaker.limit" in str(error.value)
     assert not (tmp_path / "s.db").exists()

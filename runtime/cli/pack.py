@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
-from escalade.runtime.cli import DB_HELP, store_url
+from escalade.runtime.app import store_url
+from escalade.runtime.cli.options import DB_HELP
 from escalade.runtime.clock import TimeError, format_time, parse_time
 from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.signing import (

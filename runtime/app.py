@@ -1,0 +1,147 @@
+"""Wiring the runtime, in one place: settings -> notifier -> store -> engine -> active pack.
+
+The command line, the server and tests open the runtime through
+:func:`open_runtime` (as OPA's ``runtime`` package wires config, store and
+plugins for its CLI and server alike). Nothing here knows the command line:
+problems are :class:`AppError` with a message for people, and warnings are
+returned for the caller to show.
+
+>>> with open_runtime("escalade.db", pack_path="generated/rulepack.json") as app:  # doctest: +SKIP
+...     app.engine.receive(event_json)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
+from escalade.runtime.engine import ClockError, Engine
+from escalade.runtime.notify import Notifier
+from escalade.runtime.notify.channels import ChannelNotifier
+from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
+from escalade.runtime.signing import SignatureError
+from escalade.runtime.store import Store, open_store
+
+DEFAULT_DB = "escalade.db"
+DEFAULT_PACK = "generated/rulepack.json"
+
+
+class AppError(Exception):
+    """The runtime cannot be opened as asked; the message says why and what to do.
+
+    ``param`` names the option at fault (``--at``, ``--db``), when one is."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass
+class App:
+    """An opened runtime: its settings, store and engine, and what the caller should show."""
+
+    settings: RuntimeSettings
+    store: Store
+    engine: Engine
+    warnings: list[str] = field(default_factory=list)
+
+
+def runtime_settings(start: Path | None = None) -> RuntimeSettings:
+    """The ``runtime:`` settings of the nearest ``escalade.yaml`` (defaults without one)."""
+    try:
+        return load_settings(start)
+    except SettingsError as exc:
+        raise AppError(f"invalid runtime settings:\n{exc}") from None
+
+
+def store_url(db: str | None, settings: RuntimeSettings | None = None) -> str:
+    """``db``, else ``runtime.database`` from ``escalade.yaml``, else ``escalade.db``."""
+    if db:
+        return db
+    return (settings or runtime_settings()).database or DEFAULT_DB
+
+
+def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSettings) -> Engine:
+    """An engine with ``runtime.retry`` and ``runtime.loop_breaker`` applied."""
+    return Engine(
+        store,
+        notifier=notifier,
+        retry_attempts=settings.retry.attempts,
+        retry_base=settings.retry.base,
+        retry_cap=settings.retry.cap,
+        loop_limit=settings.loop_breaker.limit,
+        loop_window=settings.loop_breaker.window,
+    )
+
+
+def configured_notifier(settings: RuntimeSettings) -> tuple[Notifier | None, list[str]]:
+    """The notifier ``runtime.notifiers`` describes (None without), with warnings for
+    secrets whose environment variables are unset."""
+    if settings.notifiers is None:
+        return None, []
+    warnings = [
+        f"${name} is not set; deliveries that need it will fail"
+        for name in settings.notifiers.missing_env()
+    ]
+    return ChannelNotifier.from_settings(settings.notifiers), warnings
+
+
+@contextmanager
+def open_runtime(
+    db: str | None,
+    *,
+    pack_path: str | None = None,
+    at: int | None = None,
+    settings: RuntimeSettings | None = None,
+    notifier: Notifier | None = None,
+) -> Iterator[App]:
+    """The runtime over ``db`` with ``pack_path`` active and ``at`` checked against the clock.
+
+    Trusted keys come from ``runtime.trusted_keys`` and ``$ESCALADE_TRUSTED_KEYS``;
+    with any, an unsigned or tampered pack is refused (and audited) and the active
+    pack keeps running. Without ``pack_path``, a store with no active pack gets
+    ``generated/rulepack.json`` when it exists. ``notifier`` replaces the one the
+    settings describe (tests)."""
+    settings = settings or runtime_settings()
+    warnings: list[str] = []
+    if notifier is None:
+        notifier, warnings = configured_notifier(settings)
+    store = open_store(store_url(db, settings))
+    try:
+        app = App(settings, store, new_engine(store, notifier, settings), warnings)
+        if at is not None:
+            try:
+                app.engine.check_time(at)
+            except ClockError as exc:
+                raise AppError(str(exc), "--at") from None
+        _activate(app, pack_path, at)
+        yield app
+    finally:
+        store.close()
+
+
+def _activate(app: App, pack_path: str | None, at: int | None) -> None:
+    """Activate ``pack_path`` (or the default pack for a store without one)."""
+    store = app.store
+    candidate = pack_path
+    if candidate is None and store.active_pack() is None and Path(DEFAULT_PACK).exists():
+        candidate = DEFAULT_PACK
+    if candidate is None:
+        if store.active_pack() is None:
+            raise AppError(
+                f"no rule pack: {DEFAULT_PACK} does not exist and the store has no active pack"
+                " (build one with `escalade build`, or pass --pack FILE)"
+            )
+        return
+    try:
+        activate_file(app.engine, Path(candidate), trusted_keys((), app.settings), at)
+    except (PackRefused, SignatureError) as exc:
+        if store.active_pack() is None:
+            raise AppError(f"refusing the pack {candidate}: {exc}") from None
+        app.warnings.append(
+            f"refused the pack {candidate}: {exc}; "
+            f"keeping pack {app.engine.active().version} active"
+        )

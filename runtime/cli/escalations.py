@@ -1,0 +1,154 @@
+"""Commands that change escalations: ``event``, ``tick``, ``ack``, ``resolve``, ``close``,
+``transfer``, ``absent``, ``postmortem``. Thin shells over :class:`~escalade.runtime.Engine`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from escalade.runtime.cli.options import (
+    duration_option,
+    opened,
+    run_outcome,
+    runtime_options,
+    time_option,
+)
+from escalade.runtime.clock import format_time
+from escalade.runtime.engine import ClockError
+from escalade.runtime.engine.commands import transfer_problem
+
+
+def split_inputs(text: str) -> list[str]:
+    """One JSON document, or JSON Lines (one event per line)."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        json.loads(stripped)
+        return [stripped]
+    except ValueError:
+        return [line for line in text.splitlines() if line.strip()]
+
+
+@click.command("event")
+@click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
+@runtime_options
+def event_command(source: Any, db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""
+    lines = split_inputs(source.read())
+    rejected = 0
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        for line in lines:
+            try:
+                outcome = engine.receive(line, when)
+            except ClockError as exc:
+                raise click.BadParameter(str(exc), param_hint="--at") from None
+            label = {"applied": "applied", "duplicate": "duplicate", "dead_letter": "rejected"}
+            click.echo(f"{label.get(outcome.status, outcome.status)}: {outcome.message}")
+            if outcome.status == "dead_letter":
+                rejected += 1
+    if rejected:
+        sys.exit(1)
+
+
+@click.command("tick")
+@runtime_options
+def tick_command(db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Fire every timer due up to --at (default now)."""
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        fired = engine.advance(when)
+        click.echo(f"{fired} timer(s) fired; clock at {format_time(engine.store.clock() or 0)}")
+
+
+@click.command("ack")
+@click.argument("ticket")
+@click.option("--by", "by", required=True, metavar="PERSON", help="Who acknowledges.")
+@runtime_options
+def ack_command(
+    ticket: str, by: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Acknowledge TICKET: failover stops for good."""
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.ack(ticket, by, when))
+
+
+@click.command("resolve")
+@click.argument("ticket")
+@runtime_options
+def resolve_command(ticket: str, db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Mark TICKET's problem fixed (the resolve SLA is met)."""
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.resolve(ticket, when))
+
+
+@click.command("close")
+@click.argument("ticket")
+@runtime_options
+def close_command(ticket: str, db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Close TICKET; refused (with the reason) until every close check holds."""
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.close(ticket, when))
+
+
+@click.command("transfer")
+@click.argument("ticket")
+@click.option("--to", "to", required=True, metavar="REF", help="Person or team.")
+@click.option("--reason", default="", help="Why (required).")
+@click.option(
+    "--sla", default=None, metavar="DURATION", help="Expected time to resolve (required)."
+)
+@runtime_options
+def transfer_command(
+    ticket: str,
+    to: str,
+    reason: str,
+    sla: str | None,
+    db: str | None,
+    pack_path: str | None,
+    at: str | None,
+) -> None:
+    """Hand TICKET to another owner; refused without a reason and an expected SLA."""
+    seconds = duration_option(sla, "--sla") if sla else None
+    problem = transfer_problem(reason, seconds)
+    if problem is not None:
+        raise click.UsageError(problem)
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.transfer(ticket, to, reason, seconds, when))
+
+
+@click.command("absent")
+@click.argument("person")
+@click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
+@runtime_options
+def absent_command(
+    person: str, until: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
+    end = time_option(until, "--until")
+    assert end is not None  # --until is required
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.absent(person, end, when))
+
+
+@click.command("postmortem")
+@click.argument("ticket")
+@click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
+@runtime_options
+def postmortem_command(
+    ticket: str, link: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Record TICKET's completed post-mortem (close may require it)."""
+    with opened(db, pack_path, at) as (app, when):
+        engine = app.engine
+        run_outcome(lambda: engine.postmortem(ticket, link, when))

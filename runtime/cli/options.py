@@ -1,0 +1,93 @@
+"""What every runtime command shares: ``--db``, ``--pack``, ``--at`` and how errors print.
+
+Exit codes: 0 ok, 1 refused or rejected, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from escalade.runtime.app import DEFAULT_DB, DEFAULT_PACK, App, AppError, open_runtime
+from escalade.runtime.clock import TimeError, parse_duration, parse_time
+from escalade.runtime.engine import ClockError, Outcome, Refused
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DB_HELP = (
+    "Store: a SQLite file or postgresql://... URL "
+    f"(default: runtime.database in escalade.yaml, else {DEFAULT_DB})."
+)
+
+
+def app_error(exc: AppError) -> click.ClickException:
+    """An :class:`AppError` as click reports it (a bad option is a usage error, exit 2)."""
+    if exc.param is not None:
+        return click.BadParameter(str(exc), param_hint=exc.param)
+    return click.ClickException(str(exc))
+
+
+def time_option(value: str | None, param: str = "--at") -> int | None:
+    """An ISO-8601 option as epoch seconds (None when not given); a bad one is exit 2."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint=param) from None
+
+
+def duration_option(value: str, param: str) -> int:
+    """A duration option (``2h``) as seconds; a bad one is exit 2."""
+    try:
+        return parse_duration(value)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint=param) from None
+
+
+def runtime_options(fn: F) -> F:
+    """Add ``--db``, ``--pack`` and ``--at`` to a command."""
+    fn = click.option(
+        "--at", "at", metavar="TIME", help="Act at this ISO-8601 time (default: now)."
+    )(fn)
+    fn = click.option(
+        "--pack",
+        "pack_path",
+        default=None,
+        help="Rule pack to activate first (verified; a refused pack leaves the active one "
+        f"running). Default: the store's active pack, else {DEFAULT_PACK}.",
+    )(fn)
+    fn = click.option("--db", default=None, help=DB_HELP)(fn)
+    return fn
+
+
+@contextmanager
+def opened(
+    db: str | None, pack_path: str | None, at: str | None
+) -> Iterator[tuple[App, int | None]]:
+    """The runtime for one command (see :func:`escalade.runtime.app.open_runtime`), with its
+    warnings printed to stderr first."""
+    when = time_option(at)
+    try:
+        with open_runtime(db, pack_path=pack_path, at=when) as app:
+            for warning in app.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            yield app, when
+    except AppError as exc:
+        raise app_error(exc) from None
+
+
+def run_outcome(action: Callable[[], Outcome]) -> None:
+    """Run an operator command and print its outcome; a refusal is exit 1."""
+    try:
+        outcome = action()
+    except Refused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    except ClockError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    click.echo(outcome.message)

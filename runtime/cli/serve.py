@@ -1,0 +1,70 @@
+"""``escalade serve``: the HTTP API over the runtime (see :mod:`escalade.runtime.server`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from escalade.runtime.app import AppError, runtime_settings
+from escalade.runtime.cli.options import app_error, opened
+from escalade.runtime.server import EscaladeServer, serve_until_signal
+
+
+def _stderr_echo(text: str) -> None:
+    click.echo(text, err=True)
+    sys.stderr.flush()
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: runtime.server.host).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on, 0 for any free one (default: runtime.server.port).",
+)
+@click.option(
+    "--db",
+    default=None,
+    help="Store: SQLite file or postgresql://... (default: runtime.database, else escalade.db).",
+)
+@click.option(
+    "--pack",
+    "pack_path",
+    default=None,
+    help="Rule pack to activate first (verified; a refused pack leaves the active one running).",
+)
+def serve_command(
+    host: str | None, port: int | None, db: str | None, pack_path: str | None
+) -> None:
+    """Serve the HTTP API: POST /events, POST /receipts/KEY, GET /tickets/ID,
+    POST /tickets/ID/{ack,resolve,close,transfer,postmortem}, /metrics, /healthz."""
+    try:
+        settings = runtime_settings()
+    except AppError as exc:
+        raise app_error(exc) from None
+    server_settings = settings.server
+    token_env = server_settings.token_env
+    if token_env is not None and not os.environ.get(token_env):
+        raise click.ClickException(
+            f"runtime.server.token_env names ${token_env}, which is not set:"
+            " refusing to serve without the token"
+        )
+    webhook = settings.notifiers.webhook if settings.notifiers else None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with opened(db, pack_path, None) as (app, _when):
+        try:
+            server = EscaladeServer(
+                app.engine,
+                host or server_settings.host,
+                server_settings.port if port is None else port,
+                token_env=token_env,
+                receipt_secret_env=webhook.secret_env if webhook else None,
+            )
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from None
+        serve_until_signal(server, _stderr_echo)
