@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,26 @@ class _Life:
     breached: set[str] = field(default_factory=set)
     sla: dict[str, int | None] = field(default_factory=dict)
 
+    def apply(self, kind: str, at: int, policy: str | None, detail: dict[str, Any]) -> None:
+        """What one later audit row of this escalation tells."""
+        if kind in HANDOFF_KINDS:
+            self.handoffs += 1
+            if kind != "transfer" and policy:
+                self.policy = policy
+                self.sla = dict(detail.get("sla") or {})
+        elif kind == "acknowledged" and self.acked is None:
+            self.acked = at
+        elif kind == "resolved":
+            self.resolved = at
+        elif kind == "closed":
+            self.closed = at
+        elif kind == "unacknowledged":
+            self.unacknowledged = True
+        elif kind == "triage":
+            self.triage = True
+        elif kind == "breach" and detail.get("sla") in ("acknowledge", "resolve"):
+            self.breached.add(str(detail["sla"]))
+
 
 def percentile(values: list[int], p: float) -> int | None:
     """Nearest-rank percentile (``p`` in 0..100) of ``values``; None when empty."""
@@ -45,8 +66,8 @@ def percentile(values: list[int], p: float) -> int | None:
     return ordered[rank - 1]
 
 
-def compute(store: Store) -> dict[str, Any]:
-    """Every KPI, as a JSON-ready dict."""
+def read_lives(store: Store) -> tuple[dict[int, _Life], int | None, int | None]:
+    """Every escalation the trail tells of, with the trail's first and last times."""
     lives: dict[int, _Life] = {}
     first_at: int | None = None
     last_at: int | None = None
@@ -65,37 +86,17 @@ def compute(store: Store) -> dict[str, Any]:
             )
             continue
         life = lives.get(row.escalation_id)
-        if life is None:
-            continue
-        if row.kind in HANDOFF_KINDS:
-            life.handoffs += 1
-            if row.kind != "transfer" and row.policy:
-                life.policy = row.policy
-                life.sla = dict(row.detail.get("sla") or {})
-        elif row.kind == "acknowledged" and life.acked is None:
-            life.acked = row.at
-        elif row.kind == "resolved":
-            life.resolved = row.at
-        elif row.kind == "closed":
-            life.closed = row.at
-        elif row.kind == "unacknowledged":
-            life.unacknowledged = True
-        elif row.kind == "triage":
-            life.triage = True
-        elif row.kind == "breach" and row.detail.get("sla") in ("acknowledge", "resolve"):
-            life.breached.add(str(row.detail["sla"]))
+        if life is not None:
+            life.apply(row.kind, row.at, row.policy, row.detail)
+    return lives, first_at, last_at
 
-    ack_times = [life.acked - life.started for life in lives.values() if life.acked is not None]
-    resolve_times = [
-        life.resolved - life.started for life in lives.values() if life.resolved is not None
-    ]
-    handoffs = [life.handoffs for life in lives.values()]
-    accounts = Counter(life.account for life in lives.values() if life.account)
+
+def sla_compliance(lives: Iterable[_Life]) -> dict[str, Any]:
+    """Per policy: escalations, and per SLA kind how many met, breached or are open."""
     policies: dict[str, dict[str, Any]] = {}
-    for life in lives.values():
+    for life in lives:
         entry = policies.setdefault(
-            life.policy,
-            {"escalations": 0, "acknowledge": Counter(), "resolve": Counter()},
+            life.policy, {"escalations": 0, "acknowledge": Counter(), "resolve": Counter()}
         )
         entry["escalations"] += 1
         for kind, done in (("acknowledge", life.acked), ("resolve", life.resolved)):
@@ -121,25 +122,36 @@ def compute(store: Store) -> dict[str, Any]:
                 "compliance": None if decided == 0 else round(counts["met"] / decided, 4),
             }
         sla[name] = summary
+    return sla
+
+
+def _spread(values: list[int]) -> dict[str, int | None]:
+    return {
+        "count": len(values),
+        "median_s": percentile(values, 50),
+        "p90_s": percentile(values, 90),
+    }
+
+
+def compute(store: Store) -> dict[str, Any]:
+    """Every KPI, as a JSON-ready dict."""
+    lives, first_at, last_at = read_lives(store)
+    every = list(lives.values())
+    handoffs = [life.handoffs for life in every]
+    accounts = Counter(life.account for life in every if life.account)
     counters = store.counters()
     return {
         "period": {
             "from": format_time(first_at) if first_at is not None else None,
             "to": format_time(last_at) if last_at is not None else None,
         },
-        "escalations": len(lives),
-        "open": sum(1 for life in lives.values() if life.closed is None),
-        "closed": sum(1 for life in lives.values() if life.closed is not None),
-        "time_to_acknowledge": {
-            "count": len(ack_times),
-            "median_s": percentile(ack_times, 50),
-            "p90_s": percentile(ack_times, 90),
-        },
-        "time_to_resolve": {
-            "count": len(resolve_times),
-            "median_s": percentile(resolve_times, 50),
-            "p90_s": percentile(resolve_times, 90),
-        },
+        "escalations": len(every),
+        "open": sum(1 for life in every if life.closed is None),
+        "closed": sum(1 for life in every if life.closed is not None),
+        "time_to_acknowledge": _spread([x.acked - x.started for x in every if x.acked is not None]),
+        "time_to_resolve": _spread(
+            [x.resolved - x.started for x in every if x.resolved is not None]
+        ),
         "handoffs_per_escalation": {
             "mean": round(sum(handoffs) / len(handoffs), 3) if handoffs else 0.0,
             "max": max(handoffs) if handoffs else 0,
@@ -148,9 +160,9 @@ def compute(store: Store) -> dict[str, Any]:
         "repeat_escalations_per_account": {
             account: count for account, count in sorted(accounts.items()) if count > 1
         },
-        "sla_compliance": sla,
-        "unacknowledged": sum(1 for life in lives.values() if life.unacknowledged),
-        "triaged": sum(1 for life in lives.values() if life.triage),
+        "sla_compliance": sla_compliance(every),
+        "unacknowledged": sum(1 for life in every if life.unacknowledged),
+        "triaged": sum(1 for life in every if life.triage),
         "dead_letters": counters.get("dead_letters", 0),
         "unknown_fields_ignored": counters.get("unknown_fields", 0),
     }

@@ -20,7 +20,7 @@ gives::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,123 +114,16 @@ class MetricsCollector:
     ) -> list[Family]:
         """Every family. ``received``: events this process received, by outcome;
         ``requests``: HTTP requests this process answered, by (method, route, code)."""
-        store = self.store
-        counters = store.counters()
-        audit_rows = store.audit_head()[0]
         kpis = self.kpis()
-        families = [
-            Family(
-                "escalade_events_applied_total",
-                "counter",
-                "Events applied to the store (all time).",
-                [({}, store.count_events())],
-            ),
-            Family(
-                "escalade_events_dead_lettered_total",
-                "counter",
-                "Malformed events sent to the dead-letter record (all time).",
-                [({}, counters.get("dead_letters", 0))],
-            ),
-            Family(
-                "escalade_dead_letters_waiting",
-                "gauge",
-                "Dead letters not replayed yet.",
-                [({}, store.count_dead_letters())],
-            ),
-            Family(
-                "escalade_unknown_fields_ignored_total",
-                "counter",
-                "Unknown event fields ignored (all time).",
-                [({}, counters.get("unknown_fields", 0))],
-            ),
-            Family(
-                "escalade_events_received_total",
-                "counter",
-                "Events this server received since it started, by outcome"
-                " (applied, duplicate, dead_letter, refused, error).",
-                [({"outcome": k}, v) for k, v in sorted((received or {}).items())],
-            ),
+        return [
+            *self._event_families(received),
             self._open_escalations(),
-            Family(
-                "escalade_escalations_total",
-                "counter",
-                "Escalations started (from the audit trail).",
-                [({}, kpis["escalations"])],
-            ),
-            Family(
-                "escalade_escalations_acknowledged_total",
-                "counter",
-                "Escalations acknowledged at least once (from the audit trail).",
-                [({}, kpis["time_to_acknowledge"]["count"])],
-            ),
-            Family(
-                "escalade_escalations_resolved_total",
-                "counter",
-                "Escalations resolved (from the audit trail).",
-                [({}, kpis["time_to_resolve"]["count"])],
-            ),
-            Family(
-                "escalade_escalations_closed_total",
-                "counter",
-                "Escalations closed (from the audit trail).",
-                [({}, kpis["closed"])],
-            ),
-            Family(
-                "escalade_escalations_unacknowledged_total",
-                "counter",
-                "Escalations whose failover chain ran out without an ack.",
-                [({}, kpis["unacknowledged"])],
-            ),
-            Family(
-                "escalade_escalations_triaged_total",
-                "counter",
-                "Escalations sent to Type B triage.",
-                [({}, kpis["triaged"])],
-            ),
-            Family(
-                "escalade_handoffs_total",
-                "counter",
-                "Handoffs, re-routes and transfers.",
-                [({}, kpis["handoffs_per_escalation"]["total"])],
-            ),
+            *[_one(name, "counter", help_, value(kpis)) for name, help_, value in KPI_COUNTERS],
             *self._sla(kpis),
             *self._durations(kpis),
             self._outbox(),
-            Family(
-                "escalade_timers_pending",
-                "gauge",
-                "Timer rows waiting to fire.",
-                [({}, store.count_timers())],
-            ),
-            Family(
-                "escalade_audit_rows",
-                "gauge",
-                "Rows in the hash-chained audit trail.",
-                [({}, audit_rows)],
-            ),
-            Family(
-                "escalade_clock_seconds",
-                "gauge",
-                "The store's clock (Unix seconds): the latest moment the runtime acted at.",
-                [({}, store.clock() or 0)],
-            ),
-            Family(
-                "escalade_pack_info",
-                "gauge",
-                "The active rule pack (value 1; no sample when no pack is active).",
-                [
-                    (
-                        {
-                            "version": pack.version,
-                            "content_hash": pack.content_hash,
-                            "pack_id": str(pack.pack_id),
-                        },
-                        1,
-                    )
-                ]
-                if pack is not None
-                else [],
-            ),
+            *self._store_families(),
+            _pack_info(pack),
             Family(
                 "escalade_http_requests_total",
                 "counter",
@@ -241,7 +134,66 @@ class MetricsCollector:
                 ],
             ),
         ]
-        return families
+
+    def _event_families(self, received: Mapping[str, int] | None) -> list[Family]:
+        store = self.store
+        counters = store.counters()
+        return [
+            _one(
+                "escalade_events_applied_total",
+                "counter",
+                "Events applied to the store (all time).",
+                store.count_events(),
+            ),
+            _one(
+                "escalade_events_dead_lettered_total",
+                "counter",
+                "Malformed events sent to the dead-letter record (all time).",
+                counters.get("dead_letters", 0),
+            ),
+            _one(
+                "escalade_dead_letters_waiting",
+                "gauge",
+                "Dead letters not replayed yet.",
+                store.count_dead_letters(),
+            ),
+            _one(
+                "escalade_unknown_fields_ignored_total",
+                "counter",
+                "Unknown event fields ignored (all time).",
+                counters.get("unknown_fields", 0),
+            ),
+            Family(
+                "escalade_events_received_total",
+                "counter",
+                "Events this server received since it started, by outcome"
+                " (applied, duplicate, dead_letter, refused, error).",
+                [({"outcome": k}, v) for k, v in sorted((received or {}).items())],
+            ),
+        ]
+
+    def _store_families(self) -> list[Family]:
+        store = self.store
+        return [
+            _one(
+                "escalade_timers_pending",
+                "gauge",
+                "Timer rows waiting to fire.",
+                store.count_timers(),
+            ),
+            _one(
+                "escalade_audit_rows",
+                "gauge",
+                "Rows in the hash-chained audit trail.",
+                store.audit_head()[0],
+            ),
+            _one(
+                "escalade_clock_seconds",
+                "gauge",
+                "The store's clock (Unix seconds): the latest moment the runtime acted at.",
+                store.clock() or 0,
+            ),
+        ]
 
     def _open_escalations(self) -> Family:
         rows = self.store.open_by_state_and_policy()
@@ -299,3 +251,65 @@ class MetricsCollector:
                     fam.samples.append(({"percentile": percentile}, value))
             out.append(fam)
         return out
+
+
+def _one(name: str, kind: str, help_: str, value: float) -> Family:
+    """A family with one unlabelled sample."""
+    return Family(name, kind, help_, [({}, value)])
+
+
+def _pack_info(pack: PackInfo | None) -> Family:
+    samples: list[tuple[Labels, float]] = []
+    if pack is not None:
+        labels = {
+            "version": pack.version,
+            "content_hash": pack.content_hash,
+            "pack_id": str(pack.pack_id),
+        }
+        samples.append((labels, 1))
+    return Family(
+        "escalade_pack_info",
+        "gauge",
+        "The active rule pack (value 1; no sample when no pack is active).",
+        samples,
+    )
+
+
+# Counters read off the KPIs: (name, help, the value in the KPI dict).
+KPI_COUNTERS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], float]], ...] = (
+    (
+        "escalade_escalations_total",
+        "Escalations started (from the audit trail).",
+        lambda k: k["escalations"],
+    ),
+    (
+        "escalade_escalations_acknowledged_total",
+        "Escalations acknowledged at least once (from the audit trail).",
+        lambda k: k["time_to_acknowledge"]["count"],
+    ),
+    (
+        "escalade_escalations_resolved_total",
+        "Escalations resolved (from the audit trail).",
+        lambda k: k["time_to_resolve"]["count"],
+    ),
+    (
+        "escalade_escalations_closed_total",
+        "Escalations closed (from the audit trail).",
+        lambda k: k["closed"],
+    ),
+    (
+        "escalade_escalations_unacknowledged_total",
+        "Escalations whose failover chain ran out without an ack.",
+        lambda k: k["unacknowledged"],
+    ),
+    (
+        "escalade_escalations_triaged_total",
+        "Escalations sent to Type B triage.",
+        lambda k: k["triaged"],
+    ),
+    (
+        "escalade_handoffs_total",
+        "Handoffs, re-routes and transfers.",
+        lambda k: k["handoffs_per_escalation"]["total"],
+    ),
+)
