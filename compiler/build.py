@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 from escalade.compiler import CheckResult, gitrev, load_policy_set, policy_files
 from escalade.compiler.backends.codeowners import (
@@ -28,7 +25,6 @@ from escalade.compiler.backends.runbooks import render_runbooks
 from escalade.compiler.config import (
     CONFIG_NAME,
     Config,
-    ConfigError,
     find_root,
     load_config,
     parse_config,
@@ -41,7 +37,11 @@ RUNBOOK_DIR = "runbooks"
 
 
 class BuildError(Exception):
-    """The build could not run; the message is for people."""
+    """The build could not run; the message is for people, ``report`` (diagnostics) too."""
+
+    def __init__(self, message: str, report: str = "") -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,88 +179,22 @@ def resolve_config(path: Path | None) -> Config:
     return load_config(root if root is not None else Path.cwd().resolve())
 
 
-@click.command("build")
-@click.argument("path", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Output directory (default generated/)."
-)
-@click.option(
-    "--check", "check_only", is_flag=True, help="Fail with a diff when outputs are stale."
-)
-@click.option(
-    "--rev",
-    metavar="REV",
-    help="Build the policy set as it was at git revision REV, from git objects only "
-    "(the work tree is not touched; output goes to out/<commit>/ unless -o).",
-)
-@click.option(
-    "--stamp-commit",
-    is_flag=True,
-    help="Record the source commit in the pack (release builds; needs a clean policy set).",
-)
-def build_command(
-    path: Path | None, output: Path | None, check_only: bool, rev: str | None, stamp_commit: bool
-) -> None:
-    """Compile PATH (default: `policies` from escalade.yaml) into the rule pack, runbooks
-    and .github/CODEOWNERS.
+@dataclass(frozen=True, slots=True)
+class ReleaseBuild:
+    """A build stamped with its source commit, written under ``out``."""
 
-    Refuses when `escalade check` finds errors. With --check, writes nothing and exits 1
-    with a unified diff when anything under the output directory or CODEOWNERS is stale.
-    """
-    try:
-        config = resolve_config(path)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if rev is not None or stamp_commit:
-        if check_only:
-            raise click.UsageError("--check verifies the committed outputs, which carry no commit")
-        try:
-            _build_release(config, path, output, rev)
-        except (gitrev.GitError, ConfigError, BuildError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        return
-    src = path if path is not None else config.policies_path
-    if not src.exists():
-        raise click.UsageError(f"no such file or directory: {src}")
-    out = output if output is not None else config.output_path
-    result = load_for_build(src, config.root, config.version)
-    if result.pset is None or result.errors:
-        click.echo(render_text(result.diagnostics, result.diags.sources, color=False), nl=False)
-        click.echo("build refused: fix the errors above first", err=True)
-        sys.exit(1)
-    try:
-        outputs = build_outputs(result, config.root, out)
-    except (CodeownersError, PackError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if check_only:
-        stale = stale_files(outputs, config.root)
-        for rel, have, want in stale:
-            click.echo(unified_diff(rel, have, want), nl=False)
-        if stale:
-            click.echo(
-                f"{len(stale)} generated file(s) are stale; run `escalade build` and commit them",
-                err=True,
-            )
-            sys.exit(1)
-        click.echo(f"{len(outputs.files)} generated file(s) are up to date")
-        return
-    try:
-        touched = write_outputs(outputs, config.root)
-    except OSError as exc:
-        click.echo(f"error: cannot write {exc.filename}: {exc.strerror}", err=True)
-        sys.exit(1)
-    click.echo(
-        f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
-        f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
-        f"{len(touched)} changed"
-    )
+    outputs: BuildOutputs
+    commit: str
+    out: str  # repo-relative output directory
+    written: list[str]
 
 
-def _build_release(config: Config, path: Path | None, output: Path | None, rev: str | None) -> None:
-    """A build stamped with its source commit: of revision ``rev``, or of a clean HEAD."""
+def build_release(
+    config: Config, path: Path | None, output: Path | None, rev: str | None
+) -> ReleaseBuild:
+    """Build and write a pack stamped with its source commit: of revision ``rev``, or of a
+    clean HEAD. :class:`BuildError` (its ``report`` holds the diagnostics, if any) when
+    nothing could be built."""
     root = gitrev.repo_root(config.root)
     if rev is not None:
         commit = gitrev.resolve(root, rev)
@@ -284,8 +218,10 @@ def _build_release(config: Config, path: Path | None, output: Path | None, rev: 
         out = output if output is not None else config.output_path
         codeowners = CODEOWNERS_PATH
     if result.pset is None or result.errors:
-        click.echo(render_text(result.diagnostics, result.diags.sources, color=False), nl=False)
-        raise BuildError(f"the policy set at {commit[:12]} has errors; nothing built")
+        raise BuildError(
+            f"the policy set at {commit[:12]} has errors; nothing built",
+            report=render_text(result.diagnostics, result.diags.sources, color=False),
+        )
     try:
         outputs = build_outputs(result, root, out, commit=commit, codeowners_path=codeowners)
     except (CodeownersError, PackError) as exc:
@@ -294,7 +230,4 @@ def _build_release(config: Config, path: Path | None, output: Path | None, rev: 
         written = write_outputs(outputs, root)
     except OSError as exc:
         raise BuildError(f"cannot write {exc.filename}: {exc.strerror}") from None
-    click.echo(
-        f"built pack {outputs.pack.version} of commit {commit[:12]} into {rel_posix(out, root)}/: "
-        f"{len(outputs.pack.policies)} policies, {len(written)} files written"
-    )
+    return ReleaseBuild(outputs, commit, rel_posix(out, root), written)

@@ -8,22 +8,17 @@ its timings, the exception paths that apply, and the pack version.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
-from escalade.compiler.config import ConfigError
 from escalade.compiler.formats import render_text
 from escalade.runtime.clock import duration_words
 from escalade.runtime.conditions import evaluate, format_condition
 from escalade.runtime.events import EventError, load_json, parse_event
 from escalade.runtime.matcher import Explanation, Matcher
-from escalade.runtime.pack import PackError, Policy, RulePack
+from escalade.runtime.pack import Policy, RulePack
 from escalade.runtime.textio import TextError, loads_json
 
 
@@ -208,37 +203,3 @@ def explain_event(pack: RulePack, raw: bytes | str, shown: str = "the event") ->
     doc = explanation_json(pack, original, ex, event.data, float(event.at))
     doc["ignored_fields"] = list(event.unknown)
     return doc
-
-
-@click.command("explain")
-@click.argument("event_file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--pack", "pack_path", type=click.Path(path_type=Path), help="Rule pack to load.")
-@click.option(
-    "--policies",
-    type=click.Path(path_type=Path),
-    help="Build the pack in memory from this policy set instead.",
-)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def explain_command(
-    event_file: Path, pack_path: Path | None, policies: Path | None, fmt: str
-) -> None:
-    """Explain which policy owns the event in EVENT_FILE, and why.
-
-    Exit 0 with or without an owner; 1 when the event or the pack is invalid.
-    """
-    if pack_path is not None and policies is not None:
-        raise click.UsageError("give --pack or --policies, not both")
-    try:
-        raw = event_file.read_bytes()
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {event_file}: {exc.strerror}") from None
-    try:
-        pack = load_pack(pack_path, policies)
-        doc = explain_event(pack, raw, str(event_file))
-    except (ExplainError, PackError, ConfigError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if fmt == "json":
-        click.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        click.echo(render_explanation(doc), nl=False)

@@ -14,21 +14,19 @@ order, ``at D`` moving the clock forward (timers due on the way fire first)::
     }
 
 Failures print as ``file:line:col: test "name": expected ..., got ...``. The
-run ends with the policies no test exercised. Also here: ``escalade simulate``,
-which builds a pack from ``--policies`` (a compiler job) and replays history.
+run ends with the policies no test exercised. :func:`pack_from_policies` also
+gives ``escalade simulate`` its pack (building one is a compiler job).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import click
 from lark import Lark, Token, Tree, UnexpectedInput
 
 from escalade.compiler import load_policy_set
@@ -36,11 +34,9 @@ from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.formats import decode_utf8, render_text
 from escalade.compiler.passes.checks import ACTIONS
 from escalade.compiler.passes.lower import did_you_mean
-from escalade.runtime import kpi
 from escalade.runtime.clock import TimeError, VirtualClock, format_time, parse_duration, parse_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.notify import RecordingNotifier
-from escalade.runtime.simulate import replay
 from escalade.runtime.store import STATES
 from escalade.runtime.store.sqlite import SQLiteStore
 
@@ -506,99 +502,20 @@ def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
     return run
 
 
-def _pack_from(policies: Path) -> dict[str, Any]:
+class PolicySetError(Exception):
+    """The policy set gives no pack to test or replay; the message is for people."""
+
+
+def pack_from_policies(policies: Path) -> dict[str, Any]:
+    """The pack built from the policy set under ``policies``; :class:`PolicySetError`
+    (with its errors rendered) when it has errors or no policies."""
     result = load_policy_set(str(policies))
     if result.pset is None or result.errors:
         errors = [d for d in result.diagnostics if d.severity == "error"]
         text = render_text(errors, result.diags.sources, color=False)
-        raise click.ClickException(
+        raise PolicySetError(
             f"{text}{policies}: the policy set has {result.errors} error(s); fix them first"
         )
     if not result.pset.policies:
-        raise click.ClickException(f"{policies}: the policy set has no policies")
+        raise PolicySetError(f"{policies}: the policy set has no policies")
     return build_pack(result.pset)
-
-
-@click.command("test")
-@click.argument(
-    "path", type=click.Path(exists=True, path_type=Path), default=Path("policies"), required=False
-)
-def test_command(path: Path) -> None:
-    """Run policy tests (*_test.esc) on the real engine with a virtual clock."""
-    if not path.is_dir() and not path.name.endswith("_test.esc"):
-        raise click.UsageError(f"{path} is not a policy test file (*_test.esc) or a directory")
-    policies = path if path.is_dir() else path.parent
-    files = sorted(policies.rglob("*_test.esc")) if path.is_dir() else [path]
-    if not files:
-        raise click.ClickException(f"no *_test.esc files under {path}")
-    pack = _pack_from(policies)
-    run = run_files(pack, files)
-    for failure in run.failures:
-        click.echo(f"FAIL {failure}")
-    names = sorted(p["name"] for p in pack["policies"])
-    missing = [n for n in names if n not in run.exercised]
-    click.echo(f"{run.passed} passed, {run.failed} failed ({len(files)} file(s))")
-    if missing:
-        click.echo(f"policies no test exercises: {', '.join(missing)}")
-    else:
-        click.echo(f"every policy is exercised ({len(names)})")
-    if run.failed:
-        sys.exit(1)
-
-
-@click.command("simulate")
-@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--policies",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Build the pack from this policy directory.",
-)
-@click.option(
-    "--pack",
-    "pack_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Use this rule pack (default: build from policies/).",
-)
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
-def simulate_command(events: Path, policies: Path | None, pack_path: Path | None, fmt: str) -> None:
-    """Replay EVENTS.jsonl on a virtual clock and print KPIs."""
-    if policies is not None and pack_path is not None:
-        raise click.UsageError("give --policies or --pack, not both")
-    if pack_path is not None:
-        from escalade.runtime.cli import load_pack_file
-
-        pack = load_pack_file(str(pack_path))
-    else:
-        pack = _pack_from(policies or Path("policies"))
-    try:
-        lines = read_utf8(events).splitlines()
-    except TestSyntaxError as exc:
-        raise click.ClickException(str(exc)) from None
-    with click.progressbar(length=len(lines), label="replaying", file=sys.stderr) as bar:
-        # a malformed line (even absurdly nested JSON) is rejected and counted, not fatal
-        result = replay(pack, lines, on_line=lambda: bar.update(1))
-    summary = (
-        f"{result.applied} events applied, {result.duplicates} duplicates, {result.rejected} rejected,"
-        f" {result.commands} operator commands ({len(result.refused)} refused)"
-    )
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "replay": {
-                        "applied": result.applied,
-                        "duplicates": result.duplicates,
-                        "rejected": result.rejected,
-                        "commands": result.commands,
-                        "refused": result.refused,
-                    },
-                    "kpis": result.kpis,
-                },
-                indent=2,
-                sort_keys=True,
-            )
-        )
-        return
-    click.echo(kpi.render_markdown(result.kpis) + f"\nReplay: {summary}.")

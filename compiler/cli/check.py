@@ -1,0 +1,48 @@
+"""``escalade check``: compile and statically check the policy set."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from escalade.compiler import load_policy_set
+from escalade.compiler.config import find_root
+from escalade.compiler.formats import render_json, render_text
+from escalade.compiler.sarif import render_github, render_sarif
+
+
+@click.command("check")
+@click.argument("path", default="policies", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    show_default=True,
+    help="How to print the findings.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+def check_command(path: Path, fmt: str, strict: bool) -> None:
+    """Compile and statically check the policy set under PATH (default policies/).
+
+    Exit 0 when clean, 1 on findings (errors, or warnings with --strict), 2 on usage errors.
+    """
+    if not path.exists():
+        raise click.UsageError(
+            f"no such file or directory: {path}", ctx=click.get_current_context()
+        )
+    result = load_policy_set(path)
+    diags = result.diagnostics
+    if fmt == "json":
+        click.echo(render_json(diags, len(result.files)), nl=False)
+    elif fmt in ("sarif", "github"):
+        render = render_sarif if fmt == "sarif" else render_github
+        # SARIF URIs and annotation paths are relative to the repository root
+        click.echo(render(diags, find_root(path)), nl=False)
+    else:
+        color = sys.stdout.isatty()
+        click.echo(render_text(diags, result.diags.sources, color=color), nl=False)
+    failed = result.errors > 0 or (strict and result.warnings > 0)
+    sys.exit(1 if failed else 0)
