@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
+from escalade.runtime.activation import PackRefused, activate_file, trusted_keys, verified_pack
 from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.notify import Notifier
 from escalade.runtime.notify.channels import ChannelNotifier
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError
-from escalade.runtime.store import Store, open_store
+from escalade.runtime.store import Store, StoreError, open_store
 
 DEFAULT_DB = "escalade.db"
 DEFAULT_PACK = "generated/rulepack.json"
@@ -47,6 +47,7 @@ class App:
     store: Store
     engine: Engine
     warnings: list[str] = field(default_factory=list)
+    read_only: bool = False
 
 
 def runtime_settings(start: Path | None = None) -> RuntimeSettings:
@@ -65,7 +66,7 @@ def store_url(db: str | None, settings: RuntimeSettings | None = None) -> str:
 
 
 def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSettings) -> Engine:
-    """An engine with ``runtime.retry`` and ``runtime.loop_breaker`` applied."""
+    """An engine with ``runtime.retry``, ``runtime.loop_breaker`` and ``runtime.max_clock_skew``."""
     return Engine(
         store,
         notifier=notifier,
@@ -74,6 +75,7 @@ def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSetting
         retry_cap=settings.retry.cap,
         loop_limit=settings.loop_breaker.limit,
         loop_window=settings.loop_breaker.window,
+        max_clock_skew=settings.max_clock_skew,
     )
 
 
@@ -118,6 +120,36 @@ def open_runtime(
             except ClockError as exc:
                 raise AppError(str(exc), "--at") from None
         _activate(app, pack_path, at)
+        yield app
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_reader(
+    db: str | None, *, pack_path: str | None = None, settings: RuntimeSettings | None = None
+) -> Iterator[App]:
+    """The runtime over ``db`` for a command that only reads: the store is opened read-only
+    (it must exist with an up-to-date schema), no timer fires, the clock does not move.
+
+    ``pack_path`` (else the store's active pack, else ``generated/rulepack.json``) is
+    loaded in memory for what needs the current directory (``oncall``), never activated."""
+    settings = settings or runtime_settings()
+    try:
+        store = open_store(store_url(db, settings), read_only=True)
+    except StoreError as exc:
+        raise AppError(str(exc)) from None
+    try:
+        app = App(settings, store, new_engine(store, None, settings), read_only=True)
+        candidate = pack_path
+        if candidate is None and store.active_pack() is None and Path(DEFAULT_PACK).exists():
+            candidate = DEFAULT_PACK
+        if candidate is not None:
+            try:
+                pack, _signer = verified_pack(Path(candidate), trusted_keys((), settings))
+            except (PackRefused, SignatureError) as exc:
+                raise AppError(f"refusing the pack {candidate}: {exc}") from None
+            app.engine.pin(pack)
         yield app
     finally:
         store.close()

@@ -193,7 +193,7 @@ class EscaladeServer:
             try:
                 with self.engine_lock():
                     self.engine.refresh()  # see packs/rows other processes wrote
-                    fired = self.engine.advance()
+                    fired = self.engine.advance(move_clock=False)
             except HttpError:
                 continue  # busy or closing: try again at the next tick
             except Exception as exc:  # the ticker must outlive a failing tick

@@ -12,6 +12,7 @@
                   starttls: true, username: escalade, password_env: ESCALADE_SMTP_PASSWORD}
         webhook: {url: "https://hooks.example.com/escalade", secret_env: ESCALADE_WEBHOOK_SECRET}
         pager:   {url: "https://pager.example.com/enqueue", secret_env: ESCALADE_PAGER_SECRET}
+        dry_run: false                   # true: record every message as `dry_run`, send nothing
       server:                            # `escalade serve` (flags override host and port)
         host: 127.0.0.1
         port: 8080
@@ -23,6 +24,8 @@
       loop_breaker:                      # more than `limit` handoffs of one ticket within
         limit: 5                         #   `window` send it to triage
         window: 1h
+      max_clock_skew: 5m                 # an event whose `at` is further ahead is dead-lettered
+      last_resort: {ref: dana, channel: ops_alerts}  # owns what nobody else can (SPEC §4)
 
 Secrets are never written in the file: a setting that holds one names the
 environment variable that does (``*_env``), and an inline secret is a located
@@ -48,6 +51,7 @@ import jsonschema
 import yaml
 
 from escalade.runtime.clock import TimeError, parse_duration
+from escalade.runtime.settings_schema import INLINE_SECRETS, RUNTIME_SCHEMA
 
 CONFIG_NAME = "escalade.yaml"
 DEFAULT_TIMEOUT = 5.0
@@ -57,104 +61,7 @@ DEFAULT_PORT = 8080
 # engine (escalade.runtime.engine.context) takes its defaults from these.
 DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP = 5, 60, 3600
 DEFAULT_LOOP_LIMIT, DEFAULT_LOOP_WINDOW = 5, 3600
-
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
-_COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
-_DURATION: dict[str, Any] = {"type": "string", "minLength": 1}  # parse_duration checks the rest
-
-
-def _endpoint(secret: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "url": {"type": "string", "pattern": r"^https?://[^\s]+$"},
-            secret: {"$ref": "#/$defs/env_name"},
-            "accepted": {"enum": ["pending", "delivered"]},
-            "timeout": _TIMEOUT,
-        },
-        "required": ["url", secret],
-        "additionalProperties": False,
-    }
-
-
-RUNTIME_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "escalade.yaml runtime settings",
-    "type": "object",
-    "$defs": {"env_name": {"type": "string", "pattern": _ENV_NAME}},
-    "properties": {
-        "database": {"type": "string", "minLength": 1},
-        "server": {
-            "type": "object",
-            "properties": {
-                "host": {"type": "string", "minLength": 1},
-                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-                "token_env": {"$ref": "#/$defs/env_name"},
-            },
-            "additionalProperties": False,
-        },
-        "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
-        "retry": {
-            "type": "object",
-            "properties": {"attempts": _COUNT, "base": _DURATION, "cap": _DURATION},
-            "additionalProperties": False,
-        },
-        "loop_breaker": {
-            "type": "object",
-            "properties": {"limit": _COUNT, "window": _DURATION},
-            "additionalProperties": False,
-        },
-        "notifiers": {
-            "type": "object",
-            "properties": {
-                "timeout": _TIMEOUT,
-                "slack": {
-                    "type": "object",
-                    "properties": {
-                        "webhook_url_env": {"$ref": "#/$defs/env_name"},
-                        "timeout": _TIMEOUT,
-                    },
-                    "required": ["webhook_url_env"],
-                    "additionalProperties": False,
-                },
-                "email": {
-                    "type": "object",
-                    "properties": {
-                        "host": {"type": "string", "minLength": 1},
-                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "sender": {"type": "string", "pattern": r"^[^\s@]+@[^\s@]+$"},
-                        "starttls": {"type": "boolean"},
-                        "username": {"type": "string", "minLength": 1},
-                        "password_env": {"$ref": "#/$defs/env_name"},
-                        "timeout": _TIMEOUT,
-                    },
-                    "required": ["host", "sender"],
-                    "dependentRequired": {
-                        "username": ["password_env"],
-                        "password_env": ["username"],
-                    },
-                    "additionalProperties": False,
-                },
-                "webhook": _endpoint("secret_env"),
-                "pager": _endpoint("secret_env"),
-            },
-            "anyOf": [{"required": [k]} for k in ("slack", "email", "webhook", "pager")],
-            "additionalProperties": False,
-        },
-    },
-    "additionalProperties": False,
-}
-
-# Keys that would hold a secret in the file; the message says which ``*_env`` to use.
-INLINE_SECRETS = {
-    "password": "password_env",
-    "secret": "secret_env",
-    "token": "an environment variable named by *_env",
-    "api_key": "an environment variable named by *_env",
-    "webhook_url": "webhook_url_env",
-    "routing_key": "the person's or channel's pager id (the pack carries it)",
-}
+DEFAULT_MAX_CLOCK_SKEW = 300  # an event's `at` may run this far ahead of the processing clock
 
 
 class SettingsError(ValueError):
@@ -203,6 +110,13 @@ class NotifierSettings:
     email: EmailSettings | None = None
     webhook: EndpointSettings | None = None
     pager: EndpointSettings | None = None
+    dry_run: bool = False  # record every message as `dry_run` and send nothing
+
+    def kinds(self) -> set[str]:
+        """The channel kinds that are configured (slack, email, webhook, pager)."""
+        found = {"slack": self.slack, "email": self.email, "webhook": self.webhook}
+        found["pager"] = self.pager
+        return {kind for kind, spec in found.items() if spec is not None}
 
     def env_names(self) -> list[str]:
         """Every environment variable these settings read secrets from."""
@@ -248,6 +162,14 @@ class LoopBreakerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LastResort:
+    """Who owns an escalation nobody else can (SPEC §4), and the channel its alert goes to."""
+
+    ref: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     """The ``runtime:`` section; ``found`` is False when there is no ``escalade.yaml``."""
 
@@ -258,6 +180,8 @@ class RuntimeSettings:
     server: ServerSettings = field(default_factory=ServerSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     loop_breaker: LoopBreakerSettings = field(default_factory=LoopBreakerSettings)
+    max_clock_skew: int = DEFAULT_MAX_CLOCK_SKEW
+    last_resort: LastResort | None = None
     found: bool = False
     source: Path | None = field(default=None, compare=False)
 
@@ -446,6 +370,7 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
         if err.validator == "anyOf":
             problems.append(
                 f"{where}: {name}: configure at least one of slack, email, webhook, pager"
+                " (or dry_run: true)"
             )
             continue
         if path and str(path[-1]).endswith("_env") and err.validator in ("pattern", "type"):
@@ -460,35 +385,43 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
 
 
 # The duration settings: (section, key) -> its default in seconds.
-DURATIONS = {
+DURATIONS: dict[tuple[str, ...], int] = {
     ("retry", "base"): DEFAULT_RETRY_BASE,
     ("retry", "cap"): DEFAULT_RETRY_CAP,
     ("loop_breaker", "window"): DEFAULT_LOOP_WINDOW,
+    ("max_clock_skew",): DEFAULT_MAX_CLOCK_SKEW,
 }
 
 
-def _seconds(section: Mapping[str, Any], part: str, key: str) -> int:
-    """The duration ``runtime.<part>.<key>`` in seconds (its default when absent)."""
-    raw = (section.get(part) or {}).get(key)
-    return DURATIONS[(part, key)] if raw is None else parse_duration(raw)
+def _raw(section: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for step in path[:-1]:
+        section = section.get(step) or {}
+    return section.get(path[-1])
+
+
+def _seconds(section: Mapping[str, Any], *path: str) -> int:
+    """The duration ``runtime.<path>`` in seconds (its default when absent)."""
+    raw = _raw(section, path)
+    return DURATIONS[path] if raw is None else parse_duration(raw)
 
 
 def _duration_problems(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
     """Durations that do not parse, are under a second, or a retry cap below its base
     (the schema already holds, so every value is a string)."""
     problems = []
-    for part, key in DURATIONS:
-        raw = (section.get(part) or {}).get(key)
+    for path in DURATIONS:
+        raw = _raw(section, path)
         if raw is None:
             continue
-        where = _where(document, [part, key], shown)
+        where = _where(document, list(path), shown)
+        name = ".".join(path)
         try:
             seconds = parse_duration(raw)
         except TimeError as exc:
-            problems.append(f"{where}: runtime.{part}.{key}: {exc}")
+            problems.append(f"{where}: runtime.{name}: {exc}")
             continue
         if seconds < 1:
-            problems.append(f"{where}: runtime.{part}.{key}: must be at least 1s (got {raw!r})")
+            problems.append(f"{where}: runtime.{name}: must be at least 1s (got {raw!r})")
     if problems:
         return problems
     base, cap = _seconds(section, "retry", "base"), _seconds(section, "retry", "cap")
@@ -538,7 +471,9 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             else None,
             webhook=_endpoint_settings(webhook, default) if webhook else None,
             pager=_endpoint_settings(pager, default) if pager else None,
+            dry_run=bool(raw.get("dry_run", False)),
         )
+    last_resort = section.get("last_resort")
     server = section.get("server") or {}
     return RuntimeSettings(
         root=root,
@@ -561,6 +496,10 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             limit=int((section.get("loop_breaker") or {}).get("limit", DEFAULT_LOOP_LIMIT)),
             window=_seconds(section, "loop_breaker", "window"),
         ),
+        max_clock_skew=_seconds(section, "max_clock_skew"),
+        last_resort=LastResort(last_resort["ref"], last_resort.get("channel"))
+        if last_resort
+        else None,
         found=True,
         source=source,
     )

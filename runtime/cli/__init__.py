@@ -15,7 +15,9 @@ from escalade.runtime.cli.escalations import (
     absent_command,
     ack_command,
     close_command,
+    deadletter_replay,
     event_command,
+    migrate_command,
     postmortem_command,
     resolve_command,
     tick_command,
@@ -47,7 +49,9 @@ COMMANDS: list[click.Command] = [
     report_command,
     audit_group,
     serve_command,
+    migrate_command,
 ]
+deadletter_group.add_command(deadletter_replay)
 
 
 def load_pack_file(path: str) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 import click
 
-from escalade.runtime.app import DEFAULT_DB, DEFAULT_PACK, App, AppError, open_runtime
+from escalade.runtime.app import (
+    DEFAULT_DB,
+    DEFAULT_PACK,
+    App,
+    AppError,
+    open_reader,
+    open_runtime,
+)
 from escalade.runtime.clock import TimeError, parse_duration, parse_time
 from escalade.runtime.engine import ClockError, Outcome, Refused
 
@@ -63,6 +70,38 @@ def runtime_options(fn: F) -> F:
     )(fn)
     fn = click.option("--db", default=None, help=DB_HELP)(fn)
     return fn
+
+
+def read_options(fn: F) -> F:
+    """Add ``--db``, ``--pack`` (loaded in memory) and ``--at`` (display time) to a read."""
+    fn = click.option(
+        "--at",
+        "at",
+        metavar="TIME",
+        help="Show the store as of this ISO-8601 time (countdowns; default: now). A read"
+        " never fires timers or moves the clock, so any time is accepted.",
+    )(fn)
+    fn = click.option(
+        "--pack",
+        "pack_path",
+        default=None,
+        help="Rule pack to read the directory from, in memory (never activated). Default:"
+        f" the store's active pack, else {DEFAULT_PACK}.",
+    )(fn)
+    fn = click.option("--db", default=None, help=DB_HELP)(fn)
+    return fn
+
+
+@contextmanager
+def reading(db: str | None, pack_path: str | None, at: str | None) -> Iterator[tuple[App, int]]:
+    """The runtime opened read-only for one command (see
+    :func:`escalade.runtime.app.open_reader`), with the display time (default: now)."""
+    when = time_option(at)
+    try:
+        with open_reader(db, pack_path=pack_path) as app:
+            yield app, app.engine.clock.now() if when is None else when
+    except AppError as exc:
+        raise app_error(exc) from None
 
 
 @contextmanager

@@ -46,14 +46,44 @@ def reached(
     run_steps(rt, esc, pack, rules, rules.steps(moment), m, moment)
 
 
+def assignee_problem(pack: LoadedPack, esc: Escalation, by: str) -> str | None:
+    """Why ``by`` may not acknowledge ``esc`` as its assignee (None when they may): only the
+    current owner, or any member of an owning team without rotation."""
+    team = pack.teams.get(esc.owner or "") if esc.owner_kind == "team" else None
+    if team is not None:
+        if by in team.members:
+            return None
+    elif esc.owner == by:
+        return None
+    owner = esc.owner or "nobody"
+    return (
+        f"{by} is not the current assignee of ticket {esc.ticket} (owner {owner});"
+        " acknowledge as the owner, or with --override REASON (audited)"
+    )
+
+
 def decide_ack(
-    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, by: str
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    m: Moment,
+    by: str,
+    override: str | None = None,
 ) -> str:
-    """``by`` acknowledges: failover stops for good."""
+    """``by`` acknowledges: failover stops for good. Only the assignee, unless ``override``
+    gives a reason (audited as ``ack_override``)."""
     if by not in pack.people:
         raise Refused(f"{by!r} is not a person in the directory")
     if not allowed(esc.state, "ack"):
         raise Refused(f"ticket {esc.ticket} is already {esc.state} (owner {esc.owner})")
+    problem = assignee_problem(pack, esc, by)
+    if problem is not None:
+        if override is None or not override.strip():
+            raise Refused(problem)
+        reason = f"{by} acknowledges instead of {esc.owner or 'nobody'}: {override.strip()}"
+        detail = {"owner": esc.owner, "by": by, "reason": override.strip()}
+        rt.audit(m, "ack_override", esc, pack, rules.name, reason=reason, detail=detail)
     rt.move(esc, "ack")
     esc.acked_at = m.now
     esc.owner, esc.owner_kind = by, "person"

@@ -43,18 +43,20 @@ class Moment:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The routing-loop breaker and the general delivery retry (``runtime.*`` settings).
+    """The routing-loop breaker, the delivery retry and the clock skew (``runtime.*``).
 
     More than ``loop_limit`` handoffs of one ticket within ``loop_window`` seconds
     go to triage. A message whose policy has no ``check delivery`` is sent again
     after ``retry_base`` seconds without a receipt, doubling up to ``retry_cap``,
-    at most ``retry_attempts`` sends in all."""
+    at most ``retry_attempts`` sends in all. An event whose ``at`` is more than
+    ``max_clock_skew`` seconds ahead of the processing clock is dead-lettered."""
 
     loop_limit: int = LOOP_LIMIT
     loop_window: int = LOOP_WINDOW
     retry_attempts: int = RETRY_ATTEMPTS
     retry_base: int = RETRY_BASE
     retry_cap: int = RETRY_CAP
+    max_clock_skew: int = settings.DEFAULT_MAX_CLOCK_SKEW
 
     def __post_init__(self) -> None:
         if self.loop_limit < 1 or self.loop_window < 1:
@@ -68,6 +70,8 @@ class Limits:
                 f" retry_cap >= retry_base (got {self.retry_attempts}, {self.retry_base}"
                 f" and {self.retry_cap})"
             )
+        if self.max_clock_skew < 0:
+            raise ValueError(f"max_clock_skew must be >= 0 seconds (got {self.max_clock_skew})")
 
     def retry_delay(self, attempts: int) -> int:
         """Seconds to wait after attempt number ``attempts`` (1, 2, ...) without a receipt:

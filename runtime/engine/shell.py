@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from escalade.runtime import audit
-from escalade.runtime.clock import Clock, SystemClock, format_time
+from escalade.runtime.clock import Clock, SystemClock, format_duration, format_time
 from escalade.runtime.engine import chain, commands, timers
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Refused, Runtime
 from escalade.runtime.engine.delivery import Outbox
@@ -79,6 +79,7 @@ class Engine:
         self.rt = Runtime(store, self.limits)
         self.outbox = Outbox(self.rt, self.notifier)
         self._active_id: int | None = None
+        self._pinned: LoadedPack | None = None
 
     # --- limits, as the settings name them --------------------------------------
     @property
@@ -170,8 +171,16 @@ class Engine:
         """The compiled pack ``pack_id`` (cached)."""
         return self.rt.pack(pack_id)
 
+    def pin(self, pack: RulePack) -> LoadedPack:
+        """Use ``pack`` as the active one in this process only, without storing or activating
+        it (a read command given ``--pack``: the store stays as it was)."""
+        self._pinned = LoadedPack.of(0, pack)
+        return self._pinned
+
     def active(self) -> LoadedPack:
         """The active pack; :class:`PackError` when none was ever activated."""
+        if self._pinned is not None:
+            return self._pinned
         pack_id = self._active_id if self._active_id is not None else self.store.active_pack()
         self._active_id = pack_id
         if pack_id is None:
@@ -180,6 +189,8 @@ class Engine:
 
     # --- time -----------------------------------------------------------------
     def _now(self, at: int | None) -> int:
+        """Processing time: ``at`` when given, else the wall clock — never before the
+        store's clock (a rehearsal with ``--at`` ahead of the wall clock keeps its time)."""
         stored = self.store.clock()
         if at is None:
             wall = self.clock.now()
@@ -195,12 +206,15 @@ class Engine:
                 " the runtime never goes back in time"
             )
 
-    def advance(self, at: int | None = None) -> int:
-        """Fire every timer due up to ``at`` (in due order, each in its own transaction)."""
+    def advance(self, at: int | None = None, *, move_clock: bool = True) -> int:
+        """Fire every timer due up to ``at`` (in due order, each in its own transaction).
+
+        ``move_clock``: also record ``at`` as the store's clock (``escalade tick``); a
+        server's timer loop passes False, so it writes only when a timer is due."""
         now = self._now(at)
         self.check_time(now)
         fired = self._fire_due(now)
-        if (self.store.clock() or now - 1) < now:
+        if move_clock and (self.store.clock() or now - 1) < now:
             with self.store.transaction():
                 self.store.set_clock(now)
         self.dispatch(now)  # rows an earlier process left pending (a crash after the commit)
@@ -238,8 +252,16 @@ class Engine:
             return self._dead_letter(raw, exc, at)
         if self.store.has_event(event.id):
             return _duplicate(event)
-        now = at if at is not None else max(self.store.clock() or event.at, event.at)
+        now = self._now(at)  # processing time: an event's `at` never moves the clock
         self.check_time(now)
+        ahead = event.at - now
+        if ahead > self.limits.max_clock_skew:
+            why = (
+                f"from the future: `at` {format_time(event.at)} is {format_duration(ahead)} ahead"
+                f" of the processing clock {format_time(now)} (runtime.max_clock_skew is"
+                f" {format_duration(self.limits.max_clock_skew)})"
+            )
+            return self._dead_letter(raw, EventError(why, event.id), at)
         self._fire_due(now)
         try:
             with self.store.transaction():
@@ -272,7 +294,9 @@ class Engine:
             self.store.bump("dead_letters")
         return Outcome("dead_letter", f"rejected (dead letter #{letter_id}): {exc}")
 
-    def replay_dead_letters(self, at: int | None = None) -> list[tuple[int, Outcome]]:
+    def replay_dead_letters(
+        self, at: int | None = None, *, by: str = "operator"
+    ) -> list[tuple[int, Outcome]]:
         """Try every unreplayed dead letter again (e.g. after a pack that knows the new field)."""
         results = []
         for letter in self.store.dead_letters():
@@ -283,7 +307,19 @@ class Engine:
                 continue
             outcome = self.receive(letter.raw, at)
             with self.store.transaction():
-                self.store.mark_replayed(letter.id, self._now(at))
+                now = self._now(at)
+                self.store.mark_replayed(letter.id, now)
+                audit.append(
+                    self.store,
+                    at=now,
+                    kind="dead_letter_replayed",
+                    actor=by,
+                    reason=f"dead letter #{letter.id} replayed: {outcome.status}",
+                    ticket=outcome.ticket,
+                    escalation_id=outcome.escalation_id,
+                    pack_version=self.active().version,
+                    detail={"letter": letter.id, "outcome": outcome.status},
+                )
             results.append((letter.id, outcome))
         return results
 
@@ -349,10 +385,22 @@ class Engine:
             raise Refused(refusal)
         return Outcome("applied", message, ticket, esc.id)
 
-    def ack(self, ticket: str, by: str, at: int | None = None) -> Outcome:
-        """``by`` acknowledges: failover stops for good."""
+    def check_person(self, who: str) -> None:
+        """:class:`Refused` unless ``who`` is a person of the active pack's directory."""
+        if who not in self.active().people:
+            raise Refused(f"{who!r} is not a person in the directory")
+
+    def ack(
+        self, ticket: str, by: str, at: int | None = None, *, override: str | None = None
+    ) -> Outcome:
+        """``by``, the current assignee (any member of an owning team without rotation),
+        acknowledges: failover stops for good. Anyone else needs ``override``, a reason,
+        audited as an override."""
         return self._command(
-            ticket, at, by, lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by)
+            ticket,
+            at,
+            by,
+            lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by, override),
         )
 
     def resolve(self, ticket: str, at: int | None = None, by: str = "operator") -> Outcome:
@@ -452,9 +500,10 @@ class Engine:
         return True
 
     # --- reading ------------------------------------------------------------------
-    def status(self, ticket: str) -> dict[str, Any] | None:
-        """The ticket's latest escalation: policy, state, owner, level, timers and history."""
-        return ticket_status(self.rt, ticket)
+    def status(self, ticket: str, at: int | None = None) -> dict[str, Any] | None:
+        """The ticket's latest escalation: policy, state, owner, level, timers and history,
+        with countdowns from ``at`` (default: the wall clock). Reading never writes."""
+        return ticket_status(self.rt, ticket, self.clock.now() if at is None else at)
 
 
 def merge_fields(state: dict[str, Any], times: dict[str, int], event: Event) -> None:

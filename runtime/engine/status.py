@@ -16,8 +16,11 @@ def _when(at: int | None) -> str | None:
     return format_time(at) if at else None
 
 
-def ticket_status(rt: Runtime, ticket: str) -> dict[str, Any] | None:
-    """The ticket's latest escalation: policy, state, owner, level, timers and history."""
+def ticket_status(rt: Runtime, ticket: str, now: int | None = None) -> dict[str, Any] | None:
+    """The ticket's latest escalation: policy, state, owner, level, timers and history.
+
+    ``now`` is the display time: each timer says how long until it fires, or that it
+    is overdue (it fires at the next tick; reading never fires it)."""
     store = rt.store
     esc = store.open_escalation(ticket) or store.latest_escalation(ticket)
     if esc is None:
@@ -40,21 +43,23 @@ def ticket_status(rt: Runtime, ticket: str) -> dict[str, Any] | None:
         "closed_at": _when(esc.closed_at),
         "postmortem_required": esc.facts.postmortem_required,
         "postmortem_link": esc.facts.postmortem_link,
-        "timers": _timers(rt, esc),
+        "timers": _timers(rt, esc, now),
         "actions": _actions(rt, esc),
         "history": _history(rt, esc),
     }
 
 
-def _timers(rt: Runtime, esc: Escalation) -> list[dict[str, Any]]:
-    return [
-        {
-            "kind": t.kind,
-            "due": format_time(t.due),
-            **({"level": esc.level} if t.kind == "ack" else {}),
-        }
-        for t in rt.store.timers_of(esc.id)
-    ]
+def _timers(rt: Runtime, esc: Escalation, now: int | None) -> list[dict[str, Any]]:
+    out = []
+    for t in rt.store.timers_of(esc.id):
+        row: dict[str, Any] = {"kind": t.kind, "due": format_time(t.due)}
+        if t.kind == "ack":
+            row["level"] = esc.level
+        if now is not None:
+            row["in_s"] = max(0, t.due - now)
+            row["overdue"] = t.due <= now
+        out.append(row)
+    return out
 
 
 def _actions(rt: Runtime, esc: Escalation) -> list[dict[str, Any]]:

@@ -19,6 +19,11 @@ OPEN_STATES = ("triggered", "assigned", "acknowledged", "resolved", "unacknowled
 STATES = (*OPEN_STATES, "closed")
 
 
+class StoreError(Exception):
+    """A store that cannot be opened as asked (missing, outdated, not a store); the message
+    says what to do. Read-only opens never create or migrate anything."""
+
+
 class DuplicateEvent(Exception):
     """``add_event`` for an id the store already holds (another worker applied it first)."""
 
@@ -287,18 +292,39 @@ class Store(Protocol):
     def counters(self) -> dict[str, int]: ...
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, read_only: bool = False) -> Store:
     """The store at ``url``: ``postgresql://...`` (or ``postgres://``) opens a
     :class:`~escalade.runtime.store.postgres.PostgresStore` (needs psycopg); a
-    ``sqlite:///path`` URL or a plain path (``:memory:`` too) a SQLite file."""
+    ``sqlite:///path`` URL or a plain path (``:memory:`` too) a SQLite file.
+
+    ``read_only``: for commands that only read; the store must exist with an
+    up-to-date schema (:class:`StoreError` otherwise), and nothing is written."""
     if url.startswith(("postgresql://", "postgres://")):
         from escalade.runtime.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
     from escalade.runtime.store.sqlite import SQLiteStore
 
     if url.startswith("sqlite:///"):
-        return SQLiteStore(url.removeprefix("sqlite:///") or ":memory:")
+        return SQLiteStore(url.removeprefix("sqlite:///") or ":memory:", read_only=read_only)
     if url.startswith("sqlite://"):
         raise ValueError(f"a SQLite URL is sqlite:///PATH (three slashes), not {url!r}")
-    return SQLiteStore(url)
+    return SQLiteStore(url, read_only=read_only)
+
+
+def schema_problem(applied: int | None, known: int, where: str) -> str | None:
+    """Why a store with ``applied`` migrations (None: no migration table) cannot be read by
+    this release, which knows ``known`` (None when it can)."""
+    if applied is None:
+        return f"{where} is not an Escalade store (no schema_migrations table)"
+    if applied < known:
+        return (
+            f"{where} has schema version {applied}, this release needs {known}:"
+            " run `escalade migrate` with the same --db first (reads never migrate)"
+        )
+    if applied > known:
+        return (
+            f"{where} has schema version {applied}, newer than this release knows ({known}):"
+            " upgrade escalade"
+        )
+    return None

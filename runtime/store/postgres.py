@@ -30,6 +30,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from escalade.runtime.store import StoreError, schema_problem
 from escalade.runtime.store.sql import SQLStore
 
 MIGRATIONS: tuple[str, ...] = (
@@ -104,7 +105,7 @@ class PostgresStore(SQLStore):
     current schema, normally ``public``) — several independent stores can share
     one database this way."""
 
-    def __init__(self, dsn: str, schema: str | None = None) -> None:
+    def __init__(self, dsn: str, schema: str | None = None, *, read_only: bool = False) -> None:
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -118,14 +119,22 @@ class PostgresStore(SQLStore):
         self.dsn = dsn
         self._schema = schema
         self._conn: Any = None
+        self.read_only = read_only
         self._connect()
-        self._migrate()
+        if read_only:
+            self._check_schema()
+        else:
+            self._migrate()
 
     # --- connection ----------------------------------------------------------
     def _connect(self) -> None:
         conn = self._psycopg.connect(self.dsn, autocommit=True)
+        if self.read_only:
+            # Every transaction of this session is READ ONLY: the server refuses any write.
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         if self._schema is not None:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            if not self.read_only:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             conn.execute(f'SET search_path TO "{self._schema}"')
         row = conn.execute("SELECT current_schema()").fetchone()
         if row is None or row[0] is None:
@@ -149,6 +158,17 @@ class PostgresStore(SQLStore):
         self._conn.close()
 
     # --- schema ------------------------------------------------------------
+    def _check_schema(self) -> None:
+        """A read-only open: the schema must be there and up to date (never migrated)."""
+        conn = self._conn
+        applied = None
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is not None:
+            applied = int(conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0])
+        problem = schema_problem(applied, len(MIGRATIONS), f"the PostgreSQL schema {self.schema}")
+        if problem is not None:
+            conn.close()
+            raise StoreError(problem)
+
     def _migrate(self) -> None:
         conn = self._conn
         if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is not None:

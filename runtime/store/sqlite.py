@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from escalade.runtime.store import StoreError, schema_problem
 from escalade.runtime.store.sql import SQLStore
 
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA", "OFF")  # PRAGMA synchronous values, WAL mode
@@ -80,14 +83,42 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _open_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write (``mode=ro``) to an existing, up-to-date store."""
+    if path == ":memory:" or not Path(path).is_file():
+        raise StoreError(
+            f"{path}: no such store (a read never creates one; a writing command such as"
+            " `escalade event` or `escalade migrate` does)"
+        )
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        applied = None
+        if found is not None:
+            applied = int(db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(f"{path}: not a readable SQLite store ({exc})") from None
+    problem = schema_problem(applied, len(MIGRATIONS), path)
+    if problem is not None:
+        db.close()
+        raise StoreError(problem)
+    return db
+
+
 class SQLiteStore(SQLStore):
     """The default :class:`~escalade.runtime.store.Store`: one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, synchronous: str = "NORMAL", *, read_only: bool = False) -> None:
         """Open (and migrate) the store at ``path`` in WAL mode.
 
         ``synchronous``: NORMAL (default) survives kill -9 of the process; FULL
-        and EXTRA also survive power loss; OFF survives neither reliably."""
+        and EXTRA also survive power loss; OFF survives neither reliably.
+        ``read_only``: open an existing, up-to-date store without writing to it
+        (:class:`~escalade.runtime.store.StoreError` otherwise)."""
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}"
@@ -95,6 +126,10 @@ class SQLiteStore(SQLStore):
         super().__init__()
         self.path = path
         self.synchronous = synchronous.upper()
+        self.read_only = read_only
+        if read_only:
+            self._db = _open_read_only(path)
+            return
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={self.synchronous}")

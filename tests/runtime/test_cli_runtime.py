@@ -20,6 +20,9 @@ def run(args: list[str], db: Path, pack_file: Path, stdin: str | None = None) ->
 
 
 def status(ticket: str, at: str, db: Path, pack_file: Path) -> dict[str, object]:
+    """The ticket at ``at``: timers due by then fire first (``tick``; a read fires none)."""
+    code, out = run(["tick", "--at", at], db, pack_file)
+    assert code == 0, out
     code, out = run(["status", ticket, "--format", "json", "--at", at], db, pack_file)
     assert code == 0, out
     data = json.loads(out)
@@ -75,8 +78,11 @@ def test_nobody_acks_then_triage(tmp_path: Path, pack_file: Path) -> None:
 
     # closing without a root cause is refused, with the reason
     assert run(["ack", "T1", "--by", "dana", "--at", "2026-11-27T11:02:00Z"], db, pack_file)[0] == 0
-    assert run(["resolve", "T1", "--at", "2026-11-27T12:00:00Z"], db, pack_file)[0] == 0
-    code, out = run(["close", "T1", "--at", "2026-11-27T12:01:00Z"], db, pack_file)
+    assert (
+        run(["resolve", "T1", "--by", "dana", "--at", "2026-11-27T12:00:00Z"], db, pack_file)[0]
+        == 0
+    )
+    code, out = run(["close", "T1", "--by", "dana", "--at", "2026-11-27T12:01:00Z"], db, pack_file)
     assert code == 1 and "ticket.root_cause" in out and "post-mortem" in out
     assert status("T1", "2026-11-27T12:01:00Z", db, pack_file)["state"] == "resolved"
 
@@ -110,11 +116,20 @@ def test_nobody_acks_then_triage(tmp_path: Path, pack_file: Path) -> None:
     }
     run(["event", "-", "--at", "2026-11-27T12:04:00Z"], db, pack_file, json.dumps(fix))
     run(
-        ["postmortem", "T1", "--link", "https://wiki/pm/T1", "--at", "2026-11-27T12:05:00Z"],
+        [
+            "postmortem",
+            "T1",
+            "--link",
+            "https://wiki/pm/T1",
+            "--by",
+            "dana",
+            "--at",
+            "2026-11-27T12:05:00Z",
+        ],
         db,
         pack_file,
     )
-    code, out = run(["close", "T1", "--at", "2026-11-27T12:06:00Z"], db, pack_file)
+    code, out = run(["close", "T1", "--by", "dana", "--at", "2026-11-27T12:06:00Z"], db, pack_file)
     assert code == 0 and "closed" in out
     result = CliRunner().invoke(main, ["audit", "verify", "--db", str(db)])
     assert result.exit_code == 0 and "intact" in result.output
@@ -140,7 +155,7 @@ def test_transfer_needs_reason_and_sla(tmp_path: Path, pack_file: Path) -> None:
         pack_file,
         json.dumps(critical("T3", "e1", status="escalated")),
     )
-    transfer = ["transfer", "T3", "--to", "dana"]
+    transfer = ["transfer", "T3", "--to", "dana", "--by", "carol"]
     at = ["--at", "2026-11-27T10:01:00Z"]
     code, out = run([*transfer, "--sla", "2h", *at], db, pack_file)
     assert code == 2 and "reason" in out
@@ -155,11 +170,23 @@ def test_transfer_needs_reason_and_sla(tmp_path: Path, pack_file: Path) -> None:
 def test_oncall_and_absent(tmp_path: Path, pack_file: Path) -> None:
     db = tmp_path / "escalade.db"
     code, out = run(["oncall", "cust_ops_oncall", "--at", "2026-11-27T10:00:00Z"], db, pack_file)
+    assert code == 1 and "no such store" in out and not db.exists()  # a read never creates it
+    assert CliRunner().invoke(main, ["migrate", "--db", str(db)]).exit_code == 0
+    code, out = run(["oncall", "cust_ops_oncall", "--at", "2026-11-27T10:00:00Z"], db, pack_file)
     assert (code, out.strip()) == (0, "alice")
     code, out = run(["oncall", "cust_ops_oncall", "--at", "2026-12-04T10:00:00Z"], db, pack_file)
     assert (code, out.strip()) == (0, "bob")
     run(
-        ["absent", "alice", "--until", "2026-11-28T00:00:00Z", "--at", "2026-11-27T09:00:00Z"],
+        [
+            "absent",
+            "alice",
+            "--until",
+            "2026-11-28T00:00:00Z",
+            "--by",
+            "dana",
+            "--at",
+            "2026-11-27T09:00:00Z",
+        ],
         db,
         pack_file,
     )

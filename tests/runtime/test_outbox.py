@@ -226,8 +226,9 @@ class CrashAfterSend:
             os.kill(os.getpid(), signal.SIGKILL)  # sent, and the receipt is never written
         return "delivered"
 
-engine = Engine(SQLiteStore(sys.argv[1]), VirtualClock(0), CrashAfterSend())
-engine.activate(json.load(open(sys.argv[2])), 0)
+T0 = 1795773600  # 2026-11-27T10:00:00Z: the event's time is the processing time here
+engine = Engine(SQLiteStore(sys.argv[1]), VirtualClock(T0), CrashAfterSend())
+engine.activate(json.load(open(sys.argv[2])), T0)
 engine.receive(sys.stdin.read())
 """
 

@@ -222,7 +222,7 @@ def test_team_owner_is_the_on_call_member_of_the_rotation(make_engine: Any) -> N
     one = engine.status("T1")
     assert one is not None and (one["owner"], one["owner_from"]) == ("alice", "cust_ops_oncall")
     week = 7 * 86400
-    engine.receive(critical("T2", "e2", at=format_time(T0 + week), status="escalated"))
+    engine.receive(critical("T2", "e2", at=format_time(T0 + week), status="escalated"), T0 + week)
     two = engine.status("T2")
     assert two is not None and (two["owner"], two["owner_from"]) == ("bob", "cust_ops_oncall")
 

@@ -12,7 +12,7 @@ import pytest
 
 from escalade.runtime.store import OutboxMessage, Timer
 from escalade.runtime.store.sqlite import MIGRATIONS, SQLiteStore
-from tests.runtime.conftest import critical
+from tests.runtime.conftest import T0, critical
 
 
 def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
@@ -80,8 +80,8 @@ def test_committed_event_survives_kill_9(tmp_path: Path, pack_file: Path) -> Non
         "from escalade.runtime.engine import Engine\n"
         "from escalade.runtime.store.sqlite import SQLiteStore\n"
         "from escalade.runtime.clock import VirtualClock\n"
-        f"engine = Engine(SQLiteStore({str(db)!r}), VirtualClock(0))\n"
-        f"engine.activate(json.load(open({str(pack_file)!r})), 0)\n"
+        f"engine = Engine(SQLiteStore({str(db)!r}), VirtualClock({T0}))\n"
+        f"engine.activate(json.load(open({str(pack_file)!r})), {T0})\n"
         f"engine.receive({json.dumps(json.dumps(critical('T1', 'e1')))})\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

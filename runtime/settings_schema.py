@@ -1,0 +1,117 @@
+"""The JSON Schema of ``runtime:`` in ``escalade.yaml``, and the keys that would hold a secret.
+
+:mod:`escalade.runtime.settings` validates against it with located errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
+_DURATION: dict[str, Any] = {"type": "string", "minLength": 1}  # parse_duration checks the rest
+
+
+def _endpoint(secret: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": r"^https?://[^\s]+$"},
+            secret: {"$ref": "#/$defs/env_name"},
+            "accepted": {"enum": ["pending", "delivered"]},
+            "timeout": _TIMEOUT,
+        },
+        "required": ["url", secret],
+        "additionalProperties": False,
+    }
+
+
+RUNTIME_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "escalade.yaml runtime settings",
+    "type": "object",
+    "$defs": {"env_name": {"type": "string", "pattern": _ENV_NAME}},
+    "properties": {
+        "database": {"type": "string", "minLength": 1},
+        "server": {
+            "type": "object",
+            "properties": {
+                "host": {"type": "string", "minLength": 1},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                "token_env": {"$ref": "#/$defs/env_name"},
+            },
+            "additionalProperties": False,
+        },
+        "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "max_clock_skew": _DURATION,
+        "last_resort": {
+            "type": "object",
+            "properties": {
+                "ref": {"type": "string", "pattern": r"^[a-z_][a-z0-9_]*$"},
+                "channel": {"type": "string", "pattern": r"^[a-z_][a-z0-9_]*$"},
+            },
+            "required": ["ref"],
+            "additionalProperties": False,
+        },
+        "retry": {
+            "type": "object",
+            "properties": {"attempts": _COUNT, "base": _DURATION, "cap": _DURATION},
+            "additionalProperties": False,
+        },
+        "loop_breaker": {
+            "type": "object",
+            "properties": {"limit": _COUNT, "window": _DURATION},
+            "additionalProperties": False,
+        },
+        "notifiers": {
+            "type": "object",
+            "properties": {
+                "timeout": _TIMEOUT,
+                "dry_run": {"type": "boolean"},
+                "slack": {
+                    "type": "object",
+                    "properties": {
+                        "webhook_url_env": {"$ref": "#/$defs/env_name"},
+                        "timeout": _TIMEOUT,
+                    },
+                    "required": ["webhook_url_env"],
+                    "additionalProperties": False,
+                },
+                "email": {
+                    "type": "object",
+                    "properties": {
+                        "host": {"type": "string", "minLength": 1},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "sender": {"type": "string", "pattern": r"^[^\s@]+@[^\s@]+$"},
+                        "starttls": {"type": "boolean"},
+                        "username": {"type": "string", "minLength": 1},
+                        "password_env": {"$ref": "#/$defs/env_name"},
+                        "timeout": _TIMEOUT,
+                    },
+                    "required": ["host", "sender"],
+                    "dependentRequired": {
+                        "username": ["password_env"],
+                        "password_env": ["username"],
+                    },
+                    "additionalProperties": False,
+                },
+                "webhook": _endpoint("secret_env"),
+                "pager": _endpoint("secret_env"),
+            },
+            "anyOf": [{"required": [k]} for k in ("slack", "email", "webhook", "pager", "dry_run")],
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
+# Keys that would hold a secret in the file; the message says which ``*_env`` to use.
+INLINE_SECRETS = {
+    "password": "password_env",
+    "secret": "secret_env",
+    "token": "an environment variable named by *_env",
+    "api_key": "an environment variable named by *_env",
+    "webhook_url": "webhook_url_env",
+    "routing_key": "the person's or channel's pager id (the pack carries it)",
+}
