@@ -19,8 +19,10 @@ from pathlib import Path
 
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys, verified_pack
 from escalade.runtime.engine import ClockError, Engine
-from escalade.runtime.notify import Notifier
+from escalade.runtime.notify import DryRunNotifier, Notifier
 from escalade.runtime.notify.channels import ChannelNotifier
+from escalade.runtime.pack import RulePack
+from escalade.runtime.reach import missing_kinds
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError
 from escalade.runtime.store import Store, StoreError, open_store
@@ -79,16 +81,37 @@ def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSetting
     )
 
 
-def configured_notifier(settings: RuntimeSettings) -> tuple[Notifier | None, list[str]]:
-    """The notifier ``runtime.notifiers`` describes (None without), with warnings for
-    secrets whose environment variables are unset."""
-    if settings.notifiers is None:
-        return None, []
+def configured_notifier(settings: RuntimeSettings) -> tuple[Notifier, list[str]]:
+    """The notifier ``runtime.notifiers`` describes, with warnings for secrets whose
+    environment variables are unset. Without the section every message is
+    ``undeliverable`` (never a silent success); with ``dry_run: true`` every message
+    is ``dry_run`` and nothing is sent."""
+    notifiers = settings.notifiers
+    if notifiers is None:
+        return ChannelNotifier(), []
+    if notifiers.dry_run:
+        return DryRunNotifier(), []
     warnings = [
-        f"${name} is not set; deliveries that need it will fail"
-        for name in settings.notifiers.missing_env()
+        f"${name} is not set; deliveries that need it will fail" for name in notifiers.missing_env()
     ]
-    return ChannelNotifier.from_settings(settings.notifiers), warnings
+    return ChannelNotifier.from_settings(notifiers), warnings
+
+
+def unreachable(settings: RuntimeSettings, pack: RulePack) -> list[str]:
+    """The channel kinds ``pack`` addresses that have no notifier (none in a dry run)."""
+    notifiers = settings.notifiers
+    if notifiers is not None and notifiers.dry_run:
+        return []
+    return missing_kinds(pack, notifiers.kinds() if notifiers is not None else set())
+
+
+def unreachable_message(kinds: list[str]) -> str:
+    """What to tell an operator about channel kinds without a notifier."""
+    return (
+        f"no notifier for the channel kinds the active pack addresses: {', '.join(kinds)};"
+        " their messages are undeliverable (configure runtime.notifiers."
+        f"{kinds[0]}, or set runtime.notifiers.dry_run: true)"
+    )
 
 
 @contextmanager
@@ -120,6 +143,9 @@ def open_runtime(
             except ClockError as exc:
                 raise AppError(str(exc), "--at") from None
         _activate(app, pack_path, at)
+        missing = unreachable(settings, app.engine.active().pack)
+        if missing:
+            app.warnings.append(unreachable_message(missing))
         yield app
     finally:
         store.close()

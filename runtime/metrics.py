@@ -28,7 +28,7 @@ from escalade.runtime import kpi
 from escalade.runtime.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OUTBOX_STATUSES = ("pending", "sent", "delivered", "failed")
+OUTBOX_STATUSES = ("pending", "sent", "delivered", "failed", "undeliverable", "dry_run")
 SLA_KINDS = ("acknowledge", "resolve")
 
 Labels = Mapping[str, str]
@@ -210,7 +210,8 @@ class MetricsCollector:
         return Family(
             "escalade_outbox_messages",
             "gauge",
-            "Outbox rows by status: pending (to send), sent (no receipt yet), delivered, failed.",
+            "Outbox rows by status: pending (to send), sent (no receipt yet), delivered, failed,"
+            " undeliverable (no channel configured), dry_run (recorded, nothing sent).",
             [({"status": s}, n) for s, n in sorted(counts.items())],
         )
 

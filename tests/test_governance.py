@@ -74,6 +74,8 @@ class Cli:
         self.runtime("event", str(path), "--at", at(minutes), *extra)
 
     def status(self, ticket: str, minutes: int) -> dict[str, object]:
+        """The ticket at ``minutes``: due timers fire first (``tick``; a read fires none)."""
+        self.runtime("tick", "--at", at(minutes))
         out = self.runtime("status", ticket, "--format", "json", "--at", at(minutes))
         doc = json.loads(out)
         assert isinstance(doc, dict)

@@ -106,7 +106,7 @@ def reading(db: str | None, pack_path: str | None, at: str | None) -> Iterator[t
 
 @contextmanager
 def opened(
-    db: str | None, pack_path: str | None, at: str | None
+    db: str | None, pack_path: str | None, at: str | None, *, quiet_reach: bool = False
 ) -> Iterator[tuple[App, int | None]]:
     """The runtime for one command (see :func:`escalade.runtime.app.open_runtime`), with its
     warnings printed to stderr first."""
@@ -114,7 +114,8 @@ def opened(
     try:
         with open_runtime(db, pack_path=pack_path, at=when) as app:
             for warning in app.warnings:
-                click.echo(f"warning: {warning}", err=True)
+                if not (quiet_reach and warning.startswith("no notifier for")):
+                    click.echo(f"warning: {warning}", err=True)
             yield app, when
     except AppError as exc:
         raise app_error(exc) from None

@@ -16,7 +16,7 @@ from escalade.runtime.engine.actions import emit
 from escalade.runtime.engine.chain import failure
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
-from escalade.runtime.notify import Delivery, Notifier, as_delivery
+from escalade.runtime.notify import COUNTS_AS_DELIVERED, Delivery, Notifier, as_delivery
 from escalade.runtime.store import Escalation, OutboxMessage, Timer
 
 DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
@@ -91,12 +91,12 @@ class Outbox:
             current = store.outbox_message(msg.id)
             if current is None or current.status != "pending":
                 return
-        status = {"delivered": "delivered", "failed": "failed"}.get(result.receipt, "sent")
+        status = "sent" if result.receipt == "pending" else result.receipt
         msg.attempts += 1
         msg.status = status
         msg.reason = result.reason or None
         store.mark_outbox(msg.id, status, now, msg.attempts, result.reason or None)
-        if result.receipt != "delivered":
+        if result.receipt not in COUNTS_AS_DELIVERED:
             undelivered(self.rt, msg, result, Moment(now=now, cause=f"delivery of {msg.key}"))
 
     def record_receipt(self, key: str, now: int) -> bool:
@@ -113,15 +113,18 @@ class Outbox:
 
 def undelivered(rt: Runtime, msg: OutboxMessage, result: Delivery, m: Moment) -> None:
     """After an attempt without a receipt: the policy's delivery check decides when one
-    exists; otherwise a transient answer (``pending``) is retried with backoff and a
-    refusal (``failed``) fails its step."""
+    exists; otherwise a transient answer (``pending``) is retried with backoff, and a
+    refusal (``failed``) or no channel at all (``undeliverable``) fails its step (an
+    assignment's own ack timer governs it)."""
     if msg.escalation_id is None:
         return
     esc = rt.store.escalation(msg.escalation_id)
     if esc is None:
         return
-    if result.receipt == "failed":
-        audit_delivery(rt, msg, esc, m, "refused", result.channel)
+    final = result.receipt in ("failed", "undeliverable")
+    if final:
+        how = "refused" if result.receipt == "failed" else "undeliverable"
+        audit_delivery(rt, msg, esc, m, how, result.channel)
     delivery = msg.payload.get("delivery")
     if delivery:
         rt.store.add_timer(
@@ -135,7 +138,7 @@ def undelivered(rt: Runtime, msg: OutboxMessage, result: Delivery, m: Moment) ->
             )
         )
         return
-    if result.receipt == "failed":
+    if final:
         step_undelivered(rt, msg, esc, m)
         return
     # No receipt yet, or a transient failure: try again later under the same key. The
@@ -187,7 +190,7 @@ def fire_delivery(
 ) -> None:
     """A ``check delivery`` window is over without a receipt: retry, fall back, then fail."""
     msg = rt.store.outbox_message(int(timer.payload["message"]))
-    if msg is None or msg.status == "delivered":
+    if msg is None or msg.status in COUNTS_AS_DELIVERED:
         return
     delivery = msg.payload.get("delivery") or {}
     retries = int(delivery.get("retry", 0))

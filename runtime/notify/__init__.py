@@ -20,8 +20,10 @@ from typing import Literal, Protocol
 
 from escalade.runtime.store import OutboxMessage
 
-Receipt = Literal["delivered", "pending", "failed"]
-RECEIPTS: tuple[Receipt, ...] = ("delivered", "pending", "failed")
+Receipt = Literal["delivered", "pending", "failed", "undeliverable", "dry_run"]
+RECEIPTS: tuple[Receipt, ...] = ("delivered", "pending", "failed", "undeliverable", "dry_run")
+# Receipts the policy's delivery checks count as delivered (a dry run is explicit and visible).
+COUNTS_AS_DELIVERED: tuple[Receipt, ...] = ("delivered", "dry_run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,11 @@ class Notifier(Protocol):
 
     ``delivered``: a receipt came back; ``pending``: sent, no receipt yet, or a
     transient failure (the engine retries it under the same key); ``failed``:
-    the channel refused it. A notifier may answer with the bare receipt, a
-    ``(receipt, reason)`` pair or a :class:`Delivery`.
+    the channel refused it; ``undeliverable``: no configured channel reaches the
+    target (never a silent success); ``dry_run``: nothing was sent, on purpose
+    (``runtime.notifiers.dry_run``, ``escalade test`` and ``simulate``). A
+    notifier may answer with the bare receipt, a ``(receipt, reason)`` pair or a
+    :class:`Delivery`.
     """
 
     def deliver(self, msg: OutboxMessage) -> Receipt | Delivery | tuple[Receipt, str]: ...
@@ -77,9 +82,23 @@ class Sent:
     receipt: Receipt
 
 
+DRY_RUN_REASON = "dry run: recorded, nothing was sent"
+
+
+@dataclass(frozen=True)
+class DryRunNotifier:
+    """``runtime.notifiers.dry_run``: every message is ``dry_run``, nothing is sent or kept."""
+
+    transactional = True
+
+    def deliver(self, msg: OutboxMessage) -> Delivery:
+        return Delivery("dry_run", DRY_RUN_REASON, msg.key)
+
+
 @dataclass
 class RecordingNotifier:
-    """Keeps every attempt in memory; used by tests, the simulator and the CLI.
+    """Keeps every attempt in memory and sends nothing: every message is ``dry_run``
+    (never ``delivered``). Used by tests, ``escalade test`` and the simulator.
 
     ``failing`` targets refuse delivery; ``silent`` targets never send a
     receipt, which is how tests exercise delivery checks and retries.
@@ -92,7 +111,7 @@ class RecordingNotifier:
     sent: list[Sent] = field(default_factory=list)
 
     def deliver(self, msg: OutboxMessage) -> Delivery:
-        result = Delivery("delivered", "recorded")
+        result = Delivery("dry_run", DRY_RUN_REASON)
         if msg.target in self.failing or msg.action in self.failing:
             result = Delivery("failed", f"{msg.target or msg.action} refuses deliveries (test)")
         elif msg.target in self.silent:

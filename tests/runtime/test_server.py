@@ -667,7 +667,9 @@ def test_metrics_parse_and_count_what_happened(serve: Callable[..., Running]) ->
     )
     assert after["escalade_escalations_total"].value() == 1
     assert after["escalade_escalations_acknowledged_total"].value() == 0
-    assert after["escalade_outbox_messages"].value(status="delivered") > 0
+    # the recording notifier sends nothing: its messages are dry_run, never "delivered"
+    assert after["escalade_outbox_messages"].value(status="dry_run") > 0
+    assert after["escalade_outbox_messages"].value(status="delivered") == 0
     assert after["escalade_audit_rows"].value() > audit_before
     assert after["escalade_timers_pending"].value() > 0
     assert (
@@ -749,6 +751,7 @@ main(prog_name="escalade-runtime")
 def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     """The runtime-only entry point serves, applies an event, and exits 0 on SIGTERM."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
+    (tmp_path / "escalade.yaml").write_text("runtime:\n  notifiers: {dry_run: true}\n")
     proc = subprocess.Popen(
         [sys.executable, "-c", RUNTIME_ONLY, "serve", "--port", "0"]
         + ["--db", str(tmp_path / "s.db"), "--pack", str(PACK)],
@@ -819,3 +822,17 @@ def test_server_settings_are_read_and_an_inline_token_is_a_located_error(tmp_pat
     with pytest.raises(SettingsError) as port:
         parse_settings("runtime:\n  server:\n    port: 70000\n", tmp_path)
     assert "escalade.yaml:3:11: runtime.server.port" in str(port.value)
+
+
+def test_serve_refuses_to_start_when_the_pack_addresses_channels_it_cannot_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No notifier configured: serving would mark every page undeliverable, so it refuses."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        serve_command, ["--port", "0", "--db", str(tmp_path / "s.db"), "--pack", str(PACK)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "refusing to serve" in result.output and "dry_run" in result.output
+    for kind in ("email", "pager", "slack", "webhook"):
+        assert kind in result.output
