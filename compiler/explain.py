@@ -196,7 +196,7 @@ def explain_event(pack: RulePack, raw: bytes | str, shown: str = "the event") ->
     """Explain one event (JSON text) against ``pack``; raises ExplainError on bad input."""
     original = read_event_json(raw, shown)
     try:
-        event = parse_event(original, pack.raw["schema"])
+        event = parse_event(original, pack)
     except EventError as exc:
         raise ExplainError(f"{shown}: invalid event: {exc}") from None
     ex = Matcher(pack).explain(event.type, event.data)

@@ -29,7 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from escalade.runtime.clock import duration_words as duration_words  # moving to clock
 from escalade.runtime.clock import read_time
 from escalade.runtime.conditions import atoms, split_field
 from escalade.runtime.textio import TextError, loads_json
