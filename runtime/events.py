@@ -6,10 +6,14 @@ Event format (pinned)::
      "data": {"ticket": {"id": "T1", ...}, "account": {...}}}
 
 Unknown objects, unknown fields and unknown top-level keys are ignored and
-counted (upstream systems grow fields). Anything else wrong — not JSON, no id
-or type, an event kind the pack does not declare, no ticket id, a known field
-with a value of the wrong type — raises :class:`EventError` with a message
-that says which field and why; the engine then dead-letters the input.
+counted (upstream systems grow fields). Anything else wrong — not JSON we
+accept (:func:`~escalade.runtime.textio.loads_json`: a repeated key at any
+level, text that is not Unicode), no id or type, an id that is not printable
+text of at most 200 characters (``id`` and every ``data.<object>.id``: they
+are keys in the store), an ``at`` that is not an ISO-8601 text with a zone, an
+event kind the pack does not declare, no ticket id, a known field with a value
+of the wrong type — raises :class:`EventError` with a message that says which
+field and why; the engine then dead-letters the input.
 
 Replay files (``simulate``) may also hold operator commands, so a replayed day
 includes what people did::
@@ -24,15 +28,21 @@ includes what people did::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from escalade.runtime.clock import TimeError, parse_duration, parse_time
+from escalade.runtime.clock import TimeError, parse_duration, parse_time, read_time
 from escalade.runtime.pack import FieldType, RulePack
-from escalade.runtime.textio import TextError, loads_json
+from escalade.runtime.textio import TextError, loads_json, printable
 
 TOP_LEVEL = ("id", "type", "at", "data")
+MAX_ID = 200  # characters of an event or object id
+# What a store cannot keep as text: NUL (PostgreSQL) and unpaired surrogates (UTF-8);
+# the other controls JSON never holds literally go with NUL.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+TIME_EXAMPLE = "2026-11-27T10:00:00Z"
 COMMANDS: dict[str, tuple[str, ...]] = {
     "ack": ("ticket", "by"),
     "resolve": ("ticket",),
@@ -104,7 +114,7 @@ def _convert(path: str, spec: FieldType, value: Any) -> Any:
             return sorted(set(value))
         raise EventError(f"{path}: expected a list of text tags, got {_describe(value)}")
     elif kind in ("time", "duration"):
-        seconds = _seconds(path, value, parse_time if kind == "time" else parse_duration)
+        seconds = _seconds(path, value, zoned_time if kind == "time" else parse_duration)
         if seconds is not None:
             return seconds
     elif kind == "enum":
@@ -119,6 +129,42 @@ def _convert(path: str, spec: FieldType, value: Any) -> Any:
     raise EventError(f"{path}: expected {kind}, got {_describe(value)}")
 
 
+def zoned_time(text: str) -> int:
+    """An ISO-8601 time that says its zone (``Z`` or an offset), as epoch seconds.
+
+    Read as :func:`~escalade.runtime.clock.parse_time` reads it, except that a
+    time without a zone is refused: upstream systems disagree on what it means.
+
+    >>> zoned_time("2026-11-27T11:00:00+01:00")
+    1795773600
+    """
+    seconds = parse_time(text)
+    if read_time(text.strip().upper()) is None:  # upper: parse_time's lowercase z
+        raise TimeError(
+            f"{text!r} has no zone: add Z (UTC) or an offset such as +01:00 (e.g. {TIME_EXAMPLE})"
+        )
+    return seconds
+
+
+def id_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be an id (of an event, a ticket, an account), or None.
+
+    An id is a key in the store, on the command line and in URLs: non-empty
+    printable text (no control characters, no unpaired surrogates) of at most
+    :data:`MAX_ID` characters."""
+    if not isinstance(value, str) or not value:
+        return f"must be a non-empty string, not {_describe(value)}"
+    if len(value) > MAX_ID:
+        return f"is {len(value)} characters long (at most {MAX_ID})"
+    if not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        return (
+            f"must be printable text: {value!r} holds U+{ord(bad):04X}"
+            " (a control character, or not a character at all)"
+        )
+    return None
+
+
 def _seconds(path: str, value: Any, read: Callable[[str], int]) -> int | None:
     """A number as whole seconds, or text read by ``read``; None for any other type."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -131,6 +177,19 @@ def _seconds(path: str, value: Any, read: Callable[[str], int]) -> int | None:
     return None
 
 
+def _event_time(value: Any) -> int:
+    """An event's ``at``: ISO-8601 text with a zone (a number or a bare time is ambiguous)."""
+    if not isinstance(value, str):
+        raise EventError(
+            f"at: expected an ISO-8601 time with a zone (e.g. {TIME_EXAMPLE}),"
+            f" got {_describe(value)}"
+        )
+    try:
+        return zoned_time(value)
+    except TimeError as exc:
+        raise EventError(f"at: {exc}") from None
+
+
 def _time_of(value: Any, what: str) -> int:
     seconds = _seconds(what, value, parse_time)
     if seconds is None:
@@ -139,18 +198,49 @@ def _time_of(value: Any, what: str) -> int:
 
 
 def load_json(raw: str | bytes | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """Parse one JSON object; return it with its canonical text."""
+    """Parse one JSON object; return it with its text (a mapping: its canonical text).
+
+    A mapping is read back from its JSON text, so it meets the same rules as text."""
+    source: str | bytes
     if isinstance(raw, Mapping):
-        obj = dict(raw)
-        return obj, json.dumps(obj, sort_keys=True)
+        try:
+            source = json.dumps(dict(raw))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise EventError(f"not JSON: {exc}") from None
+    else:
+        source = raw
     try:
-        obj = loads_json(raw, "event")
+        obj = loads_json(source, "event")
     except TextError as exc:
         raise EventError(str(exc).removeprefix("event").lstrip(":").lstrip()) from None
-    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
     if not isinstance(obj, dict):
         raise EventError(f"an event is a JSON object, not {_describe(obj)}")
+    if isinstance(raw, Mapping):
+        return obj, json.dumps(obj, sort_keys=True)
+    # loads_json has read it: strict UTF-8
+    text = (
+        source.decode("utf-8-sig") if isinstance(source, bytes) else source.removeprefix("\ufeff")
+    )
     return obj, text.strip()
+
+
+def storable_text(raw: str | bytes | Mapping[str, Any]) -> str:
+    """The input as text any store keeps (the ``raw`` of a dead letter).
+
+    Bytes that are not UTF-8 are replaced (U+FFFD); NUL and the other control
+    characters JSON text never holds literally, and unpaired surrogates, which
+    PostgreSQL or UTF-8 refuse, become ``\\uXXXX`` escapes. Text that could be
+    a valid event is returned unchanged, so a dead letter replays as it came."""
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", "replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, sort_keys=True)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(raw)
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def parse_event(
@@ -163,8 +253,9 @@ def parse_event(
     event_id = obj.get("id")
     if "id" not in obj:
         raise EventError("missing `id` (a non-empty string)")
-    if not isinstance(event_id, str) or not event_id:
-        raise EventError(f"`id` must be a non-empty string, not {_describe(event_id)}")
+    problem = id_problem(event_id)
+    if problem is not None or not isinstance(event_id, str):
+        raise EventError(f"`id` {problem}")
     type_ = obj.get("type")
     if not isinstance(type_, str) or not type_:
         raise EventError("missing `type` (e.g. ticket.created)", event_id)
@@ -174,17 +265,17 @@ def parse_event(
     if "at" not in obj:
         raise EventError("missing `at` (an ISO-8601 time)", event_id)
     try:
-        at = _time_of(obj["at"], "at")
+        at = _event_time(obj["at"])
         data = obj.get("data", {})
         if not isinstance(data, dict):
             raise EventError(f"`data` must be an object, got {_describe(data)}")
         objects = view.objects
-        unknown = [k for k in obj if k not in TOP_LEVEL]
+        unknown = [printable(k) for k in obj if k not in TOP_LEVEL]
         clean: dict[str, dict[str, Any]] = {}
         for name, fields in data.items():
             specs = objects.get(name)
             if specs is None:
-                unknown.append(f"data.{name}")
+                unknown.append(f"data.{printable(name)}")
                 continue
             if not isinstance(fields, dict):
                 raise EventError(f"data.{name} must be an object, got {_describe(fields)}")
@@ -192,9 +283,12 @@ def parse_event(
             for key, value in fields.items():
                 spec = specs.get(key)
                 if spec is None:
-                    unknown.append(f"{name}.{key}")
+                    unknown.append(f"{name}.{printable(key)}")
                     continue
                 out[key] = None if value is None else _convert(f"{name}.{key}", spec, value)
+            given = out.get("id")
+            if isinstance(given, str) and given and (problem := id_problem(given)):
+                raise EventError(f"data.{name}.id {problem}")
             clean[name] = out
         subject = type_.split(".", 1)[0]
         ticket = clean.get(subject, {}).get("id")

@@ -63,7 +63,7 @@ def test_malformed_event_changes_nothing_but_the_dead_letter_table(make_engine: 
     engine, _, _ = make_engine()
     before = list(engine.store.audit_rows())
     outcome = engine.receive(
-        '{"id": "e", "type": "ticket.created", "at": 5, "data": {"ticket": {"id": "T", "severity": 3}}}'
+        '{"id": "e", "type": "ticket.created", "at": "2026-11-27T10:00:00Z", "data": {"ticket": {"id": "T", "severity": 3}}}'
     )
     assert outcome.status == "dead_letter" and "ticket.severity" in outcome.message
     assert list(engine.store.audit_rows()) == before
