@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean wheelhouse runtime-only
+.PHONY: install demo test lint typecheck unit bench clean wheelhouse runtime-only never-lose
 
 # A strict editable install links each file that exists at install time, so
 # the package is re-linked (without dependencies) whenever the file list changes.
@@ -64,6 +64,15 @@ runtime-only: wheelhouse
 	cd /tmp && $(abspath $(RUNTIME_VENV))/bin/python $(abspath tests/isolation/runtime_only.py)
 
 test: lint typecheck runtime-only unit
+
+# The "never owner-less, never lost" property with fresh random examples, 20 runs in a row
+# (make test runs it derandomized, so the suite is deterministic).
+never-lose: install
+	@for i in $$(seq 1 20); do \
+	  ESCALADE_EXPLORE=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+	    tests/runtime/test_never_lose.py >/dev/null || { echo "never-lose: run $$i failed"; \
+	    ESCALADE_EXPLORE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/runtime/test_never_lose.py; exit 1; }; \
+	  echo "never-lose: run $$i passed"; done
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -78,6 +78,7 @@ def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSetting
         loop_limit=settings.loop_breaker.limit,
         loop_window=settings.loop_breaker.window,
         max_clock_skew=settings.max_clock_skew,
+        last_resort=settings.last_resort,
     )
 
 
@@ -134,7 +135,10 @@ def open_runtime(
     warnings: list[str] = []
     if notifier is None:
         notifier, warnings = configured_notifier(settings)
-    store = open_store(store_url(db, settings))
+    try:
+        store = open_store(store_url(db, settings))
+    except StoreError as exc:
+        raise AppError(str(exc)) from None
     try:
         app = App(settings, store, new_engine(store, notifier, settings), warnings)
         if at is not None:

@@ -23,7 +23,7 @@ from escalade.runtime.cli.options import (
 from escalade.runtime.clock import format_time
 from escalade.runtime.engine import ClockError, Refused
 from escalade.runtime.engine.commands import transfer_problem
-from escalade.runtime.store import open_store
+from escalade.runtime.store import StoreError, open_store
 
 
 def split_inputs(text: str) -> list[str]:
@@ -223,5 +223,7 @@ def migrate_command(db: str | None) -> None:
         store = open_store(url)
     except AppError as exc:
         raise app_error(exc) from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
     store.close()
     click.echo(f"store {url} is up to date")

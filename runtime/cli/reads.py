@@ -39,6 +39,8 @@ def render_status(status: dict[str, Any]) -> str:
         f"  owner   {owner}, level {status['level']}, round {status['round']}",
         f"  started {status['started_at']}",
     ]
+    if status.get("unowned"):
+        lines.append(f"  UNOWNED nobody available can take it: {status['unowned']}")
     lines += [_timer_line(t) for t in status["timers"]]
     if status["postmortem_required"]:
         lines.append(f"  post-mortem required: {status['postmortem_link'] or 'not yet done'}")

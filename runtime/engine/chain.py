@@ -19,6 +19,7 @@ from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import resolve_ref
+from escalade.runtime.engine.unowned import take_unowned
 from escalade.runtime.pack import Owner, Step
 from escalade.runtime.store import Escalation, Timer
 
@@ -392,11 +393,14 @@ def triage(
     spec = rules.policy.triage
     found, note = _triage_owner(rt, pack, rules, m) if spec is not None else (None, "")
     if spec is None or found is None:
-        rt.move(esc, "no_triage")
         why = (
             f"{rules.name} has no triage owner" if spec is None else "no triage owner is available"
         )
-        rt.audit(m, "no_triage", esc, pack, rules.name, reason=f"{reason}; {why}")
+        if esc.state in ("acknowledged", "resolved"):  # someone holds it: they keep it
+            rt.move(esc, "no_triage")
+            rt.audit(m, "no_triage", esc, pack, rules.name, reason=f"{reason}; {why}")
+            return
+        take_unowned(rt, esc, pack, rules, m, f"{reason}; {why}")
         return
     rt.move(esc, "triage")
     esc.level, esc.owner, esc.owner_kind = "triage", found[0], found[1]

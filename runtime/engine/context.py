@@ -16,6 +16,7 @@ from typing import Any
 from escalade.runtime import audit, settings
 from escalade.runtime.engine.loaded import LoadedPack
 from escalade.runtime.engine.transitions import next_state
+from escalade.runtime.settings import LastResort
 from escalade.runtime.store import Escalation, Store
 
 # The defaults live with the settings that override them (runtime.loop_breaker, runtime.retry).
@@ -82,9 +83,10 @@ class Limits:
 class Runtime:
     """The store, the packs it holds (compiled once per process) and the limits."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits, last_resort: LastResort | None = None) -> None:
         self.store = store
         self.limits = limits
+        self.last_resort = last_resort
         self.packs: dict[int, LoadedPack] = {}
         self.outbox_dirty = True  # rows may be pending from an earlier process
 

@@ -253,6 +253,8 @@ def step_undelivered(rt: Runtime, msg: OutboxMessage, esc: Escalation, m: Moment
         return
     if msg.payload.get("policy") not in (None, esc.policy):
         return
+    if esc.state == "triage":
+        return  # the triage owner has it already: one failure is enough to put it there
     pack = rt.pack(esc.pack_id)
     why = f": {msg.reason}" if msg.reason else ""
     failure(

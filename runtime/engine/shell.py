@@ -32,6 +32,7 @@ from escalade.runtime.engine.status import ticket_status
 from escalade.runtime.events import Event, EventError, parse_event
 from escalade.runtime.notify import Notifier, RecordingNotifier
 from escalade.runtime.pack import FORMAT, PackError, RulePack
+from escalade.runtime.settings import LastResort
 from escalade.runtime.store import DeadLetter, DuplicateEvent, Escalation, Store
 
 Decide = Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Moment], str]
@@ -66,17 +67,20 @@ class Engine:
         store: Store,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        *,
+        last_resort: LastResort | None = None,
         **limits: int,
     ) -> None:
         """``limits`` are :class:`~escalade.runtime.engine.context.Limits`: ``loop_limit``,
         ``loop_window`` (the routing-loop breaker) and ``retry_attempts``,
         ``retry_base``, ``retry_cap`` (the delivery retry of messages whose policy has
-        no ``check delivery``); a bad value raises ValueError."""
+        no ``check delivery``); a bad value raises ValueError. ``last_resort`` owns what
+        nobody else can (``runtime.last_resort``)."""
         self.limits = Limits(**limits)
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.notifier: Notifier = notifier if notifier is not None else RecordingNotifier()
-        self.rt = Runtime(store, self.limits)
+        self.rt = Runtime(store, self.limits, last_resort)
         self.outbox = Outbox(self.rt, self.notifier)
         self._active_id: int | None = None
         self._pinned: LoadedPack | None = None

@@ -10,7 +10,9 @@ import pytest
 from escalade.runtime.clock import VirtualClock, format_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.matcher import Matcher
+from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.pack import RulePack
+from escalade.runtime.settings import LastResort
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical
 
@@ -127,10 +129,33 @@ def test_absent_owner_replaced_at_once_and_triage_falls_back(make_engine: Any) -
     engine.advance(T0 + 3 * 3600)
     status = engine.status("T1")
     # dana (escalation and triage owner) is absent: skipped in the chain, and triage
-    # passes to the escalation owner, who is dana again, so nobody can take it
-    assert status is not None and status["state"] == "unacknowledged"
+    # passes to the escalation owner, who is dana again, so nobody can take it. Without a
+    # runtime.last_resort it stays with dana, flagged unowned, never owner-less.
+    assert status is not None and (status["state"], status["owner"]) == ("triage", "dana")
+    assert status["unowned"] and "no triage owner is available" in status["unowned"]
     reasons = " ".join(h["reason"] for h in status["history"])
     assert "dana is absent" in reasons and "no triage owner is available" in reasons
+    assert [h["kind"] for h in status["history"]][-1] == "unowned"
+
+
+def test_the_last_resort_takes_what_nobody_else_can(tmp_path: Any, pack: dict[str, Any]) -> None:
+    store = SQLiteStore(str(tmp_path / "lr.db"))
+    notifier = RecordingNotifier()
+    engine = Engine(store, VirtualClock(T0), notifier, last_resort=LastResort("erin", "oncall"))
+    engine.activate(pack, T0)
+    engine.receive(critical("T1", "e1", status="escalated"), T0)
+    for person in ("alice", "bob", "carol", "dana"):
+        engine.absent(person, T0 + 8 * 3600, T0 + 60)
+    engine.advance(T0 + 3 * 3600)
+    status = engine.status("T1")
+    assert status is not None
+    assert (status["state"], status["level"], status["owner"]) == ("triage", "last_resort", "erin")
+    assert status["unowned"] is None  # it has an owner who can act
+    alert = [
+        s for s in notifier.sent if s.target in ("erin", "oncall") and "UNOWNED" in (s.text or "")
+    ]
+    assert {s.target for s in alert} == {"erin", "oncall"}
+    store.close()
 
 
 def test_close_refused_is_audited_and_nothing_changes(make_engine: Any) -> None:

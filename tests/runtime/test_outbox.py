@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from escalade.runtime import audit
-from escalade.runtime.clock import VirtualClock
+from escalade.runtime.clock import VirtualClock, format_time
 from escalade.runtime.engine import Engine
 from escalade.runtime.notify import Delivery
 from escalade.runtime.notify.channels import ChannelNotifier, Choice, SlackWebhook, SmtpEmail
 from escalade.runtime.store import AuditRow, OutboxMessage
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_late_receipt_is_found_by_key_without_reading_the_outbox(
@@ -214,7 +216,7 @@ def test_a_receipt_recorded_while_sending_is_not_overwritten(
 
 CRASH = """
 import json, os, signal, sys
-from escalade.runtime.clock import VirtualClock
+from escalade.runtime.clock import VirtualClock, format_time
 from escalade.runtime.engine import Engine
 from escalade.runtime.store.sqlite import SQLiteStore
 
@@ -455,3 +457,25 @@ def test_a_team_with_nobody_available_fails_the_step(
     assert team_rows(engine, "T1") == []
     [failed] = audit_of(engine, "step_failed")
     assert failed.reason == "step notify cust_ops_oncall: nobody in cust_ops_oncall is available"
+
+
+def test_with_no_channel_configured_every_message_is_undeliverable_and_triage_happens_once(
+    tmp_path: Path, pack: dict[str, Any]
+) -> None:
+    """No runtime.notifiers: nothing pretends to be delivered; the undeliverable steps fail
+    the escalation into its Type B triage once (not once per step)."""
+    store = SQLiteStore(str(tmp_path / "none.db"))
+    engine = Engine(store, VirtualClock(T0), ChannelNotifier())
+    engine.activate(pack, T0)
+    raw = json.loads((REPO / "examples" / "events" / "paid_lead_rejected.json").read_text())
+    raw["at"] = format_time(T0)
+    assert engine.receive(json.dumps(raw), T0).status == "applied"
+    rows = store.outbox()
+    assert rows and {m.status for m in rows} == {"undeliverable"}
+    reasons = [m.reason or "" for m in rows]
+    assert all("not configured" in r or "no configured channel" in r for r in reasons), reasons
+    kinds = [r.kind for r in store.audit_rows()]
+    assert kinds.count("triage") == 1 and "step_failed" in kinds
+    assert "delivery_failed" in kinds
+    assert sum(1 for m in rows if m.action == "create_task") <= 1
+    store.close()
