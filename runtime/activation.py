@@ -3,7 +3,8 @@
 A pack file is read once; when trusted keys are configured its detached
 signature (``PACK.sig``) must verify with one of them; then the runtime's own
 validation runs (schema, references, content hash). Only then does the engine
-activate it. Any failure is recorded in the audit trail as ``pack_refused``
+activate it, unless it is a downgrade (a lower version, or a pack a later
+activation superseded): that only ``pack rollback`` may do, with its reason. Any failure is recorded in the audit trail as ``pack_refused``
 and the previously active pack stays active.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from escalade.runtime.engine import Engine, LoadedPack
 from escalade.runtime.pack import PackError, RulePack
@@ -62,6 +65,49 @@ def verified_pack(path: Path, keys: TrustedKeys) -> tuple[RulePack, str | None]:
     return pack, signer
 
 
+ACTIVATIONS = ("pack_activated", "pack_rolled_back")
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def downgrade_problem(engine: Engine, pack: RulePack) -> str | None:
+    """Why activating ``pack`` would be a downgrade that only ``pack rollback`` may do
+    (None when it is not): a lower version (PEP 440 order) than the active pack's, or a
+    pack that was active before and was superseded by a later activation. A pack left
+    only by a rollback may be activated again (rolling forward)."""
+    store = engine.store
+    current = store.active_pack()
+    if current is None or store.pack_hash(current) == pack.content_hash:
+        return None
+    active = engine.pack(current).pack
+    new, old = _version(pack.version), _version(active.version)
+    if new is not None and old is not None and new < old:
+        return (
+            f"version {pack.version} is lower than the active {active.version}:"
+            " going back is `escalade pack rollback --to ... --by ... --reason ...`"
+        )
+    left_by: str | None = None  # how the pack last stopped being active
+    was_active = False
+    for row in store.audit_rows():
+        if row.kind not in ACTIVATIONS:
+            continue
+        if row.detail.get("content_hash") == pack.content_hash:
+            was_active, left_by = True, None
+        elif was_active and left_by is None:
+            left_by = row.kind
+    if left_by == "pack_activated":
+        return (
+            f"pack {pack.version} ({pack.content_hash[:19]}) was active before and a later"
+            " activation superseded it: bring it back with `escalade pack rollback`"
+        )
+    return None
+
+
 def activate_file(
     engine: Engine,
     path: Path,
@@ -77,5 +123,9 @@ def activate_file(
     except PackRefused as exc:
         engine.refuse_pack(str(path), str(exc), at, actor)
         raise
+    problem = downgrade_problem(engine, pack)
+    if problem is not None:
+        engine.refuse_pack(str(path), problem, at, actor)
+        raise PackRefused(problem)
     why = reason or f"activated {path}" + (f", signed by {signer}" if signer else "")
     return engine.activate(pack, at, actor=actor, reason=why)

@@ -111,7 +111,7 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     v1 = repo / "dist" / "v1" / "rulepack.json"
     assert json.loads(v1.read_text())["metadata"]["commit"] == v1_commit
     cli.run("pack", "sign", str(v1), "--key", str(keys / "escalade.key"))
-    cli.runtime("pack", "activate", str(v1), "--at", at(0))
+    cli.runtime("pack", "activate", str(v1), "--by", "service:release", "--at", at(0))
     cli.event("T1", 0)
     assert cli.status("T1", 0)["pack_version"].startswith("1.0.0+")  # type: ignore[union-attr]
 
@@ -145,7 +145,7 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     cli.run("build", "policies", "-o", "dist/v2", "--stamp-commit")
     v2 = repo / "dist" / "v2" / "rulepack.json"
     cli.run("pack", "sign", str(v2), "--key", str(keys / "escalade.key"))
-    cli.runtime("pack", "activate", str(v2), "--at", at(1))
+    cli.runtime("pack", "activate", str(v2), "--by", "service:release", "--at", at(1))
     cli.event("T2", 1)
 
     # six minutes in: T1 (v1, in flight) fails over to carol; T2 (v2) to dana
@@ -156,9 +156,23 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     assert (t2["level"], t2["owner"]) == ("backup", "dana")
     assert str(t2["pack_version"]).startswith("1.1.0+")
 
+    # no downgrade without rollback: v1, superseded by v2 and of a lower version, is
+    # refused by `pack activate` (audited), and v2 stays active
+    out = cli.runtime("pack", "activate", str(v1), "--by", "sam", "--at", at(7), expect=1)
+    assert "lower than the active 1.1.0" in out and "pack rollback" in out
     # rollback: v1 again for new escalations, with actor and reason on the record
+    v1_hash = json.loads(v1.read_text())["metadata"]["content_hash"]
     cli.runtime(
-        "pack", "rollback", "--reason", "v2 pages the director first", "--by", "sam", "--at", at(7)
+        "pack",
+        "rollback",
+        "--to",
+        v1_hash,
+        "--reason",
+        "v2 pages the director first",
+        "--by",
+        "sam",
+        "--at",
+        at(7),
     )
     cli.event("T3", 7)
     t3 = cli.status("T3", 12)
@@ -173,11 +187,11 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     v3 = repo / "dist" / "v3.json"
     v3.write_text(v2.read_text().replace("Carol Diaz", "Mallory"))
     shutil.copy(repo / "dist" / "v2" / "rulepack.json.sig", repo / "dist" / "v3.json.sig")
-    out = cli.runtime("pack", "activate", str(v3), "--at", at(13), expect=1)
+    out = cli.runtime("pack", "activate", str(v3), "--by", "sam", "--at", at(13), expect=1)
     assert "tampered" in out and "keeping pack 1.0.0+" in out
     unsigned = repo / "dist" / "unsigned.json"
     shutil.copy(v2, unsigned)
-    out = cli.runtime("pack", "activate", str(unsigned), "--at", at(13), expect=1)
+    out = cli.runtime("pack", "activate", str(unsigned), "--by", "sam", "--at", at(13), expect=1)
     assert "unsigned" in out
     # a runtime command handed a bad pack keeps running on the active one
     cli.event("T4", 14, "--pack", str(unsigned))
@@ -185,6 +199,8 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     history = json.loads(cli.runtime("pack", "history", "--format", "json"))
     active = [p for p in history["packs"] if p["active"]]
     assert [p["version"][:6] for p in active] == ["1.0.0+"]
-    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 3
+    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 4
+    # v2 was left by a rollback only: activating it again rolls forward
+    cli.runtime("pack", "activate", str(v2), "--by", "sam", "--at", at(15))
 
     cli.runtime("audit", "verify")

@@ -144,7 +144,13 @@ def _open(db: str | None, at: str | None) -> tuple[Store, Engine, int | None]:
 @pack.command("activate")
 @click.argument("pack_file", default=DEFAULT_PACK, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--by", "actor", default="operator", show_default=True, help="Who activates it.")
+@click.option(
+    "--by",
+    "actor",
+    required=True,
+    metavar="WHO",
+    help="Who activates it: a person, or service:NAME for a release pipeline (audited).",
+)
 @click.option("--reason", help="Why (recorded in the audit trail).")
 @_store_options
 def activate_cmd(
@@ -158,7 +164,10 @@ def activate_cmd(
     """Verify PACK (signature when keys are trusted, schema, hash) and make it active.
 
     New escalations use it; in-flight escalations keep the pack they started under.
-    A refused pack is recorded in the audit trail and the active pack stays active."""
+    A refused pack is recorded in the audit trail and the active pack stays active.
+    A downgrade (a lower version, or a pack a later activation superseded) is refused:
+    that is `pack rollback`, with its reason."""
+    _check_actor(actor)
     store, engine, when = _open(db, at)
     try:
         keys = trusted_keys(list(trust))
@@ -171,6 +180,22 @@ def activate_cmd(
         sys.exit(1)
     finally:
         store.close()
+
+
+def _hash_matches(content_hash: str, wanted: str) -> bool:
+    """``sha256:<hex>`` given whole, or at least 8 hex digits of its start."""
+    digits = wanted.removeprefix("sha256:")
+    return len(digits) >= 8 and content_hash.removeprefix("sha256:").startswith(digits)
+
+
+def _check_actor(actor: str) -> None:
+    """``--by`` names who acts: a person's identifier or ``service:NAME``."""
+    name = actor.removeprefix("service:")
+    if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+        raise click.BadParameter(
+            f"{actor!r}: give a person (alice) or a service principal (service:release)",
+            param_hint="--by",
+        )
 
 
 def _history_rows(store: Store, engine: Engine) -> list[dict[str, Any]]:
@@ -232,14 +257,26 @@ def history_cmd(fmt: str, db: str | None) -> None:
 
 
 @pack.command("rollback")
-@click.option("--to", "target", help="Version, version+hash label or #id (default: the previous).")
+@click.option(
+    "--to",
+    "target",
+    help="Content hash (sha256:... or a prefix of its hex), version, version+hash label or"
+    " #id (default: the previously active pack).",
+)
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
-@click.option("--by", "actor", default="operator", show_default=True, help="Who rolls back.")
+@click.option(
+    "--by",
+    "actor",
+    required=True,
+    metavar="WHO",
+    help="Who rolls back: a person, or service:NAME (audited).",
+)
 @_store_options
 def rollback_cmd(
     target: str | None, reason: str, actor: str, db: str | None, at: str | None
 ) -> None:
     """Re-activate an earlier pack for new escalations; in-flight ones are untouched."""
+    _check_actor(actor)
     store, engine, when = _open(db, at)
     try:
         rows = _history_rows(store, engine)
@@ -253,6 +290,7 @@ def rollback_cmd(
                 r
                 for r in candidates
                 if wanted in (str(r["id"]), r["version"], r["version"].split("+")[0])
+                or _hash_matches(str(r["content_hash"]), wanted)
             ]
         else:
             candidates = [r for r in candidates if r["activated_at"] is not None]
