@@ -111,9 +111,11 @@ class MetricsCollector:
         pack: PackInfo | None,
         received: Mapping[str, int] | None = None,
         requests: Mapping[tuple[str, str, int], int] | None = None,
+        refused: Mapping[str, int] | None = None,
     ) -> list[Family]:
         """Every family. ``received``: events this process received, by outcome;
-        ``requests``: HTTP requests this process answered, by (method, route, code)."""
+        ``requests``: HTTP requests this process answered, by (method, route, code);
+        ``refused``: requests refused for security reasons (bad receipts), by reason."""
         kpis = self.kpis()
         return [
             *self._event_families(received),
@@ -124,6 +126,13 @@ class MetricsCollector:
             self._outbox(),
             *self._store_families(),
             _pack_info(pack),
+            Family(
+                "escalade_security_refusals_total",
+                "counter",
+                "Requests this server refused for security reasons, by reason"
+                " (receipt_signature, receipt_state).",
+                [({"reason": k}, v) for k, v in sorted((refused or {}).items())],
+            ),
             Family(
                 "escalade_http_requests_total",
                 "counter",

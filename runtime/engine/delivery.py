@@ -17,6 +17,7 @@ from escalade.runtime.engine.chain import failure
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.notify import COUNTS_AS_DELIVERED, Delivery, Notifier, as_delivery
+from escalade.runtime.receipts import receipt_channels
 from escalade.runtime.store import Escalation, OutboxMessage, Timer
 
 DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
@@ -99,16 +100,39 @@ class Outbox:
         if result.receipt not in COUNTS_AS_DELIVERED:
             undelivered(self.rt, msg, result, Moment(now=now, cause=f"delivery of {msg.key}"))
 
-    def record_receipt(self, key: str, now: int) -> bool:
-        """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
+    def confirm(self, key: str, channel: str | None, now: int) -> tuple[str, str]:
+        """A receipt for outbox ``key`` from ``channel`` (None: an in-process caller that
+        knows it was delivered). Returns ``(outcome, why)``: ``confirmed`` (marked
+        delivered and audited ``delivery_confirmed``), ``replay`` (already delivered:
+        nothing changes) or ``refused`` (unknown key, not awaiting a receipt, or a channel
+        that cannot confirm it)."""
         store = self.rt.store
         with store.transaction():
             msg = store.outbox_by_key(key)
             if msg is None:
-                return False
-            if msg.status != "delivered":
-                store.mark_outbox(msg.id, "delivered", now, msg.attempts, attempted=False)
-            return True
+                return "refused", f"no outbox message has the key {key!r}"
+            if channel is not None and channel not in receipt_channels(msg):
+                return "refused", f"{what(msg)} cannot be confirmed by the {channel} channel"
+            if msg.status == "delivered":
+                return "replay", f"{key} was already confirmed"
+            if msg.status not in ("sent", "pending"):  # pending: a receipt during the send
+                return "refused", f"{key} is {msg.status}, not awaiting a receipt"
+            store.mark_outbox(msg.id, "delivered", now, msg.attempts, attempted=False)
+            esc = store.escalation(msg.escalation_id) if msg.escalation_id is not None else None
+            if esc is not None:
+                how = f"{channel} receipt" if channel else "receipt"
+                detail = {"key": key, "channel": channel or ""}
+                m = Moment(now=now, actor=f"receipt:{channel or 'runtime'}")
+                audit_message(
+                    self.rt,
+                    msg,
+                    esc,
+                    m,
+                    "delivery_confirmed",
+                    f"{what(msg)} confirmed by {how}",
+                    detail,
+                )
+            return "confirmed", f"{key} delivered"
 
 
 def undelivered(rt: Runtime, msg: OutboxMessage, result: Delivery, m: Moment) -> None:

@@ -364,8 +364,14 @@ class Engine:
         return self.outbox.dispatch(self._now(at))
 
     def record_receipt(self, key: str, at: int | None = None) -> bool:
-        """A delivery receipt arrived for outbox ``key`` (used by real channels)."""
-        return self.outbox.record_receipt(key, self._now(at))
+        """An in-process caller knows the message ``key`` that awaited a receipt was
+        delivered; False when no such message awaits one."""
+        return self.outbox.confirm(key, None, self._now(at))[0] != "refused"
+
+    def confirm_receipt(self, key: str, channel: str, at: int | None = None) -> tuple[str, str]:
+        """A signed receipt from ``channel`` (``webhook`` or ``pager``) for outbox ``key``:
+        ``(confirmed | replay | refused, why)`` (see ``Outbox.confirm``)."""
+        return self.outbox.confirm(key, channel, self._now(at))
 
     # --- operator commands --------------------------------------------------------
     def _command(self, ticket: str, at: int | None, actor: str, decide: Decide) -> Outcome:

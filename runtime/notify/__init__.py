@@ -114,7 +114,7 @@ class RecordingNotifier:
         result = Delivery("dry_run", DRY_RUN_REASON)
         if msg.target in self.failing or msg.action in self.failing:
             result = Delivery("failed", f"{msg.target or msg.action} refuses deliveries (test)")
-        elif msg.target in self.silent:
+        elif msg.target in self.silent or msg.action in self.silent:
             result = Delivery("pending", f"{msg.target} sends no receipt (test)")
         text = msg.payload.get("text")
         self.sent.append(
