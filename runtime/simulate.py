@@ -89,8 +89,12 @@ def replay(
                 clock.set(start)
                 engine.activate(typed, start)
                 first = False
+            if item is not None:
+                # Processing time is the replayed line's time, set explicitly (an event's
+                # `at` never moves a live store's clock): history replays as it happened.
+                clock.set(max(clock.now(), item.at))
             if item is None or not isinstance(item, Command):
-                outcome = engine.receive(line)
+                outcome = engine.receive(line, clock.now())
                 if outcome.status == "applied":
                     result.applied += 1
                 elif outcome.status == "duplicate":
@@ -98,7 +102,6 @@ def replay(
                 else:
                     result.rejected += 1
                 continue
-            clock.set(item.at)
             result.commands += 1
             try:
                 run_command(engine, item)
