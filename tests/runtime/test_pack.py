@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,22 @@ def test_deeply_nested_condition_validates(raw: dict[str, Any]) -> None:
 
 def test_format_constant() -> None:
     assert FORMAT == "escalade.rulepack/v1"
+
+
+def test_the_content_hash_definition_is_frozen() -> None:
+    """Stores keep packs by this hash and rollbacks name it: it must never change. The
+    definition: sha256 of the canonical bytes (sorted keys, 2-space indent, UTF-8 as is,
+    a trailing newline) with ``content_hash`` empty and ``commit`` null."""
+    tiny = {
+        "format": "escalade.rulepack/v1",
+        "metadata": {"version": "1.0.0", "content_hash": "x", "commit": "abc"},
+        "policies": [],
+        "schema": {"events": ["ticket.created"], "objects": {}},
+        "directory": {"people": {"ana": {"name": "Ana \u00c9"}}, "teams": {}, "channels": {}},
+    }
+    expected = "sha256:b5f926412fa112fa16930c15c954821916ec33cf258c6bc97d392cb929fe25cc"
+    assert compute_content_hash(tiny) == expected
+    blank = copy.deepcopy(tiny)
+    blank["metadata"].update(content_hash="", commit=None)
+    text = json.dumps(blank, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest() == expected
