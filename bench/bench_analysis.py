@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from generate import LEAD_FIELDS, TICKET_FIELDS  # noqa: E402
+from generate import LEAD_FIELDS, TICKET_FIELDS
 
-from escalade.compiler import load_policy_set  # noqa: E402
-from escalade.compiler import model as m  # noqa: E402
-from escalade.compiler.algebra import Budget, Domains, find_outside, meet  # noqa: E402
-from escalade.compiler.diagnostics import Collector  # noqa: E402
-from escalade.compiler.passes import analysis  # noqa: E402
+from escalade.compiler import load_policy_set
+from escalade.compiler import model as m
+from escalade.compiler.algebra import Budget, Domains, find_outside, meet
+from escalade.compiler.diagnostics import Collector
+from escalade.compiler.passes import analysis
 
 SIZES = tuple(int(x) for x in os.environ.get("ESCALADE_BENCH_SIZES", "100,1000,5000").split(","))
 NAIVE_SIZES = (100, 1000)

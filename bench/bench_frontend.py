@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from generate import generate_policy_set  # noqa: E402
+from generate import generate_policy_set
 
-from escalade.compiler import load_policy_set  # noqa: E402
-from escalade.compiler import parse as parse_module  # noqa: E402
+from escalade.compiler import load_policy_set
+from escalade.compiler import parse as parse_module
 
 
 def measure(count: int) -> None:
