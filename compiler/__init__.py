@@ -23,7 +23,7 @@ from escalade.compiler.passes.analysis import ANALYSIS_PASSES
 from escalade.compiler.passes.checks import FRONTEND_PASSES, all_conditions
 from escalade.compiler.passes.lower import lower
 
-__all__ = ["CheckResult", "load_policy_set", "policy_files", "display_path"]
+__all__ = ["CheckResult", "display_path", "load_policy_set", "policy_files"]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 

@@ -63,8 +63,8 @@ __all__ = [
     "difference",
     "find_outside",
     "implies",
-    "meet",
     "iter_bits",
+    "meet",
     "overlap",
     "satisfiable",
 ]

@@ -35,7 +35,7 @@ from escalade.compiler.parse import decode_source, parse_source
 from escalade.compiler.printer import format_arg, format_cond, format_string
 from escalade.runtime.clock import format_duration, read_duration
 
-__all__ = ["FormatResult", "format_source", "format_file", "files_to_format"]
+__all__ = ["FormatResult", "files_to_format", "format_file", "format_source"]
 
 INDENT = "  "
 ONE_LINE_WIDTH = 100  # a person or channel longer than this gets one attribute per line

@@ -27,7 +27,7 @@ from escalade.compiler.passes.analysis import ordered_policies
 from escalade.compiler.printer import format_cond
 from escalade.runtime.clock import format_duration
 
-__all__ = ["Node", "Edge", "SetGraph", "set_graph", "render_mermaid", "render_dot"]
+__all__ = ["Edge", "Node", "SetGraph", "render_dot", "render_mermaid", "set_graph"]
 
 NodeKind = Literal["event", "policy", "owner"]
 EdgeKind = Literal["trigger", "handoff", "triage"]
