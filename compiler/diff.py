@@ -281,7 +281,7 @@ def describe_timeline(before: Mapping[str, Any], after: Mapping[str, Any]) -> li
 def _plain(value: Any, duration: bool = False) -> str:
     if value is None:
         return "none"
-    if duration or isinstance(value, int) and value >= 60:
+    if duration or (isinstance(value, int) and value >= 60):
         return format_duration(int(value))
     return str(value)
 

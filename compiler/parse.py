@@ -277,11 +277,10 @@ def _report_syntax_error(path: str, text: str, exc: UnexpectedInput, diags: Coll
     help_text: str | None = None
 
     bad_duration = re.match(r"-?[0-9]+(\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*", rest)
-    if (
-        isinstance(exc, UnexpectedToken)
-        and exc.token.type == "$END"
-        or isinstance(exc, UnexpectedEOF)
-    ):
+    at_end = isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    )
+    if at_end:
         last = _last_code_position(text)
         span = n.Span(path, last[0], last[1], last[0], last[1] + 1)
         expected = _expected_of(exc)

@@ -564,7 +564,7 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
         for h in policy.handoffs
     )
     link = f"{source_prefix}/{policy.file}#L{policy.line}" if source_prefix else None
-    moments = sorted(policy.on.items(), key=lambda kv: (_MOMENTS + (kv[0],)).index(kv[0]))
+    moments = sorted(policy.on.items(), key=lambda kv: (*_MOMENTS, kv[0]).index(kv[0]))
     return RunbookView(
         name=policy.name,
         title=policy.title or policy.name,
@@ -735,7 +735,7 @@ def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
     uncovered = [_failure_words(f) for f in _uncovered_failures(policy) if f != "unacknowledged"]
     target = triage()
     if target is not None:
-        edge("start", target, _or(uncovered + ["anything unexpected"]), dotted=True)
+        edge("start", target, _or([*uncovered, "anything unexpected"]), dotted=True)
     return "\n".join(lines)
 
 

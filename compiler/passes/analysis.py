@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
@@ -496,10 +497,10 @@ def check_handoff_loops(pset: m.PolicySet, diags: Collector) -> None:
         if len(comp) == 1 and start not in edges.get(start, {}):
             continue
         cycle = _shortest_cycle(start, set(comp), edges)
-        hops = [edges[a][b] for a, b in zip(cycle, cycle[1:], strict=False)]
+        hops = [edges[a][b] for a, b in pairwise(cycle)]
         notes = [
             Note(h.span, f"'{a}' hands off to '{b}' here (exception {h.name})")
-            for (a, b), h in zip(zip(cycle, cycle[1:], strict=False), hops, strict=True)
+            for (a, b), h in zip(pairwise(cycle), hops, strict=True)
         ]
         diags.report(
             "E301",
