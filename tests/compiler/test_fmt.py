@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ def shape(tree: Any) -> Any:
     if isinstance(tree, tuple | list):
         return tuple(shape(x) for x in tree)
     if dataclasses.is_dataclass(tree):
-        return (type(tree).__name__,) + tuple(
-            shape(getattr(tree, f.name)) for f in dataclasses.fields(tree)
+        return (
+            type(tree).__name__,
+            *(shape(getattr(tree, f.name)) for f in dataclasses.fields(tree)),
         )
     return tree
 
@@ -274,10 +276,8 @@ def test_cli_leaves_broken_files_alone(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["fmt", str(tmp_path)])
     assert result.exit_code == 1
     assert "error[E001]" in result.output and "broken.esc:2:" in result.output
-    assert (
-        "Traceback" not in result.output
-        and result.exception is None
-        or isinstance(result.exception, SystemExit)
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(
+        result.exception, SystemExit
     )
     assert broken.read_text("utf-8") == "policy p {\n  when a.b ==\n"
     assert binary.read_bytes() == b"\xff\xfe\x00policy"
@@ -341,6 +341,10 @@ def paren(tokens: list[str]) -> list[str]:
     return tokens if len(tokens) <= 4 and tokens[0] != "not" else ["(", *tokens, ")"]
 
 
+def flatten(parts: list[list[str]]) -> list[str]:
+    return [token for part in parts for token in part]
+
+
 def commas(items: list[str]) -> list[str]:
     out: list[str] = []
     for i, item in enumerate(items):
@@ -350,95 +354,119 @@ def commas(items: list[str]) -> list[str]:
     return out
 
 
+any_name = st.sampled_from(NAMES)
+any_arg = st.one_of(any_name, strings, st.sampled_from(FIELDS + DURATIONS + NUMBERS))
+any_duration = st.sampled_from(DURATIONS)
+
+
+def step_tokens(draw: st.DrawFn) -> list[str]:
+    return ["step", draw(any_name), *draw(st.lists(any_arg, max_size=3))]
+
+
+def text_tokens(kind: str) -> Callable[[st.DrawFn], list[str]]:
+    """``title "..."`` or ``guide "..."``."""
+    return lambda draw: [kind, draw(strings)]
+
+
+def approvers_tokens(draw: st.DrawFn) -> list[str]:
+    return ["approvers", *commas(draw(st.lists(strings, min_size=1, max_size=3)))]
+
+
+def priority_tokens(draw: st.DrawFn) -> list[str]:
+    return ["priority", draw(st.sampled_from(["0", "-5", "100", "007"]))]
+
+
+def trigger_tokens(draw: st.DrawFn) -> list[str]:
+    events = commas(draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=2)))
+    after = ["after", draw(any_duration)] if draw(st.booleans()) else []
+    return ["trigger", *events, *after]
+
+
+def when_tokens(draw: st.DrawFn) -> list[str]:
+    return ["when", *draw(conditions())]
+
+
+def owner_tokens(draw: st.DrawFn) -> list[str]:
+    ack = ["ack", draw(any_duration)] if draw(st.booleans()) else []
+    level = draw(st.sampled_from(["primary", "backup", "escalation"]))
+    return ["owner", level, draw(any_name), *ack]
+
+
+def repeat_tokens(draw: st.DrawFn) -> list[str]:
+    return ["repeat", draw(st.sampled_from(["0", "2"]))]
+
+
+def sla_tokens(draw: st.DrawFn) -> list[str]:
+    return ["sla", draw(st.sampled_from(["acknowledge", "resolve"])), draw(any_duration)]
+
+
+def on_tokens(draw: st.DrawFn) -> list[str]:
+    body = draw(st.lists(statements(inside_on=True), max_size=2))
+    return ["on", draw(st.sampled_from(["breach", "failover"])), "{", *flatten(body), "}"]
+
+
+def delivery_tokens(draw: st.DrawFn) -> list[str]:
+    then = ["then", draw(any_name)] if draw(st.booleans()) else []
+    return ["check", "delivery", "within", draw(any_duration), "else", "retry", "3", *then]
+
+
+def state_tokens(draw: st.DrawFn) -> list[str]:
+    within = ["within", draw(any_duration)] if draw(st.booleans()) else []
+    return ["check", "state", *draw(conditions()), *within]
+
+
+def close_tokens(draw: st.DrawFn) -> list[str]:
+    if draw(st.booleans()):
+        return ["check", "close", "requires", "postmortem"]
+    return ["check", "close", "requires", *draw(conditions())]
+
+
+def exception_tokens(draw: st.DrawFn) -> list[str]:
+    why = draw(st.one_of(st.just(None), st.sampled_from(["unacknowledged", "step_failed"])))
+    cond = [why] if why else draw(conditions())
+    return ["exception", draw(any_name), "when", *cond, "handoff", draw(any_name)]
+
+
+def triage_tokens(draw: st.DrawFn) -> list[str]:
+    pm = ["postmortem"] if draw(st.booleans()) else []
+    return ["exception", "unknown", "triage", draw(any_name), *pm]
+
+
+def use_tokens(draw: st.DrawFn) -> list[str]:
+    return ["use", draw(any_name), "(", *commas(draw(st.lists(any_arg, max_size=3))), ")"]
+
+
+def cooldown_tokens(draw: st.DrawFn) -> list[str]:
+    return ["cooldown", draw(any_duration)]
+
+
+# Every kind of policy statement and how to draw its tokens.
+STATEMENT_TOKENS: dict[str, Callable[[st.DrawFn], list[str]]] = {
+    "title": text_tokens("title"),
+    "approvers": approvers_tokens,
+    "priority": priority_tokens,
+    "trigger": trigger_tokens,
+    "when": when_tokens,
+    "owner": owner_tokens,
+    "repeat": repeat_tokens,
+    "sla": sla_tokens,
+    "step": step_tokens,
+    "guide": text_tokens("guide"),
+    "on": on_tokens,
+    "delivery": delivery_tokens,
+    "state": state_tokens,
+    "close": close_tokens,
+    "exception": exception_tokens,
+    "triage": triage_tokens,
+    "use": use_tokens,
+    "cooldown": cooldown_tokens,
+}
+
+
 @st.composite
 def statements(draw: st.DrawFn, inside_on: bool = False) -> list[str]:
-    name = st.sampled_from(NAMES)
-    arg = st.one_of(name, strings, st.sampled_from(FIELDS + DURATIONS + NUMBERS))
-    if inside_on:
-        kind = draw(st.sampled_from(["step", "guide"]))
-    else:
-        kind = draw(
-            st.sampled_from(
-                [
-                    "title",
-                    "approvers",
-                    "priority",
-                    "trigger",
-                    "when",
-                    "owner",
-                    "repeat",
-                    "sla",
-                    "step",
-                    "guide",
-                    "on",
-                    "delivery",
-                    "state",
-                    "close",
-                    "exception",
-                    "triage",
-                    "use",
-                    "cooldown",
-                ]
-            )
-        )
-    if kind == "step":
-        return ["step", draw(name), *draw(st.lists(arg, max_size=3))]
-    if kind in ("title", "guide"):
-        return [kind, draw(strings)]
-    if kind == "approvers":
-        return ["approvers", *commas(draw(st.lists(strings, min_size=1, max_size=3)))]
-    if kind == "priority":
-        return ["priority", draw(st.sampled_from(["0", "-5", "100", "007"]))]
-    if kind == "trigger":
-        events = commas(draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=2)))
-        after = ["after", draw(st.sampled_from(DURATIONS))] if draw(st.booleans()) else []
-        return ["trigger", *events, *after]
-    if kind == "when":
-        return ["when", *draw(conditions())]
-    if kind == "owner":
-        ack = ["ack", draw(st.sampled_from(DURATIONS))] if draw(st.booleans()) else []
-        level = draw(st.sampled_from(["primary", "backup", "escalation"]))
-        return ["owner", level, draw(name), *ack]
-    if kind == "repeat":
-        return ["repeat", draw(st.sampled_from(["0", "2"]))]
-    if kind == "sla":
-        return [
-            "sla",
-            draw(st.sampled_from(["acknowledge", "resolve"])),
-            draw(st.sampled_from(DURATIONS)),
-        ]
-    if kind == "on":
-        body = draw(st.lists(statements(inside_on=True), max_size=2))
-        return ["on", draw(st.sampled_from(["breach", "failover"])), "{", *sum(body, []), "}"]
-    if kind == "delivery":
-        then = ["then", draw(name)] if draw(st.booleans()) else []
-        return [
-            "check",
-            "delivery",
-            "within",
-            draw(st.sampled_from(DURATIONS)),
-            "else",
-            "retry",
-            "3",
-            *then,
-        ]
-    if kind == "state":
-        within = ["within", draw(st.sampled_from(DURATIONS))] if draw(st.booleans()) else []
-        return ["check", "state", *draw(conditions()), *within]
-    if kind == "close":
-        if draw(st.booleans()):
-            return ["check", "close", "requires", "postmortem"]
-        return ["check", "close", "requires", *draw(conditions())]
-    if kind == "exception":
-        why = draw(st.one_of(st.just(None), st.sampled_from(["unacknowledged", "step_failed"])))
-        cond = [why] if why else draw(conditions())
-        return ["exception", draw(name), "when", *cond, "handoff", draw(name)]
-    if kind == "triage":
-        pm = ["postmortem"] if draw(st.booleans()) else []
-        return ["exception", "unknown", "triage", draw(name), *pm]
-    if kind == "use":
-        return ["use", draw(name), "(", *commas(draw(st.lists(arg, max_size=3))), ")"]
-    return ["cooldown", draw(st.sampled_from(DURATIONS))]
+    kinds = ["step", "guide"] if inside_on else list(STATEMENT_TOKENS)
+    return STATEMENT_TOKENS[draw(st.sampled_from(kinds))](draw)
 
 
 @st.composite
@@ -481,8 +509,8 @@ def declarations(draw: st.DrawFn) -> list[str]:
                 max_size=3,
             )
         )
-        return ["team", name, "{", *sum(items, []), "}"]
-    body = sum(draw(st.lists(statements(), max_size=5)), [])
+        return ["team", name, "{", *flatten(items), "}"]
+    body = flatten(draw(st.lists(statements(), max_size=5)))
     if kind == "template":
         params = [[p, ":", "person"] for p in draw(st.lists(st.sampled_from(NAMES), max_size=2))]
         flat = [t for i, p in enumerate(params) for t in ([","] if i else []) + p]
@@ -496,7 +524,7 @@ SEPARATORS = [" ", " ", " ", "\n", "\n  ", "\n\n", "  ", "\t", "\n\n\n    "]
 @st.composite
 def policy_texts(draw: st.DrawFn) -> str:
     """A valid policy file laid out at random, with comments wherever white space may go."""
-    tokens = sum(draw(st.lists(declarations(), max_size=5)), [])
+    tokens = flatten(draw(st.lists(declarations(), max_size=5)))
     out: list[str] = []
     counter = 0
     for i, token in enumerate(tokens):
