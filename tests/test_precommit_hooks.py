@@ -63,7 +63,9 @@ def test_try_repo_against_a_policy_repository(tmp_path: Path) -> None:
     }
     pre_commit = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "--all-files"]
 
-    ok = subprocess.run(pre_commit, cwd=policy_repo, env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        pre_commit, cwd=policy_repo, env=env, capture_output=True, text=True, check=False
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "escalade check" in ok.stdout and "escalade build --check" in ok.stdout
     assert "escalade fmt --check" in ok.stdout
@@ -71,6 +73,8 @@ def test_try_repo_against_a_policy_repository(tmp_path: Path) -> None:
 
     schema = policy_repo / "policies" / "customer_ops.esc"
     schema.write_text(schema.read_text().replace("== critical and", "== critcal and"))
-    bad = subprocess.run(pre_commit, cwd=policy_repo, env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        pre_commit, cwd=policy_repo, env=env, capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "E104" in bad.stdout
