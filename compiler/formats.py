@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 
 from escalade.compiler.diagnostics import Diagnostic, count
-from escalade.runtime.textio import decode_utf8 as decode_utf8
 
 _WINDOW = 120
 

@@ -31,7 +31,7 @@ from lark import Lark, Token, Tree, UnexpectedInput
 
 from escalade.compiler import load_policy_set
 from escalade.compiler.backends.rulepack import build_pack
-from escalade.compiler.formats import decode_utf8, render_text
+from escalade.compiler.formats import render_text
 from escalade.compiler.passes.checks import ACTIONS
 from escalade.compiler.passes.lower import did_you_mean
 from escalade.runtime.clock import TimeError, VirtualClock, format_time, parse_duration, parse_time
@@ -39,6 +39,7 @@ from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.store import STATES
 from escalade.runtime.store.sqlite import SQLiteStore
+from escalade.runtime.textio import decode_utf8
 
 DEFAULT_START = "2026-11-27T10:00:00Z"
 
