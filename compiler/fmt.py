@@ -256,13 +256,13 @@ class _Printer:
         words: list[str] = []
         for row in rows:
             for m in re.finditer(r'"(?:[^"\\]|\\.)*"|#.*|,|[^\s,#"]+', row):
-                token = m.group(0)
-                if token.startswith("#"):
+                word = m.group(0)
+                if word.startswith("#"):
                     break
-                if token == "," and words:
+                if word == "," and words:
                     words[-1] += ","
                 else:
-                    words.append(token)
+                    words.append(word)
         return " ".join(words)
 
     # statements ---------------------------------------------------------------
