@@ -246,6 +246,65 @@ def _other_text(literals: Iterable[str]) -> str:
 # --------------------------------------------------------------------------- domains
 
 
+NUMERIC_KINDS = ("number", "duration", "time")
+"""Kinds that compare with ``<``, ``<=``, ``>`` and ``>=``: cut into intervals."""
+
+
+@dataclass(slots=True)
+class _FieldLiterals:
+    """What the atoms of a group of conditions say about each field they mention.
+
+    A field is listed (``infos``) as soon as an atom names it; its cells come from
+    the literals its atoms compare it with, of the right type.
+    """
+
+    infos: dict[str, m.FieldInfo] = field(default_factory=dict)
+    numbers: dict[str, set[float]] = field(default_factory=dict)
+    texts: dict[str, set[str]] = field(default_factory=dict)
+    tags: dict[str, set[str]] = field(default_factory=dict)
+    plain: set[str] = field(default_factory=set)  # enum and bool fields compared with
+
+    def add(self, schema: m.Schema, atom: n.Atom) -> None:
+        """Note the field ``atom`` tests and the literal it tests it against."""
+        info = schema.field(atom.field.obj, atom.field.field)
+        if info is None:
+            return
+        self.infos[info.path] = info
+        if isinstance(atom, n.Has):
+            if info.kind == "set":
+                self.tags.setdefault(info.path, set()).add(atom.tag.value)
+            return
+        given = (atom.value,) if isinstance(atom, n.Compare) else atom.values
+        if info.kind in NUMERIC_KINDS:
+            bucket = self.numbers.setdefault(info.path, set())
+            for v in given:
+                num = _numeric_literal(info, v)
+                if num is not None:
+                    bucket.add(num)
+        elif info.kind == "text":
+            self.texts.setdefault(info.path, set()).update(
+                v.raw for v in given if v.kind == "string"
+            )
+        elif info.kind in ("enum", "bool"):
+            self.plain.add(info.path)
+
+    def variables(self, path: str) -> list[Variable]:
+        """The variables that cut the field at ``path`` into cells (one per tag of a set)."""
+        info = self.infos[path]
+        if info.kind in ("enum", "bool") and path in self.plain:
+            return [_plain_variable(info)]
+        if info.kind == "text" and path in self.texts:
+            return [_text_variable(path, self.texts[path])]
+        if info.kind in NUMERIC_KINDS and path in self.numbers:
+            return [_numeric_variable(info, self.numbers[path])]
+        if info.kind == "set" and path in self.tags:
+            return [
+                Variable(path, "set", tag, (False, True), ("absent", "present"))
+                for tag in sorted(self.tags[path])
+            ]
+        return []
+
+
 class Domains:
     """The variables (and their cells) of every field a group of conditions mentions.
 
@@ -273,55 +332,12 @@ class Domains:
         Atoms on unknown fields, or with values of the wrong type, are left
         out here; compiling a condition that holds one raises ``Undecided``.
         """
-        numbers: dict[str, set[float]] = {}
-        texts: dict[str, set[str]] = {}
-        tags: dict[str, set[str]] = {}
-        plain: dict[str, m.FieldInfo] = {}
-        infos: dict[str, m.FieldInfo] = {}
+        literals = _FieldLiterals()
         for cond in conds:
-            if cond is None:
-                continue
-            for atom in _atoms(cond):
-                info = schema.field(atom.field.obj, atom.field.field)
-                if info is None:
-                    continue
-                infos[info.path] = info
-                if isinstance(atom, n.Has):
-                    if info.kind == "set":
-                        tags.setdefault(info.path, set()).add(atom.tag.value)
-                    continue
-                given = (atom.value,) if isinstance(atom, n.Compare) else atom.values
-                if info.kind in ("number", "duration", "time"):
-                    bucket = numbers.setdefault(info.path, set())
-                    for v in given:
-                        num = _numeric_literal(info, v)
-                        if num is not None:
-                            bucket.add(num)
-                elif info.kind == "text":
-                    bucket_t = texts.setdefault(info.path, set())
-                    bucket_t.update(v.raw for v in given if v.kind == "string")
-                elif info.kind in ("enum", "bool"):
-                    plain[info.path] = info
-        variables: list[Variable] = []
-        for path in sorted(infos):
-            info = infos[path]
-            if info.kind in ("enum", "bool") and path in plain:
-                variables.append(_plain_variable(info))
-            elif info.kind == "text" and path in texts:
-                lits = sorted(texts[path])
-                values: list[Any] = [MISSING, _other_text(lits), *lits]
-                labels = ["missing", "other", *(_quote(s) for s in lits)]
-                cells = {s: i + 2 for i, s in enumerate(lits)}
-                variables.append(
-                    Variable(path, "text", None, tuple(values), tuple(labels), literals=cells)
-                )
-            elif info.kind in ("number", "duration", "time") and path in numbers:
-                variables.append(_numeric_variable(info, numbers[path]))
-            elif info.kind == "set" and path in tags:
-                for tag in sorted(tags[path]):
-                    variables.append(
-                        Variable(path, "set", tag, (False, True), ("absent", "present"))
-                    )
+            if cond is not None:
+                for atom in _atoms(cond):
+                    literals.add(schema, atom)
+        variables = [v for path in sorted(literals.infos) for v in literals.variables(path)]
         return cls(schema, variables)
 
     # -- compiling ----------------------------------------------------------------
@@ -392,7 +408,7 @@ class Domains:
         if op in ("==", "!="):
             mask = self._point_mask(v, atom.value, atom.span)
             return var, mask if op == "==" else v.present & ~mask
-        if v.kind not in ("number", "duration", "time"):
+        if v.kind not in NUMERIC_KINDS:
             raise Undecided(f"'{info.path}' is {info.kind}: `{op}` does not apply", atom.span)
         num = _numeric_literal(info, atom.value)
         if num is None:
@@ -488,6 +504,15 @@ def _plain_variable(info: m.FieldInfo) -> Variable:
             info.path, "bool", None, (MISSING, False, True), ("missing", "false", "true")
         )
     return Variable(info.path, "enum", None, (MISSING, *info.values), ("missing", *info.values))
+
+
+def _text_variable(path: str, literals: Iterable[str]) -> Variable:
+    """Cells of a text field: missing, any other text, then each literal compared with."""
+    lits = sorted(literals)
+    values: list[Any] = [MISSING, _other_text(lits), *lits]
+    labels = ["missing", "other", *(_quote(s) for s in lits)]
+    cells = {s: i + 2 for i, s in enumerate(lits)}
+    return Variable(path, "text", None, tuple(values), tuple(labels), literals=cells)
 
 
 def _quote(s: str) -> str:
@@ -907,7 +932,7 @@ class Witness:
                 parts.append(f"{path} = {_quote(value)}")
             elif kind == "bool":
                 parts.append(f"{path} = {'true' if value else 'false'}")
-            elif kind in ("number", "duration", "time"):
+            elif kind in NUMERIC_KINDS:
                 parts.append(f"{path} = {_format_number(kind, value)}")
             else:
                 parts.append(f"{path} = {value}")
