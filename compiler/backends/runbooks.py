@@ -668,75 +668,111 @@ def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
 
     Ids are ``[A-Za-z][A-Za-z0-9_]*`` and every label is double-quoted with entity
     codes, so no policy text can break the diagram."""
-    d = Describer(pack, md=False)
-    lines = ["flowchart TD"]
-    made: set[str] = set()
+    chart = _Flowchart(pack, policy)
+    chart.draw_start()
+    owners = chart.draw_chain()
+    chart.draw_exhaustion(owners)
+    chart.draw_exceptions()
+    return "\n".join(chart.lines)
 
-    def node(ident: str, label: str, shape: str = "box") -> str:
+
+class _Flowchart:
+    """One policy's Mermaid flowchart as it is drawn: a node is declared where it is
+    first used, edges in the order they are drawn."""
+
+    def __init__(self, pack: RulePack, policy: Policy) -> None:
+        self.pack = pack
+        self.policy = policy
+        self.d = Describer(pack, md=False)
+        self.words = Phrasing(pack, _subject(policy), md=False)
+        self.lines = ["flowchart TD"]
+        self._made: set[str] = set()
+
+    def node(self, ident: str, label: str, shape: str = "box") -> str:
         assert _MERMAID_ID.match(ident), ident
-        if ident not in made:
-            made.add(ident)
+        if ident not in self._made:
+            self._made.add(ident)
             wrapped = {"box": "[{}]", "round": "({})", "stop": "([{}])"}[shape]
-            lines.append(f"  {ident}{wrapped.format(mermaid_label(label))}")
+            self.lines.append(f"  {ident}{wrapped.format(mermaid_label(label))}")
         return ident
 
-    def edge(a: str, b: str, label: str | None = None, dotted: bool = False) -> None:
+    def edge(self, a: str, b: str, label: str | None = None, dotted: bool = False) -> None:
         arrow = "-.->" if dotted else "-->"
-        lines.append(
+        self.lines.append(
             f"  {a} {arrow}|{mermaid_label(label)}| {b}" if label else f"  {a} {arrow} {b}"
         )
 
-    def handoff(target: str) -> str:
-        return node(f"handoff_{target}", f"hand off: {target} runbook")
+    def handoff(self, target: str) -> str:
+        return self.node(f"handoff_{target}", f"hand off: {target} runbook")
 
-    def triage() -> str | None:
-        t = policy.triage
+    def triage(self) -> str | None:
+        t = self.policy.triage
         if t is None:
             return None
         pm = " + post-mortem" if t.postmortem else ""
-        return node("triage", f"Type B triage: {d.name(t.ref, t.kind)}{pm}")
+        return self.node("triage", f"Type B triage: {self.d.name(t.ref, t.kind)}{pm}")
 
-    words = Phrasing(pack, _subject(policy), md=False)
-    if policy.triggers:
-        cond = f": {words.cond(policy.when)}" if policy.when else ""
-        later = f", {duration_words(policy.after)} later" if policy.after else ""
-        node("start", f"{', '.join(policy.triggers)}{later}{cond}", "round")
-    else:
-        sources = sorted({h.policy for h in _handoff_sources(pack).get(policy.name, [])})
-        node("start", f"handoff from {', '.join(sources) or 'another policy'}", "round")
-    ids = []
-    for o in policy.owners:
-        keeps = "" if o.ack is not None else " (keeps it until acknowledged)"
-        ids.append(node(f"owner_{o.level}", f"{o.level}: {d.name(o.ref, o.kind)}{keeps}"))
-    node("acked", "acknowledged → resolve → close when checks pass", "stop")
-    if ids:
-        edge("start", ids[0], "steps run, assign")
-    for i, o in enumerate(policy.owners):
-        edge(ids[i], "acked", "ack")
-        if o.ack is None:
-            break
-        if i + 1 < len(ids):
-            edge(ids[i], ids[i + 1], f"no ack {duration_words(o.ack)}")
-    schedule = policy.chain_schedule()
-    if ids and schedule.exhausted_at is not None:
+    def draw_start(self) -> None:
+        """The start: the triggering events (and condition), or the policies handing off."""
+        policy = self.policy
+        if policy.triggers:
+            cond = f": {self.words.cond(policy.when)}" if policy.when else ""
+            later = f", {duration_words(policy.after)} later" if policy.after else ""
+            self.node("start", f"{', '.join(policy.triggers)}{later}{cond}", "round")
+        else:
+            handoffs = _handoff_sources(self.pack).get(policy.name, [])
+            sources = sorted({h.policy for h in handoffs})
+            self.node("start", f"handoff from {', '.join(sources) or 'another policy'}", "round")
+
+    def draw_chain(self) -> list[str]:
+        """The owners in chain order, each with its ack and its no-ack edge to the next;
+        returns the owners' node ids."""
+        ids = []
+        for o in self.policy.owners:
+            keeps = "" if o.ack is not None else " (keeps it until acknowledged)"
+            ids.append(
+                self.node(f"owner_{o.level}", f"{o.level}: {self.d.name(o.ref, o.kind)}{keeps}")
+            )
+        self.node("acked", "acknowledged → resolve → close when checks pass", "stop")
+        if ids:
+            self.edge("start", ids[0], "steps run, assign")
+        for i, o in enumerate(self.policy.owners):
+            self.edge(ids[i], "acked", "ack")
+            if o.ack is None:
+                break
+            if i + 1 < len(ids):
+                self.edge(ids[i], ids[i + 1], f"no ack {duration_words(o.ack)}")
+        return ids
+
+    def draw_exhaustion(self, ids: list[str]) -> None:
+        """When nobody acknowledges: the chain repeats, then hands off or goes to triage."""
+        policy = self.policy
+        schedule = policy.chain_schedule()
+        if not ids or schedule.exhausted_at is None:
+            return
         last_ack = policy.owners[-1].ack or 0
         if policy.repeat:
-            edge(ids[-1], ids[0], f"no ack {duration_words(last_ack)}: repeat ({policy.repeat}×)")
+            repeat = f"no ack {duration_words(last_ack)}: repeat ({policy.repeat}×)"
+            self.edge(ids[-1], ids[0], repeat)
         unacked = policy.failure_handoff("unacknowledged")
-        target = handoff(unacked.policy) if unacked is not None else triage()
+        target = self.handoff(unacked.policy) if unacked is not None else self.triage()
         if target is not None:
             at = (policy.after or 0) + schedule.exhausted_at  # from the event, as the timeline
-            edge(ids[-1], target, f"chain exhausted at {duration_words(at)}")
-    for h in policy.handoffs:
-        if h.failure == "unacknowledged":
-            continue
-        why = words.cond(h.when) if h.when else _failure_words(h.failure)
-        edge("start", handoff(h.policy), why, dotted=True)
-    uncovered = [_failure_words(f) for f in _uncovered_failures(policy) if f != "unacknowledged"]
-    target = triage()
-    if target is not None:
-        edge("start", target, _or([*uncovered, "anything unexpected"]), dotted=True)
-    return "\n".join(lines)
+            self.edge(ids[-1], target, f"chain exhausted at {duration_words(at)}")
+
+    def draw_exceptions(self) -> None:
+        """Dotted edges from the start: each exception's handoff, then triage for the rest."""
+        for h in self.policy.handoffs:
+            if h.failure == "unacknowledged":
+                continue
+            why = self.words.cond(h.when) if h.when else _failure_words(h.failure)
+            self.edge("start", self.handoff(h.policy), why, dotted=True)
+        uncovered = [
+            _failure_words(f) for f in _uncovered_failures(self.policy) if f != "unacknowledged"
+        ]
+        target = self.triage()
+        if target is not None:
+            self.edge("start", target, _or([*uncovered, "anything unexpected"]), dotted=True)
 
 
 # --------------------------------------------------------------------------- rendering
