@@ -37,6 +37,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -169,15 +170,36 @@ def http_receipt(status: int | None, accepted: Receipt = "pending") -> Receipt:
 # --- what a message says -------------------------------------------------------
 
 
+# Controls and unpaired surrogates: mail forbids NUL, terminals obey escape sequences.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def summary(msg: OutboxMessage) -> str:
-    """One line for a human: the step's text, else what happened to which ticket."""
+    """One line for a human: the step's text, else what happened to which ticket.
+
+    Blanks of any kind (line breaks too) become one space, so the line is safe in a
+    mail header; other control characters become U+FFFD."""
     text = msg.payload.get("text")
     if isinstance(text, str) and text.strip():
-        return " ".join(text.split())
+        return _UNPRINTABLE.sub("\ufffd", " ".join(text.split()))
     policy = msg.payload.get("policy") or "escalade"
     if msg.action == "page":
         return f"Page: ticket {msg.ticket} needs you ({policy})"
     return f"{msg.action} for ticket {msg.ticket} ({policy})"
+
+
+def slack_escape(text: str) -> str:
+    """Text for a Slack message as text: ``&``, ``<`` and ``>`` escaped as Slack asks.
+
+    Slack reads ``<!channel>``, ``<@U123>`` and ``<https://x|label>`` in a message as
+    mentions and links; a ticket title carrying them must not ping a whole channel.
+    The engine's texts are plain (policy templates filled with event values), so
+    the whole text is escaped: markup written in a policy is shown, not obeyed.
+
+    >>> slack_escape("<!channel> R&D <3")
+    '&lt;!channel&gt; R&amp;D &lt;3'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _dumps(value: Any) -> bytes:
@@ -190,6 +212,8 @@ def _dumps(value: Any) -> bytes:
 @dataclass(frozen=True, slots=True)
 class SlackWebhook:
     """A Slack incoming webhook: POST ``{"text", "channel"}``; the answer ``ok`` is the receipt.
+
+    The text is escaped (:func:`slack_escape`): values from events arrive as text.
 
     The URL embeds Slack's token, so it is read from the environment variable
     ``url_env`` at each delivery and never logged beyond its host."""
@@ -204,7 +228,7 @@ class SlackWebhook:
             return url
         text = summary(msg)
         context = f"ticket {msg.ticket} · policy {msg.payload.get('policy', '')} · {msg.key}"
-        body: dict[str, Any] = {"text": f"{text}\n_{context}_"}
+        body: dict[str, Any] = {"text": f"{slack_escape(text)}\n_{slack_escape(context)}_"}
         if target:
             body["channel"] = target
         answer = post_json(url, _dumps(body), {IDEMPOTENCY_HEADER: msg.key}, self.timeout)

@@ -7,6 +7,8 @@ test scripts it; an aiosmtpd server receives the mail. Every wait is bounded.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import hmac
 import ipaddress
@@ -850,3 +852,61 @@ def test_cli_uses_the_notifiers_and_trusted_keys_of_escalade_yaml(
     (tmp_path / "escalade.yaml").write_text("runtime:\n  notifiers:\n    slack: {webhook_url: x}\n")
     result = CliRunner().invoke(runtime_main, ["tick", "--db", "e.db"])
     assert result.exit_code == 1 and "escalade.yaml:3:13" in result.output
+
+
+# --- values from events arrive as text ------------------------------------------
+
+
+def test_slack_escapes_values_so_mentions_and_links_arrive_as_text(
+    receiver: Receiver, env: dict[str, str]
+) -> None:
+    slack = SlackWebhook("ESC_TEST_SLACK_URL", 2, environ=env)
+    title = "<!channel> R&D <@U123> <https://evil.example|click> &lt;"
+    msg = message(text=f"Escalation opened: {title}", channel=SLACK_CHANNEL)
+    assert slack.send(msg, "#cust-ops-oncall").receipt == "delivered"
+    [got] = receiver.on("/slack")
+    assert got.json["text"] == (
+        "Escalation opened: &lt;!channel&gt; R&amp;D &lt;@U123&gt;"
+        " &lt;https://evil.example|click&gt; &amp;lt;\n"
+        "_ticket T1 · policy enterprise_critical · esc-1/2_"
+    )
+    assert "<" not in got.json["text"] and ">" not in got.json["text"]
+
+
+def test_an_event_title_reaches_slack_as_text_and_webhooks_as_data(
+    tmp_path: Path, pack: dict[str, Any], receiver: Receiver, env: dict[str, str]
+) -> None:
+    engine, store = _engine(tmp_path, pack, notifier(receiver, env))()
+    title = "<!channel> checkout & <!here>"
+    try:
+        assert engine.receive(critical("T1", "e1", title=title), T0).status == "applied"
+    finally:
+        store.close()
+    slack = receiver.on("/slack")
+    assert slack and all("<" not in r.json["text"] for r in slack)
+    assert (
+        "Escalation opened: &lt;!channel&gt; checkout &amp; &lt;!here&gt;" in slack[0].json["text"]
+    )
+    hooks = receiver.on("/hook")
+    assert all(h.signature_ok for h in hooks)
+    ticket = next(h.json for h in hooks if h.json["action"] == "create_ticket")
+    assert ticket["payload"]["text"] == f"Escalation: {title} (Acme)"  # the value, as JSON data
+
+
+def test_an_email_carries_hostile_text_without_new_headers_or_control_bytes(
+    smtp: tuple[Mailbox, int], env: dict[str, str]
+) -> None:
+    mailbox, port = smtp
+    text = "Down\r\nBcc: evil@example.com\r\n\r\nforged body\x00\x1b[2J\u2028To: x@example.com"
+    sent = login_mail(port, env).send(message(key="esc-4/1", text=text), "revops@example.com")
+    assert sent.receipt == "delivered", sent.reason
+    [envelope] = mailbox.messages
+    assert envelope.rcpt_tos == ["revops@example.com"]
+    content = envelope.content if isinstance(envelope.content, bytes) else b""
+    assert b"\x00" not in content and b"\x1b" not in content
+    mail = email.message_from_bytes(content, policy=email.policy.default)
+    assert mail["Bcc"] is None and mail.get_all("To") == ["revops@example.com"]
+    one_line = "Down Bcc: evil@example.com forged body\ufffd\ufffd[2J To: x@example.com"
+    assert mail["Subject"] == f"[escalade] {one_line}"
+    body = mail.get_body()
+    assert body is not None and body.get_content().splitlines()[0] == one_line
