@@ -465,7 +465,7 @@ def _checks(pack: RulePack, policy: Policy) -> list[str]:
         then = ""
         if c.then is not None:
             ch = pack.channels.get(c.then)
-            then = f", then sent to {ch.target if ch else c.then}"
+            then = f", then sent to {markdown_text(ch.target) if ch else c.then}"
         checks.append(
             f"Every notification is delivered within {duration_words(c.within)} "
             f"(else retried {c.retry} time{'s' if c.retry != 1 else ''}{then}); "
@@ -783,7 +783,10 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("escalade.compiler", "templates"),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        # Markdown, not HTML: HTML escaping would show `&lt;` to the reader. Text from
+        # the policies is neutralised for Markdown instead, by the `md` filter and
+        # Describer/Phrasing (markdown_text), before it reaches a template.
+        autoescape=False,  # noqa: S701
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -114,8 +114,11 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
         "event ticket.created\nschema ticket { id: text  title: text }\n"
         'person p1 { name "Ann <img src=x> | *boss*" email "a@example.com" }\n'
         'person p2 { name "Ben" slack "@ben" }\n'
+        'channel c1 { email "<img src=x>@example.com" }\n'
         "policy x {\n"
-        '  title "A <script> | title"  approvers "@acme/ops"  trigger ticket.created\n'
+        '  title "A <script> | title"  approvers "@acme/ops", "<img src=x>"\n'
+        "  trigger ticket.created\n"
+        "  check delivery within 5m else retry 1 then c1\n"
         '  when ticket.title == "<b>`x`|"\n'
         "  owner primary p1 ack 5m  owner backup p2\n"
         "  exception unknown triage p2\n}\n"
@@ -128,6 +131,8 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
         assert not re.search(r"(?<!\\)<(img|script|b>)", prose), prose
     assert "**Ann \\<img src=x\\> \\| \\*boss\\***" in pages["x.md"]
     assert "its title is *\\<b\\>\\`x\\`\\|*" in pages["x.md"]
+    assert "Approvers: @acme/ops, \\<img src=x\\> ·" in pages["x.md"]
+    assert "then sent to \\<img src=x\\>@example.com" in pages["x.md"]
 
 
 def test_after_trigger_timeline_counts_from_the_event(pack: RulePack) -> None:
