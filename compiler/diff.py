@@ -17,7 +17,7 @@ A pure reformat, a file rename or a policy renamed without other change is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +309,43 @@ def diff_sets(base: m.PolicySet, head: m.PolicySet, base_label: str, head_label:
     b_names, h_names = set(base.policies), set(head.policies)
     removed = sorted(b_names - h_names)
     added = sorted(h_names - b_names)
+    renamed = _renames(base, head, removed, added)
+    pdiff.renamed = sorted(renamed.items())
+    pdiff.removed = [r for r in removed if r not in renamed]
+    pdiff.added = [a for a in added if a not in renamed.values()]
+
+    routing, base_owned, head_owned, undecided = _routing_changes(base, head, renamed)
+
+    timelines: list[TimelineChange] = []
+    for name in sorted(b_names & h_names) + [old for old, _ in pdiff.renamed]:
+        new_name = renamed.get(name, name)
+        bp, hp = base.policies[name], head.policies[new_name]
+        b_tl, h_tl = timeline_signature(base, bp), timeline_signature(head, hp)
+        changes = describe_timeline(b_tl, h_tl) if b_tl != h_tl else []
+        changes += _trigger_changes(base, head, bp, hp)
+        changes += [
+            f"{key} changed" for key in _info_changes(info_signature(bp), info_signature(hp))
+        ]
+        if changes:
+            pdiff.changed[new_name] = changes
+        if b_tl == h_tl:
+            continue
+        b_owned = _owned_by(base_owned, bp.triggers, name)
+        h_owned = _owned_by(head_owned, hp.triggers, new_name)
+        kinds, witness = _retimed_events(new_name, b_owned, h_owned, undecided)
+        if kinds or not hp.triggers:
+            event = witness.event(kinds[0]) if witness is not None else None
+            timelines.append(
+                TimelineChange(new_name, describe_timeline(b_tl, h_tl), kinds, witness, event)
+            )
+    return DiffResult(base_label, head_label, pdiff, routing, timelines, undecided)
+
+
+def _renames(
+    base: m.PolicySet, head: m.PolicySet, removed: Sequence[str], added: Sequence[str]
+) -> dict[str, str]:
+    """Old name → new name for each removed policy that an added one repeats exactly
+    (same timeline and routing): a rename, not a removal and an addition."""
 
     def full_sig(s: m.PolicySet, p: m.Policy) -> str:
         return json.dumps(
@@ -323,56 +360,52 @@ def diff_sets(base: m.PolicySet, head: m.PolicySet, base_label: str, head_label:
             ):
                 renamed[old] = new
                 break
-    pdiff.renamed = sorted(renamed.items())
-    pdiff.removed = [r for r in removed if r not in renamed]
-    pdiff.added = [a for a in added if a not in renamed.values()]
+    return renamed
 
-    routing, base_owned, head_owned, undecided = _routing_changes(base, head, renamed)
 
-    timelines: list[TimelineChange] = []
-    for name in sorted(b_names & h_names) + [old for old, _ in pdiff.renamed]:
-        new_name = renamed.get(name, name)
-        bp, hp = base.policies[name], head.policies[new_name]
-        b_tl, h_tl = timeline_signature(base, bp), timeline_signature(head, hp)
-        changes: list[str] = []
-        if b_tl != h_tl:
-            changes.extend(describe_timeline(b_tl, h_tl))
-        b_route, h_route = routing_signature(bp), routing_signature(hp)
-        if b_route != h_route:
-            if {**b_route, "when": None} == {**h_route, "when": None} and _same_events(
-                base, head, bp.when, hp.when
-            ):
-                changes.append("condition rewritten (it accepts the same events)")
-            else:
-                changes.append("trigger (events, condition or priority) changed")
-        info = _info_changes(info_signature(bp), info_signature(hp))
-        changes.extend(f"{key} changed" for key in info)
-        if changes:
-            pdiff.changed[new_name] = changes
-        if b_tl == h_tl:
+def _trigger_changes(base: m.PolicySet, head: m.PolicySet, bp: m.Policy, hp: m.Policy) -> list[str]:
+    """How the trigger of a policy changed: not at all, a condition rewritten to accept
+    the same events, or really."""
+    b_route, h_route = routing_signature(bp), routing_signature(hp)
+    if b_route == h_route:
+        return []
+    if {**b_route, "when": None} == {**h_route, "when": None} and _same_events(
+        base, head, bp.when, hp.when
+    ):
+        return ["condition rewritten (it accepts the same events)"]
+    return ["trigger (events, condition or priority) changed"]
+
+
+def _owned_by(
+    owned: Mapping[str, Mapping[str, Region]], kinds: Iterable[str], policy: str
+) -> dict[str, Region]:
+    """Event kind → the events ``policy`` owns of that kind, for the kinds it triggers on."""
+    return {kind: owned[kind][policy] for kind in kinds if policy in owned.get(kind, {})}
+
+
+def _retimed_events(
+    name: str,
+    base_owned: Mapping[str, Region],
+    head_owned: Mapping[str, Region],
+    undecided: list[str],
+) -> tuple[list[str], Witness | None]:
+    """The event kinds on which a policy whose timeline changed owns events on both sides,
+    with a witness for the first; questions too hard to decide go to ``undecided``.
+
+    ``base_owned`` and ``head_owned`` are its regions, by event kind, on either side."""
+    kinds: list[str] = []
+    witness: Witness | None = None
+    for kind in sorted(set(base_owned) & set(head_owned)):
+        try:
+            w = overlap(base_owned[kind], head_owned[kind], Budget())
+        except Undecided as exc:
+            undecided.append(f"timeline of {name} on {kind}: {exc.reason}")
             continue
-        kinds: list[str] = []
-        witness: Witness | None = None
-        event: dict[str, Any] | None = None
-        for kind in sorted(set(bp.triggers) & set(hp.triggers)):
-            b_region = base_owned.get(kind, {}).get(name)
-            h_region = head_owned.get(kind, {}).get(new_name)
-            if b_region is None or h_region is None:
-                continue
-            try:
-                w = overlap(b_region, h_region, Budget())
-            except Undecided as exc:
-                undecided.append(f"timeline of {new_name} on {kind}: {exc.reason}")
-                continue
-            if w is not None:
-                kinds.append(kind)
-                if witness is None:
-                    witness, event = w, w.event(kind)
-        if kinds or not hp.triggers:
-            timelines.append(
-                TimelineChange(new_name, describe_timeline(b_tl, h_tl), kinds, witness, event)
-            )
-    return DiffResult(base_label, head_label, pdiff, routing, timelines, undecided)
+        if w is not None:
+            kinds.append(kind)
+            if witness is None:
+                witness = w
+    return kinds, witness
 
 
 # --------------------------------------------------------------------------- rendering
