@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Diagnostic
@@ -298,49 +299,111 @@ def field_type(t: n.FieldType) -> str:
 
 def statement(s: n.Stmt) -> str:
     """One policy statement (not ``on``) in canonical form."""
-    if isinstance(s, n.TitleStmt):
-        return f"title {format_string(s.text.value)}"
-    if isinstance(s, n.DescriptionStmt):
-        return f"description {format_string(s.text.value)}"
-    if isinstance(s, n.ApproversStmt):
-        return "approvers " + ", ".join(format_string(a.value) for a in s.approvers)
-    if isinstance(s, n.PriorityStmt):
-        return f"priority {s.value}"
-    if isinstance(s, n.TriggerStmt):
-        after = f" after {duration(s.after)}" if s.after is not None else ""
-        return "trigger " + ", ".join(e.value for e in s.events) + after
-    if isinstance(s, n.WhenStmt):
-        return f"when {cond(s.cond)}"
-    if isinstance(s, n.OwnerStmt):
-        ack = f" ack {duration(s.ack)}" if s.ack is not None else ""
-        return f"owner {s.level.value} {s.ref.value}{ack}"
-    if isinstance(s, n.RepeatStmt):
-        return f"repeat {s.count}"
-    if isinstance(s, n.SlaStmt):
-        return f"sla {s.kind.value} {duration(s.duration)}"
-    if isinstance(s, n.StepStmt):
-        return " ".join(["step", s.action.value, *(format_arg(a) for a in s.args)])
-    if isinstance(s, n.GuideStmt):
-        return f"guide {format_string(s.text.value)}"
-    if isinstance(s, n.CheckDelivery):
-        then = f" then {s.then.value}" if s.then is not None else ""
-        return f"check delivery within {duration(s.within)} else retry {s.retry}{then}"
-    if isinstance(s, n.CheckState):
-        within = f" within {duration(s.within)}" if s.within is not None else ""
-        return f"check state {cond(s.cond)}{within}"
-    if isinstance(s, n.CheckClose):
-        return "check close requires " + ("postmortem" if s.cond is None else cond(s.cond))
-    if isinstance(s, n.ExceptionStmt):
-        why = cond(s.cond) if s.cond is not None else s.failure.value if s.failure else ""
-        return f"exception {s.name.value} when {why} handoff {s.handoff.value}"
-    if isinstance(s, n.TriageStmt):
-        pm = " postmortem" if s.postmortem else ""
-        return f"exception unknown triage {s.ref.value}{pm}"
-    if isinstance(s, n.UseStmt):
-        return f"use {s.template.value}({', '.join(format_arg(a) for a in s.args)})"
-    if isinstance(s, n.CooldownStmt):
-        return f"cooldown {duration(s.duration)}"
-    raise AssertionError(f"unhandled statement {type(s).__name__}")  # pragma: no cover
+    words = _STATEMENT_WORDS.get(type(s))
+    if words is None:  # pragma: no cover - every statement kind but ``on`` is in the table
+        raise AssertionError(f"unhandled statement {type(s).__name__}")
+    return words(s)
+
+
+def _title_words(s: n.TitleStmt) -> str:
+    return f"title {format_string(s.text.value)}"
+
+
+def _description_words(s: n.DescriptionStmt) -> str:
+    return f"description {format_string(s.text.value)}"
+
+
+def _approvers_words(s: n.ApproversStmt) -> str:
+    return "approvers " + ", ".join(format_string(a.value) for a in s.approvers)
+
+
+def _priority_words(s: n.PriorityStmt) -> str:
+    return f"priority {s.value}"
+
+
+def _trigger_words(s: n.TriggerStmt) -> str:
+    after = f" after {duration(s.after)}" if s.after is not None else ""
+    return "trigger " + ", ".join(e.value for e in s.events) + after
+
+
+def _when_words(s: n.WhenStmt) -> str:
+    return f"when {cond(s.cond)}"
+
+
+def _owner_words(s: n.OwnerStmt) -> str:
+    ack = f" ack {duration(s.ack)}" if s.ack is not None else ""
+    return f"owner {s.level.value} {s.ref.value}{ack}"
+
+
+def _repeat_words(s: n.RepeatStmt) -> str:
+    return f"repeat {s.count}"
+
+
+def _sla_words(s: n.SlaStmt) -> str:
+    return f"sla {s.kind.value} {duration(s.duration)}"
+
+
+def _step_words(s: n.StepStmt) -> str:
+    return " ".join(["step", s.action.value, *(format_arg(a) for a in s.args)])
+
+
+def _guide_words(s: n.GuideStmt) -> str:
+    return f"guide {format_string(s.text.value)}"
+
+
+def _delivery_words(s: n.CheckDelivery) -> str:
+    then = f" then {s.then.value}" if s.then is not None else ""
+    return f"check delivery within {duration(s.within)} else retry {s.retry}{then}"
+
+
+def _state_words(s: n.CheckState) -> str:
+    within = f" within {duration(s.within)}" if s.within is not None else ""
+    return f"check state {cond(s.cond)}{within}"
+
+
+def _close_words(s: n.CheckClose) -> str:
+    return "check close requires " + ("postmortem" if s.cond is None else cond(s.cond))
+
+
+def _exception_words(s: n.ExceptionStmt) -> str:
+    why = cond(s.cond) if s.cond is not None else s.failure.value if s.failure else ""
+    return f"exception {s.name.value} when {why} handoff {s.handoff.value}"
+
+
+def _triage_words(s: n.TriageStmt) -> str:
+    pm = " postmortem" if s.postmortem else ""
+    return f"exception unknown triage {s.ref.value}{pm}"
+
+
+def _use_words(s: n.UseStmt) -> str:
+    return f"use {s.template.value}({', '.join(format_arg(a) for a in s.args)})"
+
+
+def _cooldown_words(s: n.CooldownStmt) -> str:
+    return f"cooldown {duration(s.duration)}"
+
+
+# How each kind of statement is written; ``on`` blocks are laid out by the printer.
+_STATEMENT_WORDS: dict[type, Callable[[Any], str]] = {
+    n.TitleStmt: _title_words,
+    n.DescriptionStmt: _description_words,
+    n.ApproversStmt: _approvers_words,
+    n.PriorityStmt: _priority_words,
+    n.TriggerStmt: _trigger_words,
+    n.WhenStmt: _when_words,
+    n.OwnerStmt: _owner_words,
+    n.RepeatStmt: _repeat_words,
+    n.SlaStmt: _sla_words,
+    n.StepStmt: _step_words,
+    n.GuideStmt: _guide_words,
+    n.CheckDelivery: _delivery_words,
+    n.CheckState: _state_words,
+    n.CheckClose: _close_words,
+    n.ExceptionStmt: _exception_words,
+    n.TriageStmt: _triage_words,
+    n.UseStmt: _use_words,
+    n.CooldownStmt: _cooldown_words,
+}
 
 
 # --------------------------------------------------------------------------- comments
