@@ -542,36 +542,46 @@ def check_approvers(pset: m.PolicySet, diags: Collector) -> None:
 
 def check_unused(pset: m.PolicySet, diags: Collector) -> None:
     """People, teams, channels and templates nothing uses (W601); team membership counts."""
-    used: set[str] = set()
-    for team in pset.teams.values():
-        used.update(team.members)
-    used_templates: set[str] = set()
-    for p in pset.policies.values():
-        for stmt in p.stmts:
-            if stmt.origin is not None:
-                used_templates.add(stmt.origin.template)
-        for o in p.owners:
-            used.add(o.ref)
-        if p.triage:
-            used.add(p.triage.ref)
-        for step in _iter_steps(p):
-            used.update(a.value for a in step.args if isinstance(a, n.Name))
-        for dc in p.delivery_checks:
-            if dc.then:
-                used.add(dc.then)
-    for f in pset.files:
-        for d in f.decls:
-            if isinstance(d, n.PolicyDecl):
-                _mark_uses(d.body, used_templates)
-            if isinstance(d, n.TemplateDecl):
-                _mark_uses(d.body, used_templates)
+    used = _used_references(pset)
     for kind, table in (("person", pset.people), ("team", pset.teams), ("channel", pset.channels)):
         for name, decl in table.items():
             if name not in used:
                 diags.report("W601", decl.span, f"{kind} '{name}' is never used")
+    used_templates = _used_templates(pset)
     for name, t in pset.templates.items():
         if name not in used_templates:
             diags.report("W601", t.name.span, f"template '{name}' is never used")
+
+
+def _used_references(pset: m.PolicySet) -> set[str]:
+    """The people, teams and channels something names: a team's members, a policy's
+    owners and triage, its steps' arguments, its delivery checks' fallbacks."""
+    used: set[str] = set()
+    for team in pset.teams.values():
+        used.update(team.members)
+    for p in pset.policies.values():
+        used.update(o.ref for o in p.owners)
+        if p.triage:
+            used.add(p.triage.ref)
+        for step in _iter_steps(p):
+            used.update(a.value for a in step.args if isinstance(a, n.Name))
+        used.update(dc.then for dc in p.delivery_checks if dc.then)
+    return used
+
+
+def _used_templates(pset: m.PolicySet) -> set[str]:
+    """The templates a policy was expanded from, or a policy or template says to `use`."""
+    used = {
+        stmt.origin.template
+        for p in pset.policies.values()
+        for stmt in p.stmts
+        if stmt.origin is not None
+    }
+    for f in pset.files:
+        for d in f.decls:
+            if isinstance(d, n.PolicyDecl | n.TemplateDecl):
+                _mark_uses(d.body, used)
+    return used
 
 
 def _mark_uses(body: tuple[n.Stmt, ...], used: set[str]) -> None:
