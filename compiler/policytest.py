@@ -215,65 +215,21 @@ def _event_json(
 
 def run_test(pack: dict[str, Any], test: PolicyTest) -> tuple[list[str], set[str]]:
     """Run one test; return located failure messages and the policies it exercised."""
+    try:
+        start = _start_time(test)
+    except _Failure as exc:
+        return [str(exc)], set()
     store = SQLiteStore(":memory:")
     notifier = RecordingNotifier()
-    start = parse_time(DEFAULT_START)
-    for st in test.stmts:
-        if st.kind == "start":
-            try:
-                start = parse_time(str(st.args[0]))
-            except TimeError as exc:
-                store.close()
-                return [f"{test.file}:{st.line}:{st.column}: test {test.name!r}: {exc}"], set()
-            break
     clock = VirtualClock(start)
     engine = Engine(store, clock, notifier)
     engine.activate(pack, start)
-    now = start
-    ticket: str | None = None
-    refusal: tuple[str, Stmt] | None = None
-    events = 0
+    session = _Session(test, engine, clock, notifier, start, now=start)
     failures: list[str] = []
-
-    def where(st: Stmt) -> str:
-        return f"{test.file}:{st.line}:{st.column}: test {test.name!r}"
-
     try:
         for st in test.stmts:
-            if st.offset is not None:
-                at = start + st.offset
-                if at < now:
-                    raise _Failure(
-                        f"{where(st)}: time goes back ({st.offset}s is before the previous statement)"
-                    )
-                now = at
-                clock.set(now)
-                engine.advance(now)
-            if st.kind == "exp_refused":
-                if refusal is None:
-                    raise _Failure(
-                        f"{where(st)}: expected the previous command to be refused, but it was accepted"
-                    )
-                wanted = st.args[0]
-                if wanted is not None and wanted not in refusal[0]:
-                    raise _Failure(
-                        f"{where(st)}: expected a refusal mentioning {wanted!r}, got: {refusal[0]}"
-                    )
-                refusal = None
-                continue
-            if refusal is not None:
-                message, cmd = refusal
-                raise _Failure(f"{where(cmd)}: the command was refused: {message}")
-            try:
-                ticket = _execute(engine, st, now, ticket, test, notifier, events)
-                if st.kind == "event":
-                    events += 1
-            except Refused as exc:
-                refusal = (str(exc), st)
-            except _Expectation as exc:
-                raise _Failure(f"{where(st)}: {exc}") from None
-        if refusal is not None:
-            raise _Failure(f"{where(refusal[1])}: the command was refused: {refusal[0]}")
+            session.run(st)
+        session.finish()
     except _Failure as exc:
         failures.append(str(exc))
     exercised = {
@@ -285,42 +241,124 @@ def run_test(pack: dict[str, Any], test: PolicyTest) -> tuple[list[str], set[str
     return failures, exercised
 
 
+def _where(test: PolicyTest, st: Stmt) -> str:
+    return f"{test.file}:{st.line}:{st.column}: test {test.name!r}"
+
+
+def _start_time(test: PolicyTest) -> int:
+    """The test's first ``start "..."`` time, else :data:`DEFAULT_START`."""
+    for st in test.stmts:
+        if st.kind == "start":
+            try:
+                return parse_time(str(st.args[0]))
+            except TimeError as exc:
+                raise _Failure(f"{_where(test, st)}: {exc}") from None
+    return parse_time(DEFAULT_START)
+
+
 class _Expectation(Exception):
     """An expectation that does not hold (message: expected vs actual)."""
 
 
-def _execute(
-    engine: Engine,
-    st: Stmt,
-    now: int,
-    ticket: str | None,
-    test: PolicyTest,
-    notifier: RecordingNotifier,
-    events: int,
-) -> str | None:
+# Commands that need no ticket: they send events, name the ticket or set up the world.
+_SETUP = frozenset({"event", "start", "tick", "ticket", "fail", "mute", "absent"})
+
+
+@dataclass(slots=True)
+class _Session:
+    """One test running on its engine: the virtual time, the ticket the statements are
+    about, and a refusal that the next statement must expect."""
+
+    test: PolicyTest
+    engine: Engine
+    clock: VirtualClock
+    notifier: RecordingNotifier
+    start: int
+    now: int
+    ticket: str | None = None
+    refusal: tuple[str, Stmt] | None = None
+    events: int = 0
+
+    def run(self, st: Stmt) -> None:
+        """Move the clock to ``st``'s time, then run it; :class:`_Failure` when it fails."""
+        if st.offset is not None:
+            self._advance(st, self.start + st.offset)
+        if st.kind == "exp_refused":
+            self._expect_refused(st)
+            return
+        self.finish()
+        try:
+            self._execute(st)
+        except Refused as exc:
+            self.refusal = (str(exc), st)
+        except _Expectation as exc:
+            raise _Failure(f"{_where(self.test, st)}: {exc}") from None
+
+    def finish(self) -> None:
+        """A refusal nothing expected fails the test."""
+        if self.refusal is not None:
+            message, cmd = self.refusal
+            raise _Failure(f"{_where(self.test, cmd)}: the command was refused: {message}")
+
+    def _advance(self, st: Stmt, at: int) -> None:
+        if at < self.now:
+            raise _Failure(
+                f"{_where(self.test, st)}: time goes back "
+                f"({st.offset}s is before the previous statement)"
+            )
+        self.now = at
+        self.clock.set(at)
+        self.engine.advance(at)
+
+    def _expect_refused(self, st: Stmt) -> None:
+        where = _where(self.test, st)
+        if self.refusal is None:
+            raise _Failure(
+                f"{where}: expected the previous command to be refused, but it was accepted"
+            )
+        wanted = st.args[0]
+        if wanted is not None and wanted not in self.refusal[0]:
+            raise _Failure(
+                f"{where}: expected a refusal mentioning {wanted!r}, got: {self.refusal[0]}"
+            )
+        self.refusal = None
+
+    def _execute(self, st: Stmt) -> None:
+        if st.kind in _SETUP:
+            self._set_up(st)
+        elif self.ticket is None:
+            raise _Expectation('no ticket yet: send an event first (or `ticket "ID"`)')
+        elif st.kind.startswith("exp_"):
+            _expect(self.engine, st.kind, st.args, self.ticket)
+        else:
+            _command(self.engine, st, self.ticket, self.now)
+
+    def _set_up(self, st: Stmt) -> None:
+        """An event, the ticket to talk about, or the world: failing and silent
+        channels, absent people (``start`` and ``tick`` only move the clock)."""
+        kind, args = st.kind, st.args
+        if kind == "event":
+            type_, fields = args
+            event_id = f"{self.test.name}#{self.events + 1}"
+            outcome = self.engine.receive(_event_json(type_, fields, event_id, self.now), self.now)
+            if outcome.status != "applied":
+                raise _Expectation(f"the event was not applied: {outcome.message}")
+            self.ticket = outcome.ticket
+            self.events += 1
+        elif kind == "ticket":
+            self.ticket = str(args[0])
+        elif kind == "fail":
+            self.notifier.failing.add(str(args[0]))
+        elif kind == "mute":
+            self.notifier.silent.add(str(args[0]))
+        elif kind == "absent":
+            until = self.now + parse_duration(str(args[1]))
+            self.engine.absent(str(args[0]), until, self.now, by="test")
+
+
+def _command(engine: Engine, st: Stmt, ticket: str, now: int) -> None:
+    """What a person does to the ticket: ack, resolve, close, transfer, post-mortem."""
     kind, args = st.kind, st.args
-    if kind == "event":
-        type_, fields = args
-        event_id = f"{test.name}#{events + 1}"
-        outcome = engine.receive(_event_json(type_, fields, event_id, now), now)
-        if outcome.status != "applied":
-            raise _Expectation(f"the event was not applied: {outcome.message}")
-        return outcome.ticket
-    if kind in ("start", "tick"):
-        return ticket
-    if kind == "ticket":
-        return str(args[0])
-    if kind == "fail":
-        notifier.failing.add(str(args[0]))
-        return ticket
-    if kind == "mute":
-        notifier.silent.add(str(args[0]))
-        return ticket
-    if kind == "absent":
-        engine.absent(str(args[0]), now + parse_duration(str(args[1])), now, by="test")
-        return ticket
-    if ticket is None:
-        raise _Expectation('no ticket yet: send an event first (or `ticket "ID"`)')
     if kind == "ack":
         by = args[0]
         if by is None:
@@ -337,9 +375,6 @@ def _execute(
         )
     elif kind == "postmortem":
         engine.postmortem(ticket, str(args[0]), now, by="test")
-    elif kind.startswith("exp_"):
-        _expect(engine, kind, args, ticket)
-    return ticket
 
 
 def _expect(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> None:
@@ -354,51 +389,53 @@ def _expect(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> No
         return
     if status is None:
         raise _Expectation(f"expected an escalation for ticket {ticket}, got none")
-    if kind == "exp_owner":
-        who, level = args
-        matches = who in (status["owner"], status["owner_from"])
-        if not matches or (level is not None and status["level"] != level):
-            want = who + (f" level {level}" if level else "")
-            got = f"{status['owner']}" + (
-                f" (on call for {status['owner_from']})" if status["owner_from"] else ""
-            )
-            raise _Expectation(
-                f"expected owner {want}, got {got} level {status['level']} (state {status['state']})"
-            )
-    elif kind == "exp_level":
-        if status["level"] != args[0]:
-            raise _Expectation(f"expected level {args[0]}, got {status['level']}")
-    elif kind == "exp_state":
-        if status["state"] != args[0]:
-            raise _Expectation(f"expected state {args[0]}, got {status['state']}")
-    elif kind == "exp_policy":
-        if status["policy"] != args[0]:
-            raise _Expectation(f"expected policy {args[0]}, got {status['policy']}")
-    elif kind in ("exp_action", "exp_no_action"):
-        action, target = args[0], args[1]
-        text = args[2] if kind == "exp_action" else None
-        sent = [m for m in engine.store.outbox() if m.ticket == ticket]
-        found = [
-            m
-            for m in sent
-            if m.action == action
-            and (
-                target is None
-                or target
-                in (m.target, m.payload.get("team"), m.payload.get("word"), m.payload.get("field"))
-            )
-            and (text is None or text in str(m.payload.get("text") or ""))
-        ]
-        what = " ".join(str(a) for a in args if a is not None)
-        if kind == "exp_action" and not found:
-            seen = (
-                ", ".join(sorted({f"{m.action} {m.target or ''}".strip() for m in sent})) or "none"
-            )
-            raise _Expectation(f"expected action {what}, got: {seen}")
-        if kind == "exp_no_action" and found:
-            raise _Expectation(
-                f"expected no action {what}, but it was sent at {format_time(found[0].created_at)}"
-            )
+    if kind in ("exp_action", "exp_no_action"):
+        _expect_action(engine, kind, args, ticket)
+    elif kind == "exp_owner":
+        _expect_owner(status, *args)
+    elif kind in ("exp_level", "exp_state", "exp_policy"):
+        key = kind.removeprefix("exp_")
+        if status[key] != args[0]:
+            raise _Expectation(f"expected {key} {args[0]}, got {status[key]}")
+
+
+def _expect_owner(status: dict[str, Any], who: str, level: str | None) -> None:
+    """The owner (or the person on call for them) is ``who``, at ``level`` if given."""
+    matches = who in (status["owner"], status["owner_from"])
+    if not matches or (level is not None and status["level"] != level):
+        want = who + (f" level {level}" if level else "")
+        got = f"{status['owner']}" + (
+            f" (on call for {status['owner_from']})" if status["owner_from"] else ""
+        )
+        raise _Expectation(
+            f"expected owner {want}, got {got} level {status['level']} (state {status['state']})"
+        )
+
+
+def _expect_action(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> None:
+    """``expect action`` (a message was sent) or ``expect no action`` (none was)."""
+    action, target = args[0], args[1]
+    text = args[2] if kind == "exp_action" else None
+    sent = [m for m in engine.store.outbox() if m.ticket == ticket]
+    found = [
+        m
+        for m in sent
+        if m.action == action
+        and (
+            target is None
+            or target
+            in (m.target, m.payload.get("team"), m.payload.get("word"), m.payload.get("field"))
+        )
+        and (text is None or text in str(m.payload.get("text") or ""))
+    ]
+    what = " ".join(str(a) for a in args if a is not None)
+    if kind == "exp_action" and not found:
+        seen = ", ".join(sorted({f"{m.action} {m.target or ''}".strip() for m in sent})) or "none"
+        raise _Expectation(f"expected action {what}, got: {seen}")
+    if kind == "exp_no_action" and found:
+        raise _Expectation(
+            f"expected no action {what}, but it was sent at {format_time(found[0].created_at)}"
+        )
 
 
 LEVELS = ("primary", "backup", "escalation", "triage", "transfer")
