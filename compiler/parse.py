@@ -253,9 +253,8 @@ def _describe_expected(expected: set[str]) -> str:
         words.append(
             "a declaration (event, schema, person, team, channel, template, policy, coverage)"
         )
-    for name in sorted(rest):
-        if name.startswith("_"):
-            name = name[1:]
+    for terminal in sorted(rest):
+        name = terminal.removeprefix("_")
         word = _WORDS.get(name)
         if word is None:
             word = f"`{name.lower()}`" if name.isalpha() else name

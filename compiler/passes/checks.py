@@ -313,12 +313,12 @@ def check_actions(pset: m.PolicySet, diags: Collector) -> None:
 
 def _usage(action: str, shape: tuple[str, ...]) -> str:
     words = []
-    for s in shape:
-        opt = s.endswith("?")
-        s = s.rstrip("?")
-        word = {"text": '"text"', "word": "NAME", "field": "object.field"}.get(s)
+    for spec in shape:
+        opt = spec.endswith("?")
+        want = spec.rstrip("?")
+        word = {"text": '"text"', "word": "NAME", "field": "object.field"}.get(want)
         if word is None:
-            word = "|".join(k.upper() for k in s.removeprefix("ref:").split(","))
+            word = "|".join(k.upper() for k in want.removeprefix("ref:").split(","))
         words.append(f"[{word}]" if opt else word)
     return f"step {action} {' '.join(words)}"
 
@@ -336,8 +336,8 @@ def _check_step_args(
             help=f"usage: {_usage(step.action, shape)}",
         )
         return
-    for arg, want in zip(step.args, shape, strict=False):
-        want = want.rstrip("?")
+    for arg, spec in zip(step.args, shape, strict=False):
+        want = spec.rstrip("?")
         if want.startswith("ref:"):
             kinds = tuple(want.removeprefix("ref:").split(","))
             if not isinstance(arg, n.Name):
