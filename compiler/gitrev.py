@@ -11,9 +11,15 @@ class GitError(Exception):
 
 
 def _git(root: Path, *args: str) -> bytes:
+    # The user's own git from PATH (S607), a list of arguments and no shell (S603). What
+    # a user gives cannot read as an option: resolve refuses a revision starting with
+    # "-", and paths come after "--" or behind a commit id.
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, check=False, timeout=60
+        proc = subprocess.run(  # noqa: S603
+            ["git", "-C", str(root), *args],  # noqa: S607
+            capture_output=True,
+            check=False,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GitError(f"cannot run git: {exc}") from None
