@@ -99,23 +99,17 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cli = Cli(repo, monkeypatch)
-    keys = repo.parent / "keys"
-    cli.run("pack", "keygen", "--out", str(keys))
-    monkeypatch.setenv("ESCALADE_TRUSTED_KEYS", str(keys / "escalade.pub"))
+def release(cli: Cli, keys: Path, name: str, minutes: int) -> Path:
+    """Build the policies at HEAD stamped with their commit, sign the pack, activate it."""
+    cli.run("build", "policies", "-o", f"dist/{name}", "--stamp-commit")
+    pack = cli.root / "dist" / name / "rulepack.json"
+    cli.run("pack", "sign", str(pack), "--key", str(keys / "escalade.key"))
+    cli.runtime("pack", "activate", str(pack), "--by", "service:release", "--at", at(minutes))
+    return pack
 
-    # v1: build stamped with its commit, sign, activate; an escalation starts under it
-    v1_commit = git(repo, "rev-parse", "HEAD")
-    cli.run("build", "policies", "-o", "dist/v1", "--stamp-commit")
-    v1 = repo / "dist" / "v1" / "rulepack.json"
-    assert json.loads(v1.read_text())["metadata"]["commit"] == v1_commit
-    cli.run("pack", "sign", str(v1), "--key", str(keys / "escalade.key"))
-    cli.runtime("pack", "activate", str(v1), "--by", "service:release", "--at", at(0))
-    cli.event("T1", 0)
-    assert cli.status("T1", 0)["pack_version"].startswith("1.0.0+")  # type: ignore[union-attr]
 
-    # v2: swap backup and escalation owners, widen critical_default, bump the version
+def commit_v2(repo: Path) -> None:
+    """v2: swap backup and escalation owners, widen critical_default, bump the version."""
     ops = repo / "policies" / "customer_ops.esc"
     edit(ops, "owner backup carol ack 10m", "owner backup dana ack 10m")
     edit(ops, "owner escalation dana ack 15m", "owner escalation carol ack 15m")
@@ -125,6 +119,10 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     edit(repo / "escalade.yaml", "version: 1.0.0", "version: 1.1.0")
     git(repo, "commit", "-qam", "v2")
 
+
+def check_diff_and_past_build(cli: Cli, repo: Path, v1: Path, v1_commit: str) -> None:
+    """`diff` names the changed events with witnesses; building v1 again from git gives
+    the same pack and leaves the work tree alone."""
     diff = json.loads(cli.run("diff", "HEAD~1", "HEAD", "--format", "json", expect=3))
     [timeline] = [t for t in diff["timelines"] if t["policy"] == "enterprise_critical"]
     assert timeline["event"]["data"]["account"]["tier"] == "enterprise"
@@ -132,7 +130,6 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     assert routing["after"] == "critical_default"
     assert routing["event"]["data"]["ticket"]["severity"] == "high"
 
-    # building a past revision does not touch the work tree
     cli.run("build", "--rev", "HEAD~1", "-o", str(repo.parent / "rebuilt-v1"))
     rebuilt = json.loads((repo.parent / "rebuilt-v1" / "rulepack.json").read_text())
     assert rebuilt["metadata"]["commit"] == v1_commit
@@ -142,10 +139,43 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
 
-    cli.run("build", "policies", "-o", "dist/v2", "--stamp-commit")
-    v2 = repo / "dist" / "v2" / "rulepack.json"
-    cli.run("pack", "sign", str(v2), "--key", str(keys / "escalade.key"))
-    cli.runtime("pack", "activate", str(v2), "--by", "service:release", "--at", at(1))
+
+def check_bad_packs_refused(cli: Cli, repo: Path, v2: Path) -> None:
+    """A tampered and an unsigned pack are refused (audited); the active v1 keeps running,
+    even for a command handed the bad pack."""
+    v3 = repo / "dist" / "v3.json"
+    v3.write_text(v2.read_text().replace("Carol Diaz", "Mallory"))
+    shutil.copy(repo / "dist" / "v2" / "rulepack.json.sig", repo / "dist" / "v3.json.sig")
+    out = cli.runtime("pack", "activate", str(v3), "--by", "sam", "--at", at(13), expect=1)
+    assert "tampered" in out and "keeping pack 1.0.0+" in out
+    unsigned = repo / "dist" / "unsigned.json"
+    shutil.copy(v2, unsigned)
+    out = cli.runtime("pack", "activate", str(unsigned), "--by", "sam", "--at", at(13), expect=1)
+    assert "unsigned" in out
+    cli.event("T4", 14, "--pack", str(unsigned))
+    assert str(cli.status("T4", 14)["pack_version"]).startswith("1.0.0+")
+    history = json.loads(cli.runtime("pack", "history", "--format", "json"))
+    active = [p for p in history["packs"] if p["active"]]
+    assert [p["version"][:6] for p in active] == ["1.0.0+"]
+    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 4
+
+
+def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = Cli(repo, monkeypatch)
+    keys = repo.parent / "keys"
+    cli.run("pack", "keygen", "--out", str(keys))
+    monkeypatch.setenv("ESCALADE_TRUSTED_KEYS", str(keys / "escalade.pub"))
+
+    # v1: build stamped with its commit, sign, activate; an escalation starts under it
+    v1_commit = git(repo, "rev-parse", "HEAD")
+    v1 = release(cli, keys, "v1", 0)
+    assert json.loads(v1.read_text())["metadata"]["commit"] == v1_commit
+    cli.event("T1", 0)
+    assert cli.status("T1", 0)["pack_version"].startswith("1.0.0+")  # type: ignore[union-attr]
+
+    commit_v2(repo)
+    check_diff_and_past_build(cli, repo, v1, v1_commit)
+    v2 = release(cli, keys, "v2", 1)
     cli.event("T2", 1)
 
     # six minutes in: T1 (v1, in flight) fails over to carol; T2 (v2) to dana
@@ -162,17 +192,9 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     assert "lower than the active 1.1.0" in out and "pack rollback" in out
     # rollback: v1 again for new escalations, with actor and reason on the record
     v1_hash = json.loads(v1.read_text())["metadata"]["content_hash"]
+    reason = "v2 pages the director first"
     cli.runtime(
-        "pack",
-        "rollback",
-        "--to",
-        v1_hash,
-        "--reason",
-        "v2 pages the director first",
-        "--by",
-        "sam",
-        "--at",
-        at(7),
+        "pack", "rollback", "--to", v1_hash, "--reason", reason, "--by", "sam", "--at", at(7)
     )
     cli.event("T3", 7)
     t3 = cli.status("T3", 12)
@@ -181,25 +203,9 @@ def test_release_rollback_and_refusal(repo: Path, monkeypatch: pytest.MonkeyPatc
     assert str(t2["pack_version"]).startswith("1.1.0+")  # in flight: untouched
     history = json.loads(cli.runtime("pack", "history", "--format", "json"))
     [rollback] = [e for e in history["events"] if e["kind"] == "pack_rolled_back"]
-    assert rollback["actor"] == "sam" and "v2 pages the director first" in rollback["reason"]
+    assert rollback["actor"] == "sam" and reason in rollback["reason"]
 
-    # a tampered v3 and an unsigned pack are refused; v1 stays active
-    v3 = repo / "dist" / "v3.json"
-    v3.write_text(v2.read_text().replace("Carol Diaz", "Mallory"))
-    shutil.copy(repo / "dist" / "v2" / "rulepack.json.sig", repo / "dist" / "v3.json.sig")
-    out = cli.runtime("pack", "activate", str(v3), "--by", "sam", "--at", at(13), expect=1)
-    assert "tampered" in out and "keeping pack 1.0.0+" in out
-    unsigned = repo / "dist" / "unsigned.json"
-    shutil.copy(v2, unsigned)
-    out = cli.runtime("pack", "activate", str(unsigned), "--by", "sam", "--at", at(13), expect=1)
-    assert "unsigned" in out
-    # a runtime command handed a bad pack keeps running on the active one
-    cli.event("T4", 14, "--pack", str(unsigned))
-    assert str(cli.status("T4", 14)["pack_version"]).startswith("1.0.0+")
-    history = json.loads(cli.runtime("pack", "history", "--format", "json"))
-    active = [p for p in history["packs"] if p["active"]]
-    assert [p["version"][:6] for p in active] == ["1.0.0+"]
-    assert sum(1 for e in history["events"] if e["kind"] == "pack_refused") == 4
+    check_bad_packs_refused(cli, repo, v2)
     # v2 was left by a rollback only: activating it again rolls forward
     cli.runtime("pack", "activate", str(v2), "--by", "sam", "--at", at(15))
 
