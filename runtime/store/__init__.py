@@ -194,6 +194,23 @@ class DeadLetter:
     id: int = 0
 
 
+@dataclass(slots=True)
+class ApiToken:
+    """A bearer credential of the HTTP API: who it speaks for and with which role.
+
+    ``principal`` is ``person:NAME`` or ``service:NAME``; the secret itself is never
+    stored, only ``secret_hash`` (see :mod:`escalade.runtime.tokens`)."""
+
+    id: str
+    principal: str
+    role: str
+    secret_hash: str
+    created_at: int
+    created_by: str
+    revoked_at: int | None = None
+    revoked_by: str | None = None
+
+
 class Store(Protocol):
     """What the engine needs from a database. Implementations must be transactional."""
 
@@ -290,6 +307,14 @@ class Store(Protocol):
     # counters (unknown fields seen, ...)
     def bump(self, name: str, by: int = 1) -> None: ...
     def counters(self) -> dict[str, int]: ...
+
+    # API tokens (their secrets' hashes only); a token is revoked, never deleted
+    def add_token(self, token: ApiToken) -> None: ...
+    def token(self, token_id: str) -> ApiToken | None: ...
+    def tokens(self) -> list[ApiToken]: ...
+    def revoke_token(self, token_id: str, at: int, by: str) -> bool:
+        """Mark an active token revoked; False when it is unknown or revoked already."""
+        ...
 
 
 def open_store(url: str, *, read_only: bool = False) -> Store:

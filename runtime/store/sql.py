@@ -33,6 +33,7 @@ from escalade.runtime.store import (
     OutboxMessage,
     Timer,
 )
+from escalade.runtime.store.token_table import TokenTable
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -123,8 +124,9 @@ def _esc_values(esc: Escalation) -> tuple[Any, ...]:
     )
 
 
-class SQLStore:
-    """The dialect-neutral half of a SQL :class:`~escalade.runtime.store.Store`."""
+class SQLStore(TokenTable):
+    """The dialect-neutral half of a SQL :class:`~escalade.runtime.store.Store` (API tokens
+    in :class:`~escalade.runtime.store.token_table.TokenTable`)."""
 
     def __init__(self) -> None:
         self._depth = 0

@@ -80,6 +80,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN reason TEXT;
     ALTER TABLE outbox ADD COLUMN attempted_at INTEGER;
     """,
+    # 3: API tokens of `escalade serve` (the hash of each secret, never the secret)
+    """
+    CREATE TABLE api_tokens (
+        n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+        principal TEXT NOT NULL, role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+        revoked_at INTEGER, revoked_by TEXT);
+    """,
 )
 
 
@@ -130,8 +138,11 @@ class SQLiteStore(SQLStore):
         if read_only:
             self._db = _open_read_only(path)
             return
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the SQLite store ({exc})") from None
         self._db.execute(f"PRAGMA synchronous={self.synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()

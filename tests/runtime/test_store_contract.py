@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from escalade.runtime import audit
+from escalade.runtime import audit, tokens
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
 from escalade.runtime.notify import RecordingNotifier
@@ -306,3 +306,33 @@ def test_the_counts_metrics_read(backend: tuple[str, Opener], pack: dict[str, An
     assert store.count_timers() == len(engine.status("T1")["timers"]) * 2  # type: ignore[index]
     assert store.open_by_state_and_policy() == [("assigned", "enterprise_critical", 2)]
     assert sum(store.outbox_by_status().values()) == len(store.outbox())
+
+
+def test_tokens_are_kept_by_hash_and_revoked_once(backend: tuple[str, Opener]) -> None:
+    _, opener = backend
+    store = opener()
+    issued = tokens.create_token(store, principal="person:alice", role="lead", by="bob", at=T0)
+    token_id = issued.token.id
+    other = opener()  # another worker sees it at once
+    assert other.token(token_id) == issued.token
+    second = tokens.create_token(store, principal="service:x", role="ingest", by="bob", at=T0)
+    assert [t.id for t in other.tokens()] == [token_id, second.token.id]  # as created
+    assert issued.secret not in repr(other.tokens())
+    principal = tokens.authenticate(other, issued.secret)
+    assert principal is not None and (principal.name, principal.roles) == (
+        "person:alice",
+        frozenset({"lead"}),
+    )
+    assert tokens.authenticate(other, issued.secret[:-1] + "x") is None
+    assert other.token("nope") is None
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), store.transaction():
+        store.add_token(issued.token)
+    with store.transaction():
+        assert store.revoke_token(token_id, T0 + MIN, "dana")
+        assert not store.revoke_token(token_id, T0 + 2 * MIN, "dana")  # once only
+        assert not store.revoke_token("nope", T0 + 2 * MIN, "dana")
+    revoked = other.token(token_id)
+    assert revoked is not None and (revoked.revoked_at, revoked.revoked_by) == (T0 + MIN, "dana")
+    assert tokens.authenticate(other, issued.secret) is None
+    assert [r.kind for r in other.audit_rows()] == ["token_created", "token_created"]
+    assert audit.verify(other).ok
