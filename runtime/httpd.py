@@ -180,8 +180,8 @@ class Handler(BaseHTTPRequestHandler):
         allowed = ROUTES[route]
         if method not in allowed:
             raise HttpError(405, f"{method} is not allowed here", {"Allow": ", ".join(allowed)})
+        principal = app.authorize(method, route, self.headers.get("Authorization"))
         if route == "/events":
-            app.check_token(self.headers.get("Authorization"))
             body = self._body()
             return app.post_events(body, self.headers.get("Content-Type") or "")
         if route == "/receipts/{key}":
@@ -191,17 +191,15 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             return app.post_receipt(key, body, self.headers.get(SIGNATURE_HEADER))
         if route.startswith("/tickets/{id}/"):
-            app.check_token(self.headers.get("Authorization"))
             action = route.rpartition("/")[2]
             ticket = unquote(path.removeprefix("/tickets/").removesuffix("/" + action))
             body = self._body()
-            return app.post_ticket_action(ticket, action, body)
+            return app.post_ticket_action(ticket, action, body, principal)
         if route == "/tickets/{id}":
-            app.check_token(self.headers.get("Authorization"))
             ticket = unquote(path.removeprefix("/tickets/"))
             if not ticket:
                 raise HttpError(404, "no ticket: GET /tickets/<id>")
-            return app.get_ticket(ticket)
+            return app.get_ticket(ticket, principal)
         if route == "/metrics":
             return app.get_metrics()
         return app.get_health()

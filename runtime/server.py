@@ -18,7 +18,7 @@ Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status)
     an unknown key.
 ``GET /tickets/<id>``
     The ticket's status (as ``escalade status --format json``); 404 when none.
-``POST /tickets/<id>/ack`` ``{"by": PERSON}``, ``/resolve``, ``/close``,
+``POST /tickets/<id>/ack`` ``{"override": "why"}``, ``/resolve``, ``/close``,
 ``/transfer`` ``{"to": REF, "reason": "...", "sla": "2h"}``, ``/postmortem`` ``{"link": URL}``
     The operator commands of the CLI (``escalade ack`` ...), through the same
     engine methods: 200 with the outcome; 404 for a ticket with no escalation;
@@ -31,10 +31,19 @@ Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status)
 ``GET /healthz``
     200 with the active pack's version; 503 when no pack is active.
 
-With ``runtime.server.token_env`` set, ``/events`` and every ``/tickets`` route need
-``Authorization: Bearer <token>`` (401 otherwise); ``/metrics`` and
-``/healthz`` stay open for scrapers and probes, and receipts carry their own
-signature.
+``/events`` and every ``/tickets`` route need ``Authorization: Bearer <token>``: an
+API token (``escalade token create``, :mod:`escalade.runtime.tokens`), 401 with
+``WWW-Authenticate`` for a missing, unknown or revoked one, 403 (naming the role
+needed) when its role does not reach the route. ``ingest`` tokens post events; a
+``responder`` reads and acts on the tickets it owns, a ``lead`` on any ticket (and
+acknowledges with an ``override``), an ``admin`` too. The actor is the token's: a
+person's token acts as that person (a body ``by`` naming someone else is 403); an
+admin service acts as ``service:NAME`` and names, for an acknowledgement, the
+person in ``by``. The deprecated ``runtime.server.token_env`` is one more
+credential, ``service:token_env`` with ingest and admin. A store that never had
+a token and no ``token_env``: no authentication (``escalade serve`` allows that
+on loopback only). ``/metrics`` and ``/healthz`` stay open for scrapers and
+probes, and receipts carry their own signature.
 
 The engine is not thread-safe: every request and the ticker take one lock. The
 ticker fires due timers every ``tick_interval`` seconds (``Engine.advance``).
@@ -60,6 +69,7 @@ from typing import Any
 
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
+from escalade.runtime.engine.commands import assignee_problem
 from escalade.runtime.httpd import (
     MAX_BODY,
     REQUEST_TIMEOUT,
@@ -71,6 +81,16 @@ from escalade.runtime.httpd import (
 )
 from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
 from escalade.runtime.notify.channels import SIGNATURE_HEADER, verify_signature
+from escalade.runtime.tokens import (
+    ANONYMOUS,
+    PUBLIC,
+    TOKEN_ENV,
+    Principal,
+    authenticate,
+    needed_role,
+    roles_with,
+    token_id_of,
+)
 
 log = logging.getLogger("escalade.runtime.server")
 
@@ -129,6 +149,7 @@ class EscaladeServer:
         self.timers_fired = 0
         self.last_tick_error: str | None = None
         self._metrics = MetricsCollector(engine.store)
+        self._tokens_seen = False  # see _has_tokens
         self._stopping = threading.Event()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -216,22 +237,70 @@ class EscaladeServer:
         finally:
             self.lock.release()
 
-    # --- authentication ------------------------------------------------------
-    def check_token(self, header: str | None) -> None:
-        """Raise 401 unless ``header`` is ``Bearer <token>`` (no token configured: pass)."""
-        if self.token_env is None:
-            return
-        expected = self.environ.get(self.token_env)
-        if not expected:
-            raise HttpError(503, f"the server's token ${self.token_env} is not set")
-        scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), expected.encode()
-        ):
+    # --- authentication and authorisation ------------------------------------
+    def authorize(self, method: str, route: str, header: str | None) -> Principal:
+        """Who the request speaks for, once its credential allows ``route``: 401 without a
+        valid one, 403 when its role does not reach (:data:`~escalade.runtime.tokens.ROUTE_ROLES`).
+        Open routes need no credential (:data:`~escalade.runtime.tokens.PUBLIC`)."""
+        role = needed_role(route)
+        if role is None:
+            return PUBLIC
+        principal = self.authenticate(header)
+        if not principal.may(role):
+            holders = " or ".join(roles_with(role))
             raise HttpError(
-                401,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-                {"WWW-Authenticate": 'Bearer realm="escalade"'},
+                403,
+                f"{method} {route} needs the {role} role ({holders});"
+                f" the token of {principal.describe()} does not have it",
+            )
+        return principal
+
+    def authenticate(self, header: str | None) -> Principal:
+        """The principal of ``Authorization: Bearer <secret>``: an API token of the store,
+        else the deprecated ``token_env`` credential (``service:token_env``: ingest and
+        admin), else, on a server with no credential at all, ``anonymous``. 401 otherwise."""
+        scheme, _, given = (header or "").partition(" ")
+        given = given.strip() if scheme.lower() == "bearer" else ""
+        if token_id_of(given) is not None:
+            with self.engine_lock() as engine:
+                principal = authenticate(engine.store, given)
+            if principal is not None:
+                return principal
+        if self.token_env is not None:
+            expected = self.environ.get(self.token_env)
+            if not expected:
+                raise HttpError(503, f"the server's token ${self.token_env} is not set")
+            if hmac.compare_digest(given.encode(), expected.encode()):
+                return TOKEN_ENV
+            raise _unauthorized()
+        if given or self._has_tokens():
+            raise _unauthorized()
+        return ANONYMOUS
+
+    def _has_tokens(self) -> bool:
+        """Whether the store ever held a token: from then on every guarded route needs one
+        (tokens are revoked, never deleted, so revoking them all does not open the server)."""
+        if not self._tokens_seen:
+            with self.engine_lock() as engine:
+                self._tokens_seen = bool(engine.store.tokens())
+        return self._tokens_seen
+
+    @staticmethod
+    def _check_owner(engine: Engine, principal: Principal, ticket: str) -> None:
+        """403 unless ``principal`` may touch ``ticket``: a lead (or admin) any ticket, a
+        responder only one it owns (its current owner, or a member of the owning team
+        without rotation: the engine's own rule for who acknowledges)."""
+        if principal.may("lead"):
+            return
+        esc = engine.store.open_escalation(ticket) or engine.store.latest_escalation(ticket)
+        person = principal.person
+        if esc is None:
+            return  # nothing to own: the caller answers 404
+        if person is None or assignee_problem(engine.pack(esc.pack_id), esc, person):
+            raise HttpError(
+                403,
+                f"ticket {ticket} is owned by {esc.owner or 'nobody'}: {principal.describe()}"
+                " acts only on tickets it owns (any ticket needs the lead role: lead or admin)",
             )
 
     # --- endpoints -----------------------------------------------------------
@@ -324,26 +393,31 @@ class EscaladeServer:
             raise HttpError(404, f"no outbox message has the key {key!r}")
         return json_answer(200, {"key": key, "status": "delivered"})
 
-    def get_ticket(self, ticket: str) -> Answer:
-        """The ticket's status JSON, or 404."""
+    def get_ticket(self, ticket: str, principal: Principal = ANONYMOUS) -> Answer:
+        """The ticket's status JSON, or 404 (403 for a responder who does not own it)."""
         with self.engine_lock() as engine:
             status = engine.status(ticket)
+            if status is not None:
+                self._check_owner(engine, principal, ticket)
         if status is None:
             raise HttpError(404, f"ticket {ticket} has no escalation")
         return json_answer(200, status)
 
-    def post_ticket_action(self, ticket: str, action: str, body: bytes) -> Answer:
-        """Run the operator command ``action`` on ``ticket`` (see the module docstring)."""
+    def post_ticket_action(
+        self, ticket: str, action: str, body: bytes, principal: Principal = ANONYMOUS
+    ) -> Answer:
+        """Run the operator command ``action`` on ``ticket`` as ``principal`` (see the module
+        docstring): the actor comes from the token, never from the body."""
         doc = _json_object(body)
+        by, override = _acting(principal, action, doc)
         run: Callable[[Engine], Outcome]
         malformed = False  # the engine refuses the request itself: 422, not 409
         if action == "ack":
-            by = _field(doc, "by", '{"by": PERSON}')
-            run = lambda engine: engine.ack(ticket, by)  # noqa: E731
+            run = lambda engine: engine.ack(ticket, by, override=override)  # noqa: E731
         elif action == "resolve":
-            run = lambda engine: engine.resolve(ticket)  # noqa: E731
+            run = lambda engine: engine.resolve(ticket, by=by)  # noqa: E731
         elif action == "close":
-            run = lambda engine: engine.close(ticket)  # noqa: E731
+            run = lambda engine: engine.close(ticket, by=by)  # noqa: E731
         elif action == "transfer":
             hint = '{"to": REF, "reason": "...", "sla": "2h"}'
             to = _field(doc, "to", hint)
@@ -356,14 +430,15 @@ class EscaladeServer:
                 except TimeError as exc:
                     raise HttpError(422, f"sla: {exc}") from None
             malformed = not reason.strip() or sla is None or sla <= 0
-            run = lambda engine: engine.transfer(ticket, to, reason, sla)  # noqa: E731
+            run = lambda engine: engine.transfer(ticket, to, reason, sla, by=by)  # noqa: E731
         else:
             link = _field(doc, "link", '{"link": URL}', required=False)
             malformed = not link.strip()
-            run = lambda engine: engine.postmortem(ticket, link)  # noqa: E731
+            run = lambda engine: engine.postmortem(ticket, link, by=by)  # noqa: E731
         with self.engine_lock() as engine:
             if engine.store.open_escalation(ticket) is None and engine.status(ticket) is None:
                 raise HttpError(404, f"ticket {ticket} has no escalation")
+            self._check_owner(engine, principal, ticket)
             try:
                 outcome = run(engine)
             except Refused as exc:
@@ -435,6 +510,37 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise HttpError(400, "the body must be a JSON object")
     return doc
+
+
+def _acting(principal: Principal, action: str, doc: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Who runs a ticket action, and the ack's override reason. A person's token acts as that
+    person (a body ``by`` naming anyone else is 403); a service or an open server acts as
+    itself, but an acknowledgement needs a person: the body's ``by`` names them."""
+    person = principal.person
+    claimed = doc.get("by")
+    if person is not None and claimed is not None and claimed != person:
+        raise HttpError(
+            403, f"the token speaks for {person}; the body's `by` cannot name {claimed!r}"
+        )
+    if action != "ack":
+        return principal.actor, None
+    override = _field(doc, "override", '{"override": "why"}', required=False)
+    if override.strip() and not principal.may("lead"):
+        raise HttpError(
+            403,
+            f"acknowledging with an override needs the lead role (lead or admin);"
+            f" {principal.describe()} does not have it",
+        )
+    by = person or _field(doc, "by", '{"by": PERSON}')
+    return by, override or None
+
+
+def _unauthorized() -> HttpError:
+    return HttpError(
+        401,
+        "missing, unknown or revoked bearer token (Authorization: Bearer <token>)",
+        {"WWW-Authenticate": 'Bearer realm="escalade"'},
+    )
 
 
 def _field(doc: Mapping[str, Any], name: str, hint: str, *, required: bool = True) -> str:

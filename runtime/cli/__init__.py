@@ -32,6 +32,7 @@ from escalade.runtime.cli.reads import (
     status_command,
 )
 from escalade.runtime.cli.serve import serve_command
+from escalade.runtime.cli.token import token_group
 from escalade.runtime.pack import PackError, RulePack
 
 COMMANDS: list[click.Command] = [
@@ -50,6 +51,7 @@ COMMANDS: list[click.Command] = [
     audit_group,
     serve_command,
     migrate_command,
+    token_group,
 ]
 deadletter_group.add_command(deadletter_replay)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -11,11 +12,51 @@ import click
 from escalade.runtime.app import AppError, runtime_settings
 from escalade.runtime.cli.options import app_error, opened
 from escalade.runtime.server import EscaladeServer, serve_until_signal
+from escalade.runtime.store import Store
+
+log = logging.getLogger("escalade.runtime.server")
 
 
 def _stderr_echo(text: str) -> None:
     click.echo(text, err=True)
     sys.stderr.flush()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
+
+
+def check_credentials(store: Store, token_env: str | None, host: str) -> None:
+    """Log how requests authenticate; refuse (exit 2) a server without any credential on an
+    address other machines can reach."""
+    if token_env is not None:
+        log.warning(
+            "runtime.server.token_env is deprecated: $%s is accepted as service:token_env"
+            " (ingest and admin); create API tokens with `escalade token create` instead",
+            token_env,
+        )
+        return
+    if store.tokens():
+        return
+    if not is_loopback(host):
+        click.echo(
+            f"error: refusing to serve on {host} without authentication: the store has no API"
+            " token and runtime.server.token_env is not set. Create one with `escalade token"
+            " create` (same --db), or listen on 127.0.0.1.",
+            err=True,
+        )
+        sys.exit(2)
+    log.warning(
+        "serving WITHOUT authentication on %s: the store has no API token and"
+        " runtime.server.token_env is not set (allowed on loopback only)",
+        host,
+    )
 
 
 @click.command("serve")
@@ -57,6 +98,7 @@ def serve_command(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with opened(db, pack_path, None) as (app, _when):
+        check_credentials(app.store, token_env, host or server_settings.host)
         try:
             server = EscaladeServer(
                 app.engine,
