@@ -69,7 +69,7 @@ from typing import Any
 
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
-from escalade.runtime.engine.commands import assignee_problem
+from escalade.runtime.engine.commands import assignee_problem, transfer_problem
 from escalade.runtime.httpd import (
     MAX_BODY,
     REQUEST_TIMEOUT,
@@ -80,7 +80,7 @@ from escalade.runtime.httpd import (
     json_answer,
 )
 from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
-from escalade.runtime.notify.channels import SIGNATURE_HEADER, verify_signature
+from escalade.runtime.receipts import SecurityLog, verify_receipt
 from escalade.runtime.tokens import (
     ANONYMOUS,
     PUBLIC,
@@ -109,7 +109,7 @@ class EscaladeServer:
     """The HTTP front door over one engine, with its timer thread.
 
     ``token_env`` names the environment variable of the bearer token (``None``:
-    no token); ``receipt_secret_env`` the one of the webhook secret that signs
+    no token); ``receipt_secret_env`` and ``pager_secret_env`` those of the secrets that sign
     receipts (``None``: receipts are refused with 503). Both are read from
     ``environ`` (default ``os.environ``) at each request, like the notifiers do.
     """
@@ -122,6 +122,7 @@ class EscaladeServer:
         *,
         token_env: str | None = None,
         receipt_secret_env: str | None = None,
+        pager_secret_env: str | None = None,
         environ: Environ | None = None,
         tick_interval: float = TICK_INTERVAL,
         max_body: int = MAX_BODY,
@@ -136,6 +137,8 @@ class EscaladeServer:
         self.engine = engine
         self.token_env = token_env
         self.receipt_secret_env = receipt_secret_env
+        self.pager_secret_env = pager_secret_env
+        self.security = SecurityLog()
         self.environ: Environ = os.environ if environ is None else environ
         self.tick_interval = tick_interval
         self.max_body = max_body
@@ -365,33 +368,39 @@ class EscaladeServer:
         return result
 
     def post_receipt(self, key: str, body: bytes, signature: str | None) -> Answer:
-        """Record that the message ``key`` was delivered; the body must be signed and name it."""
-        if self.receipt_secret_env is None:
+        """A receiving system confirms message ``key``: the signature (``t=<unix>,v1=<hex>``
+        over ``<t>.<key>`` with the webhook's or the pager's secret, at most 5 minutes
+        old) says which channel; the message must await a receipt on it. A replay is
+        idempotent; anything else is 401 or 409, logged (rate-limited) and counted."""
+        del body  # the signature covers the key and the time; the body carries nothing more
+        envs = {"webhook": self.receipt_secret_env, "pager": self.pager_secret_env}
+        secrets = {kind: self.environ.get(env) for kind, env in envs.items() if env}
+        if not any(secrets.values()):
             raise HttpError(
                 503,
-                "receipts are not configured: set runtime.notifiers.webhook.secret_env"
-                " in escalade.yaml",
+                "receipts are not configured: set runtime.notifiers.webhook (or pager)"
+                " secret_env in escalade.yaml, and the variable it names",
             )
-        secret = self.environ.get(self.receipt_secret_env)
-        if not secret:
-            raise HttpError(503, f"the receipt secret ${self.receipt_secret_env} is not set")
-        if not verify_signature(secret, body, signature):
-            raise HttpError(
-                401, f"missing or wrong {SIGNATURE_HEADER} (sha256=<HMAC-SHA256 of the body>)"
-            )
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, 'the body must be JSON: {"key": "<idempotency key>"}') from None
-        if not isinstance(doc, dict) or doc.get("key") != key:
-            raise HttpError(400, f"the signed body must name the key: {{'key': {key!r}}}")
-        if doc.get("status", "delivered") != "delivered":
-            raise HttpError(422, "only a `delivered` receipt can be recorded")
+        now = time.time()
+        channel, problem = None, "no secret is set"
+        for kind, secret in secrets.items():
+            if secret:
+                problem = verify_receipt(secret, key, signature, now) or ""
+                if not problem:
+                    channel = kind
+                    break
+        if channel is None:
+            self.security.refused("receipt_signature", f"receipt for {key!r}: {problem}")
+            raise HttpError(401, f"receipt refused: {problem}")
         with self.engine_lock() as engine:
-            found = engine.record_receipt(key)
-        if not found:
-            raise HttpError(404, f"no outbox message has the key {key!r}")
-        return json_answer(200, {"key": key, "status": "delivered"})
+            outcome, why = engine.confirm_receipt(key, channel)
+        if outcome == "refused":
+            self.security.refused("receipt_state", f"{channel} receipt: {why}")
+            raise HttpError(409, f"receipt refused: {why}")
+        return json_answer(
+            200,
+            {"key": key, "status": "delivered", "channel": channel, "replay": outcome == "replay"},
+        )
 
     def get_ticket(self, ticket: str, principal: Principal = ANONYMOUS) -> Answer:
         """The ticket's status JSON, or 404 (403 for a responder who does not own it)."""
@@ -413,7 +422,8 @@ class EscaladeServer:
         run: Callable[[Engine], Outcome]
         malformed = False  # the engine refuses the request itself: 422, not 409
         if action == "ack":
-            run = lambda engine: engine.ack(ticket, by, override=override)  # noqa: E731
+            actor = principal.actor
+            run = lambda engine: engine.ack(ticket, by, override=override, actor=actor)  # noqa: E731
         elif action == "resolve":
             run = lambda engine: engine.resolve(ticket, by=by)  # noqa: E731
         elif action == "close":
@@ -429,7 +439,7 @@ class EscaladeServer:
                     sla = parse_duration(sla_text)
                 except TimeError as exc:
                     raise HttpError(422, f"sla: {exc}") from None
-            malformed = not reason.strip() or sla is None or sla <= 0
+            malformed = transfer_problem(reason, sla) is not None
             run = lambda engine: engine.transfer(ticket, to, reason, sla, by=by)  # noqa: E731
         else:
             link = _field(doc, "link", '{"link": URL}', required=False)
@@ -466,7 +476,8 @@ class EscaladeServer:
             info = self._pack_info(engine)
             with self._stats:
                 received, requests = dict(self.received), dict(self.requests)
-            families = self._metrics.collect(info, received, requests)
+            refused = dict(self.security.counts)
+            families = self._metrics.collect(info, received, requests, refused)
         return Answer(200, render(families).encode(), CONTENT_TYPE)
 
     def get_health(self) -> Answer:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from escalade.runtime.app import AppError, runtime_settings
+from escalade.runtime.app import AppError, runtime_settings, unreachable, unreachable_message
 from escalade.runtime.cli.options import app_error, opened
 from escalade.runtime.server import EscaladeServer, serve_until_signal
 from escalade.runtime.store import Store
@@ -95,9 +95,13 @@ def serve_command(
             " refusing to serve without the token"
         )
     webhook = settings.notifiers.webhook if settings.notifiers else None
+    pager = settings.notifiers.pager if settings.notifiers else None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with opened(db, pack_path, None) as (app, _when):
+    with opened(db, pack_path, None, quiet_reach=True) as (app, _when):
+        missing = unreachable(settings, app.engine.active().pack)
+        if missing:
+            raise click.UsageError(f"refusing to serve: {unreachable_message(missing)}")
         check_credentials(app.store, token_env, host or server_settings.host)
         try:
             server = EscaladeServer(
@@ -106,6 +110,7 @@ def serve_command(
                 server_settings.port if port is None else port,
                 token_env=token_env,
                 receipt_secret_env=webhook.secret_env if webhook else None,
+                pager_secret_env=pager.secret_env if pager else None,
             )
         except OSError as exc:
             raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from None

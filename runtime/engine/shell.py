@@ -401,15 +401,22 @@ class Engine:
             raise Refused(f"{who!r} is not a person in the directory")
 
     def ack(
-        self, ticket: str, by: str, at: int | None = None, *, override: str | None = None
+        self,
+        ticket: str,
+        by: str,
+        at: int | None = None,
+        *,
+        override: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """``by``, the current assignee (any member of an owning team without rotation),
         acknowledges: failover stops for good. Anyone else needs ``override``, a reason,
-        audited as an override."""
+        audited as an override. ``actor`` is who asked, when not ``by`` itself (a service
+        principal acknowledging for a person)."""
         return self._command(
             ticket,
             at,
-            by,
+            actor or by,
             lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by, override),
         )
 

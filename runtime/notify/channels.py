@@ -483,8 +483,10 @@ class ChannelNotifier:
         """The channel kinds that are configured."""
         return [k for k in CHANNEL_KINDS if getattr(self, k) is not None]
 
-    def choose(self, msg: OutboxMessage) -> Choice | Delivery:
-        """Where ``msg`` goes, or a ``failed`` delivery saying why it cannot go anywhere."""
+    def choices(self, msg: OutboxMessage) -> list[Choice] | Delivery:
+        """Where ``msg`` may go, in order of preference (a person: each configured contact
+        point), or an ``undeliverable`` (``failed`` for a malformed message) saying why
+        it cannot go anywhere."""
         channel = msg.payload.get("channel")
         if isinstance(channel, Mapping):
             kind = str(channel.get("kind"))
@@ -493,51 +495,69 @@ class ChannelNotifier:
                 return Delivery("failed", f"channel {msg.target} has an unknown kind {kind!r}")
             if getattr(self, kind) is None:
                 return Delivery(
-                    "failed",
+                    "undeliverable",
                     f"channel {msg.target} is {kind}, and runtime.notifiers.{kind}"
                     " is not configured",
                 )
-            return Choice(cast(ChannelKind, kind), str(target) if target is not None else None)
+            return [Choice(cast(ChannelKind, kind), str(target) if target is not None else None)]
         if msg.action in ("notify", "page"):
-            contacts = msg.payload.get("contacts")
-            if not isinstance(contacts, Mapping):
-                return Delivery(
-                    "failed",
-                    f"{msg.action} {msg.target} ({msg.target_kind}): the message names no"
-                    " channel and no contact points",
-                )
-            order: tuple[ChannelKind, ...] = (
-                ("pager", "slack", "email") if msg.action == "page" else ("slack", "email")
-            )
-            for kind in order:
-                point = contacts.get(kind)
-                if point and getattr(self, kind) is not None:
-                    return Choice(kind, str(point))
-            points = ", ".join(sorted(k for k, v in contacts.items() if v)) or "none"
-            return Delivery(
-                "failed",
-                f"{msg.action} {msg.target}: no configured channel reaches them (contact points:"
-                f" {points}; configured: {', '.join(self.configured()) or 'none'})",
-            )
+            return self._contact_points(msg)
         if self.webhook is None:
             return Delivery(
-                "failed",
+                "undeliverable",
                 f"action {msg.action} goes to the generic webhook, and"
                 " runtime.notifiers.webhook is not configured",
             )
-        return Choice("webhook", msg.target)
+        return [Choice("webhook", msg.target)]
+
+    def _contact_points(self, msg: OutboxMessage) -> list[Choice] | Delivery:
+        contacts = msg.payload.get("contacts")
+        if not isinstance(contacts, Mapping):
+            return Delivery(
+                "failed",
+                f"{msg.action} {msg.target} ({msg.target_kind}): the message names no"
+                " channel and no contact points",
+            )
+        order: tuple[ChannelKind, ...] = (
+            ("pager", "slack", "email") if msg.action == "page" else ("slack", "email")
+        )
+        found = [
+            Choice(kind, str(contacts[kind]))
+            for kind in order
+            if contacts.get(kind) and getattr(self, kind) is not None
+        ]
+        if found:
+            return found
+        points = ", ".join(sorted(k for k, v in contacts.items() if v)) or "none"
+        return Delivery(
+            "undeliverable",
+            f"{msg.action} {msg.target}: no configured channel reaches them (contact points:"
+            f" {points}; configured: {', '.join(self.configured()) or 'none'})",
+        )
 
     def attempt(self, msg: OutboxMessage) -> Delivery:
-        """Choose the channel and send once; the :class:`Delivery` says what happened."""
-        choice = self.choose(msg)
-        if isinstance(choice, Delivery):
-            return Delivery(choice.receipt, choice.reason, msg.key)
-        sender: SlackWebhook | SmtpEmail | SignedWebhook | PagerWebhook | None = getattr(
-            self, choice.kind
-        )
-        assert sender is not None  # choose() only picks configured channels
-        done = sender.send(msg, choice.target)
-        return Delivery(done.receipt, done.reason, msg.key, choice.kind, choice.target)
+        """Send once through the first channel that takes it: a message to a person is
+        delivered when any of their configured contact points delivered it; otherwise
+        the best answer (``pending`` before ``failed``) with every reason."""
+        choices = self.choices(msg)
+        if isinstance(choices, Delivery):
+            return Delivery(choices.receipt, choices.reason, msg.key)
+        tried: list[Delivery] = []
+        for choice in choices:
+            sender: SlackWebhook | SmtpEmail | SignedWebhook | PagerWebhook | None = getattr(
+                self, choice.kind
+            )
+            assert sender is not None  # choices() only picks configured channels
+            done = sender.send(msg, choice.target)
+            result = Delivery(done.receipt, done.reason, msg.key, choice.kind, choice.target)
+            if result.receipt == "delivered":
+                return result
+            tried.append(result)
+        best = next((t for t in tried if t.receipt == "pending"), tried[0])
+        if len(tried) == 1:
+            return best
+        reasons = "; ".join(f"{t.channel}: {t.reason}" for t in tried)
+        return Delivery(best.receipt, reasons, msg.key, best.channel, best.target)
 
     def deliver(self, msg: OutboxMessage) -> Delivery:
         """Deliver ``msg`` once and say what happened (receipt and reason); never raises."""

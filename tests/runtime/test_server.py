@@ -31,8 +31,9 @@ from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
 from escalade.runtime.metrics import Family, render
 from escalade.runtime.notify import RecordingNotifier
-from escalade.runtime.notify.channels import SIGNATURE_HEADER, sign
+from escalade.runtime.notify.channels import SIGNATURE_HEADER
 from escalade.runtime.pack import RulePack
+from escalade.runtime.receipts import sign_receipt
 from escalade.runtime.server import EscaladeServer
 from escalade.runtime.settings import SettingsError, parse_settings
 from escalade.runtime.store.sqlite import SQLiteStore
@@ -201,7 +202,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     def factory(*, activate: bool = True, **options: Any) -> Running:
         store = SQLiteStore(str(tmp_path / f"serve{len(started)}.db"))
         clock = VirtualClock(T0)
-        notifier = RecordingNotifier(silent=set(options.pop("silent", ())))
+        notifier = RecordingNotifier(
+            silent=set(options.pop("silent", ())), failing=set(options.pop("failing", ()))
+        )
         engine = Engine(store, clock, notifier)
         if activate:
             engine.activate(body, T0)
@@ -593,52 +596,78 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(
 # --- receipts ----------------------------------------------------------------
 
 
-def test_a_signed_receipt_marks_the_message_delivered_and_a_bad_one_is_refused(
+def test_a_signed_receipt_confirms_a_message_awaiting_one_once_and_a_bad_one_is_refused(
     serve: Callable[..., Running],
 ) -> None:
     secret = "receipt-secret"
-    run = serve(silent={"alice"}, receipt_secret_env="HOOK_SECRET", environ={"HOOK_SECRET": secret})
+    run = serve(
+        silent={"alice", "create_ticket"},
+        failing={"carol"},
+        receipt_secret_env="HOOK_SECRET",
+        environ={"HOOK_SECRET": secret},
+    )
     assert post_json(run.url + "/events", critical("T-1", "e-1"))[0] == 200
     with run.server.lock:
-        [row] = [m for m in run.engine.store.outbox() if m.target == "alice"]
-    assert row.status == "sent"  # alice's channel took it and will confirm later
-    url = run.url + "/receipts/" + urllib.request.quote(row.key, safe="")
-    body = json.dumps({"key": row.key}).encode()
+        rows = run.engine.store.outbox()
+        [ticket] = [m for m in rows if m.action == "create_ticket"]  # the signed webhook's
+        [alice] = [m for m in rows if m.target == "alice"]  # slack/email: no receipts
+        audit_rows = len(list(run.engine.store.audit_rows()))
+    assert (ticket.status, alice.status) == ("sent", "sent")
 
-    def post(data: bytes, signature: str | None) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if signature is not None:
-            headers[SIGNATURE_HEADER] = signature
-        status, _, answer = http(url, method="POST", body=data, headers=headers)
+    def post(key: str, signature: str | None) -> tuple[int, Any]:
+        headers = {} if signature is None else {SIGNATURE_HEADER: signature}
+        url = run.url + "/receipts/" + urllib.request.quote(key, safe="")
+        status, _, answer = http(url, method="POST", body=b"", headers=headers)
         return status, json.loads(answer)
 
-    assert post(body, sign("wrong secret", body))[0] == 401
-    assert post(body, None)[0] == 401
-    other = json.dumps({"key": "esc-1/999"}).encode()  # signed, but for another key
-    assert post(other, sign(secret, other))[0] == 400
+    now = int(time.time())
+    assert post(ticket.key, sign_receipt("wrong secret", ticket.key, now))[0] == 401
+    assert post(ticket.key, None)[0] == 401
+    assert post(ticket.key, f"sha256={'0' * 64}")[0] == 401  # the old body signature
+    stale = sign_receipt(secret, ticket.key, now - 600)  # captured ten minutes ago
+    assert post(ticket.key, stale)[0] == 401
+    other = sign_receipt(secret, "esc-1/999", now)  # signed for another key
+    assert post(ticket.key, other)[0] == 401
+    # a message no receipt channel carries, and an unknown key: 409
+    status, answer = post(alice.key, sign_receipt(secret, alice.key, now))
+    assert status == 409 and "cannot be confirmed by the webhook" in answer["error"]
+    assert post("no-such-key", sign_receipt(secret, "no-such-key", now))[0] == 409
     with run.server.lock:
-        assert run.engine.store.outbox_by_key(row.key).status == "sent"  # type: ignore[union-attr]
+        assert run.engine.store.outbox_by_key(ticket.key).status == "sent"  # type: ignore[union-attr]
+        # refusals never grow the hash-chained trail
+        assert len(list(run.engine.store.audit_rows())) == audit_rows
 
-    status, answer = post(body, sign(secret, body))
-    assert (status, answer) == (200, {"key": row.key, "status": "delivered"})
-    with run.server.lock:
-        assert run.engine.store.outbox_by_key(row.key).status == "delivered"  # type: ignore[union-attr]
-
-    unknown = json.dumps({"key": "no-such-key"}).encode()
-    status, _, answer_bytes = http(
-        run.url + "/receipts/no-such-key",
-        method="POST",
-        body=unknown,
-        headers={SIGNATURE_HEADER: sign(secret, unknown)},
+    status, answer = post(ticket.key, sign_receipt(secret, ticket.key, now))
+    assert (status, answer["status"], answer["channel"], answer["replay"]) == (
+        200,
+        "delivered",
+        "webhook",
+        False,
     )
-    assert status == 404 and "no-such-key" in json.loads(answer_bytes)["error"]
+    status, answer = post(ticket.key, sign_receipt(secret, ticket.key, now + 1))
+    assert (status, answer["replay"]) == (200, True)  # a replay changes nothing
+    with run.server.lock:
+        assert run.engine.store.outbox_by_key(ticket.key).status == "delivered"  # type: ignore[union-attr]
+        confirmed = [r for r in run.engine.store.audit_rows() if r.kind == "delivery_confirmed"]
+        failed = [m for m in run.engine.store.outbox() if m.status == "failed"]
+    assert len(confirmed) == 1 and confirmed[0].detail["channel"] == "webhook"
+    assert failed, "carol refuses deliveries in this test"
+    # a message that failed is not awaiting a receipt
+    status, answer = post(failed[0].key, sign_receipt(secret, failed[0].key, now))
+    assert status in (401, 409)  # 409 for a webhook message, 401 when no channel signs it
+    refusals = metrics(run.url)["escalade_security_refusals_total"]
+    assert refusals.value(reason="receipt_signature") == 5
+    assert refusals.value(reason="receipt_state") >= 2
 
 
 def test_receipts_without_a_configured_secret_are_503(serve: Callable[..., Running]) -> None:
     run = serve()
     body = b'{"key": "k"}'
     status, _, answer = http(
-        run.url + "/receipts/k", method="POST", body=body, headers={SIGNATURE_HEADER: "sha256=0"}
+        run.url + "/receipts/k",
+        method="POST",
+        body=body,
+        headers={SIGNATURE_HEADER: sign_receipt("x", "k", int(time.time()))},
     )
     assert status == 503 and "secret_env" in json.loads(answer)["error"]
 
