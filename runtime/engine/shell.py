@@ -29,7 +29,7 @@ from escalade.runtime.engine.delivery import Outbox
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules, no_active_pack
 from escalade.runtime.engine.ownership import on_call
 from escalade.runtime.engine.status import ticket_status
-from escalade.runtime.events import Event, EventError, parse_event
+from escalade.runtime.events import Event, EventError, parse_event, storable_text
 from escalade.runtime.notify import Notifier, RecordingNotifier
 from escalade.runtime.pack import FORMAT, PackError, RulePack
 from escalade.runtime.settings import LastResort
@@ -284,12 +284,7 @@ class Engine:
     def _dead_letter(
         self, raw: str | bytes | Mapping[str, Any], exc: EventError, at: int | None
     ) -> Outcome:
-        if isinstance(raw, str):
-            text = raw
-        elif isinstance(raw, bytes):
-            text = raw.decode("utf-8", "replace")
-        else:
-            text = json.dumps(raw, sort_keys=True)
+        text = storable_text(raw)  # what any store keeps: no NUL, no lone surrogate
         now = self._now(at)
         with self.store.transaction():
             letter_id = self.store.add_dead_letter(

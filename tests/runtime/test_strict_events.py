@@ -213,11 +213,6 @@ def test_storable_text_is_the_input_unless_a_store_cannot_keep_it() -> None:
         assert "\x00" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/engine/shell.py Engine._dead_letter stores raw text as given;"
-    " it should store events.storable_text(raw) (then drop this mark)",
-)
 def test_text_no_store_can_keep_is_dead_lettered_as_escapes(make_engine: Any) -> None:
     engine, _, _ = make_engine()
     raw = event(id_='"s\ud800"')  # from a Python caller: a lone surrogate, not an escape
