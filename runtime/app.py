@@ -20,7 +20,7 @@ from pathlib import Path
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys, verified_pack
 from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.notify import DryRunNotifier, Notifier
-from escalade.runtime.notify.channels import ChannelNotifier
+from escalade.runtime.notify.router import ChannelNotifier
 from escalade.runtime.pack import RulePack
 from escalade.runtime.reach import missing_kinds
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings

@@ -152,7 +152,7 @@ def compile_condition(cond: Condition | None) -> Predicate:
     if not isinstance(cond, Mapping):
         raise ConditionError(f"a condition must be an object, not {type(cond).__name__}")
     op = cond.get("op")
-    if op == "and" or op == "or":
+    if op in ("and", "or"):
         parts = [compile_condition(c) for c in _args(cond)]
         return _compile_junction(op, parts)
     if op == "not":
@@ -168,7 +168,7 @@ def compile_condition(cond: Condition | None) -> Predicate:
         if cmp not in CMP_OPS:
             raise ConditionError(f"unknown comparison {cmp!r}")
         return _compile_cmp(obj, name, str(cmp), cond.get("value"))
-    if op == "in" or op == "not_in":
+    if op in ("in", "not_in"):
         obj, name = split_field(_field(cond))
         return _compile_in(obj, name, _values(cond), negate=op == "not_in")
     if op == "has":
@@ -264,14 +264,14 @@ def format_condition(cond: Condition | None) -> str:
 
 def _format(cond: Condition, parent: str | None) -> str:
     op = cond.get("op")
-    if op == "and" or op == "or":
+    if op in ("and", "or"):
         text = f" {op} ".join(_format(c, str(op)) for c in _args(cond))
         return f"({text})" if parent is not None and parent != op else text
     if op == "not":
         return f"not {_format(_arg(cond), 'not')}"
     if op == "cmp":
         return f"{_field(cond)} {cond.get('cmp')} {format_value(cond.get('value'))}"
-    if op == "in" or op == "not_in":
+    if op in ("in", "not_in"):
         word = "in" if op == "in" else "not in"
         values = ", ".join(format_value(v) for v in _values(cond))
         return f"{_field(cond)} {word} ({values})"
@@ -292,7 +292,7 @@ def atoms(cond: Condition | None) -> list[Condition]:
 
     def walk(c: Condition) -> None:
         op = c.get("op")
-        if op == "and" or op == "or":
+        if op in ("and", "or"):
             for sub in _args(c):
                 walk(sub)
         elif op == "not":

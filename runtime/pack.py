@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from escalade.runtime.clock import read_time
-from escalade.runtime.conditions import atoms, split_field
+from escalade.runtime.packrefs import reference_problems
 from escalade.runtime.textio import TextError, loads_json
 
 FORMAT = "escalade.rulepack/v1"
@@ -528,67 +528,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return "a number"
-
-
-# --------------------------------------------------------------------------- references
-
-
-def _conditions(p: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if p["when"] is not None:
-        yield f"{at}/when", p["when"]
-    for i, c in enumerate(p["checks"]["state"]):
-        yield f"{at}/checks/state/{i}/when", c["when"]
-    for i, c in enumerate(p["checks"]["close"]):
-        if "when" in c:
-            yield f"{at}/checks/close/{i}/when", c["when"]
-    for i, e in enumerate(p["exceptions"]):
-        if e["when"] is not None:
-            yield f"{at}/exceptions/{i}/when", e["when"]
-
-
-def reference_problems(raw: Mapping[str, Any]) -> list[str]:
-    """Cross-references the schema cannot express: names resolve, policies are sorted."""
-    out: list[str] = []
-    directory = raw["directory"]
-    people, teams, channels = directory["people"], directory["teams"], directory["channels"]
-    objects = raw["schema"]["objects"]
-    events = set(raw["schema"]["events"])
-    names = [p["name"] for p in raw["policies"]]
-    known = set(names)
-    if names != sorted(set(names)):
-        out.append("/policies: policies must be sorted by name, each name once")
-    for team, t in sorted(teams.items()):
-        for i, member in enumerate(t["members"]):
-            if member not in people:
-                out.append(f"/directory/teams/{team}/members/{i}: no person {member!r}")
-    kinds = {"person": people, "team": teams, "channel": channels}
-    for i, p in enumerate(raw["policies"]):
-        at = f"/policies/{i}"
-        for j, trig in enumerate(p["triggers"]):
-            if trig not in events:
-                out.append(f"{at}/triggers/{j}: event {trig!r} is not in /schema/events")
-        for j, o in enumerate(p["owners"]):
-            if o["ref"] not in kinds[o["kind"]]:
-                out.append(f"{at}/owners/{j}/ref: no {o['kind']} {o['ref']!r} in the directory")
-        if p["triage"] is not None and p["triage"]["ref"] not in kinds[p["triage"]["kind"]]:
-            out.append(f"{at}/triage/ref: no {p['triage']['kind']} {p['triage']['ref']!r}")
-        for j, e in enumerate(p["exceptions"]):
-            if e["handoff"] not in known:
-                out.append(f"{at}/exceptions/{j}/handoff: no policy {e['handoff']!r}")
-            if (e["when"] is None) == (e["failure"] is None):
-                out.append(f"{at}/exceptions/{j}: give exactly one of `when` and `failure`")
-        for j, c in enumerate(p["checks"]["delivery"]):
-            if c["then"] is not None and c["then"] not in channels:
-                out.append(f"{at}/checks/delivery/{j}/then: no channel {c['then']!r}")
-        moments = [("steps", p["steps"])] + [(f"on/{k}", v) for k, v in p["on"].items()]
-        for where, steps in moments:
-            for j, s in enumerate(steps):
-                for k, a in enumerate(s["args"]):
-                    if "ref" in a and a["ref"] not in kinds[a["kind"]]:
-                        out.append(f"{at}/{where}/{j}/args/{k}: no {a['kind']} {a['ref']!r}")
-        for where, cond in _conditions(p, at):
-            for atom in atoms(cond):
-                obj, name = split_field(atom["field"])
-                if name not in objects.get(obj, {}):
-                    out.append(f"{where}: field {atom['field']!r} is not in /schema/objects")
-    return out

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from escalade.runtime import audit
 from escalade.runtime.store import ApiToken, Store
 
-SECRET_PREFIX = "esc_"
+SECRET_PREFIX = "esc_"  # noqa: S105 (a prefix that makes leaked tokens recognisable)
 SECRET_BYTES = 32
 PERSON_ROLES = ("responder", "lead", "admin")
 SERVICE_ROLES = ("ingest", "admin")

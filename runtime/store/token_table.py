@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from escalade.runtime.store import ApiToken
 
-TOKEN_COLUMNS = "id, principal, role, secret_hash, created_at, created_by, revoked_at, revoked_by"
+TOKEN_COLUMNS = "id, principal, role, secret_hash, created_at, created_by, revoked_at, revoked_by"  # noqa: S105 (column names)
 _TOKEN_MARKS = ", ".join("?" for _ in TOKEN_COLUMNS.split(", "))
 
 

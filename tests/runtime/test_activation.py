@@ -59,7 +59,7 @@ def test_a_lower_version_is_refused_and_rolling_forward_is_allowed(
     new = variant(pack, tmp_path, "new", "1.10.0", "new")  # PEP 440: 1.10 > 1.9
     activate_file(engine, old, keys, T0, actor="sam")
     activate_file(engine, new, keys, T0 + 1, actor="sam")
-    with pytest.raises(PackRefused, match="lower than the active 1.10.0"):
+    with pytest.raises(PackRefused, match=r"lower than the active 1\.10\.0"):
         activate_file(engine, old, keys, T0 + 2, actor="sam")
     # the rollback path: audited with its kind, then `new` (left by a rollback) rolls forward
     back = engine.pack(1)

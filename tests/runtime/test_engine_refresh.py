@@ -30,7 +30,7 @@ def test_triage_owner_is_not_labelled_with_the_team_it_replaced(make_engine: Any
     """After the chain runs out, status shows the triage owner without a stale 'on call for'."""
     from tests.runtime.conftest import T0, critical
 
-    engine, clock, _ = make_engine()
+    engine, _clock, _ = make_engine()
     engine.receive(critical("T9", "e9", status="new"))  # the state check will fail at 5m
     engine.advance(T0 + 3600 * 2)
     status = engine.status("T9")

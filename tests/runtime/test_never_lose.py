@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -26,98 +26,104 @@ TICKETS = ["T1", "T2", "T3"]
 PEOPLE = ["alice", "bob", "carol", "dana"]
 
 
+class NeverLose(RuleBasedStateMachine):
+    """Events, time and operators in any order; the invariants hold after every step."""
+
+    pack: ClassVar[dict[str, Any]] = {}  # set per test by make_machine
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = SQLiteStore(":memory:")
+        self.clock = VirtualClock(T0)
+        self.engine = Engine(self.store, self.clock)
+        self.engine.activate(self.pack, T0)
+        self.now = T0
+        self.seq = 0
+        self.owned: set[str] = set()  # tickets an escalation was ever started for
+
+    @rule(
+        ticket=st.sampled_from(TICKETS),
+        severity=st.sampled_from(["critical", "high", "low"]),
+        tier=st.sampled_from(["enterprise", "pro"]),
+        status=st.sampled_from(["new", "escalated"]),
+        vendor=st.booleans(),
+    )
+    def event(self, ticket: str, severity: str, tier: str, status: str, vendor: bool) -> None:
+        self.seq += 1
+        data = {
+            "ticket": {
+                "id": ticket,
+                "severity": severity,
+                "status": status,
+                "tags": ["vendor_outage"] if vendor else [],
+            },
+            "account": {"id": "a", "tier": tier},
+        }
+        kind = "ticket.created" if self.seq % 2 else "ticket.updated"
+        event = {"id": f"e{self.seq}", "type": kind, "at": format_time(self.now), "data": data}
+        outcome = self.engine.receive(json.dumps(event), self.now)
+        assert outcome.status == "applied"
+        if self.store.open_escalation(ticket) is not None:
+            self.owned.add(ticket)
+
+    @rule(minutes=st.integers(min_value=1, max_value=90))
+    def wait(self, minutes: int) -> None:
+        self.now += minutes * 60
+        self.engine.advance(self.now)
+
+    @rule(
+        ticket=st.sampled_from(TICKETS),
+        person=st.sampled_from(PEOPLE),
+        op=st.sampled_from(["ack", "override", "resolve", "close", "absent"]),
+    )
+    def operate(self, ticket: str, person: str, op: str) -> None:
+        try:
+            if op == "ack":
+                self.engine.ack(ticket, person, self.now)
+            elif op == "override":
+                self.engine.ack(ticket, person, self.now, override="property test")
+            elif op == "resolve":
+                self.engine.resolve(ticket, self.now, by=person)
+            elif op == "close":
+                self.engine.close(ticket, self.now, by=person)
+            else:
+                self.engine.absent(person, self.now + 3600, self.now, by=person)
+        except Refused:
+            pass
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        for ticket in self.owned:
+            esc = self.store.latest_escalation(ticket)
+            assert esc is not None, f"{ticket}'s escalation vanished"
+            if esc.state == "closed":
+                continue
+            timers = {t.kind for t in self.store.timers_of(esc.id)}
+            pack_ = self.engine.pack(esc.pack_id)
+            owners = pack_.rules[esc.policy].policy.owners
+            if esc.state == "assigned" and esc.level not in ("transfer", None):
+                has_timeout = owners[esc.level_index].ack is not None
+                assert not has_timeout or "ack" in timers, f"{ticket} waits with no ack timer"
+            assert esc.state in (
+                "assigned",
+                "acknowledged",
+                "resolved",
+                "triage",
+                "unacknowledged",
+            )
+            assert esc.owner is not None, f"{ticket} has no owner ({esc.state})"
+
+    @invariant()
+    def audit_intact(self) -> None:
+        assert audit.verify(self.store).ok
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
 def make_machine(pack: dict[str, Any]) -> type[RuleBasedStateMachine]:
-    class NeverLose(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.store = SQLiteStore(":memory:")
-            self.clock = VirtualClock(T0)
-            self.engine = Engine(self.store, self.clock)
-            self.engine.activate(pack, T0)
-            self.now = T0
-            self.seq = 0
-            self.owned: set[str] = set()  # tickets an escalation was ever started for
-
-        @rule(
-            ticket=st.sampled_from(TICKETS),
-            severity=st.sampled_from(["critical", "high", "low"]),
-            tier=st.sampled_from(["enterprise", "pro"]),
-            status=st.sampled_from(["new", "escalated"]),
-            vendor=st.booleans(),
-        )
-        def event(self, ticket: str, severity: str, tier: str, status: str, vendor: bool) -> None:
-            self.seq += 1
-            data = {
-                "ticket": {
-                    "id": ticket,
-                    "severity": severity,
-                    "status": status,
-                    "tags": ["vendor_outage"] if vendor else [],
-                },
-                "account": {"id": "a", "tier": tier},
-            }
-            kind = "ticket.created" if self.seq % 2 else "ticket.updated"
-            event = {"id": f"e{self.seq}", "type": kind, "at": format_time(self.now), "data": data}
-            outcome = self.engine.receive(json.dumps(event), self.now)
-            assert outcome.status == "applied"
-            if self.store.open_escalation(ticket) is not None:
-                self.owned.add(ticket)
-
-        @rule(minutes=st.integers(min_value=1, max_value=90))
-        def wait(self, minutes: int) -> None:
-            self.now += minutes * 60
-            self.engine.advance(self.now)
-
-        @rule(
-            ticket=st.sampled_from(TICKETS),
-            person=st.sampled_from(PEOPLE),
-            op=st.sampled_from(["ack", "override", "resolve", "close", "absent"]),
-        )
-        def operate(self, ticket: str, person: str, op: str) -> None:
-            try:
-                if op == "ack":
-                    self.engine.ack(ticket, person, self.now)
-                elif op == "override":
-                    self.engine.ack(ticket, person, self.now, override="property test")
-                elif op == "resolve":
-                    self.engine.resolve(ticket, self.now, by=person)
-                elif op == "close":
-                    self.engine.close(ticket, self.now, by=person)
-                else:
-                    self.engine.absent(person, self.now + 3600, self.now, by=person)
-            except Refused:
-                pass
-
-        @invariant()
-        def nothing_lost(self) -> None:
-            for ticket in self.owned:
-                esc = self.store.latest_escalation(ticket)
-                assert esc is not None, f"{ticket}'s escalation vanished"
-                if esc.state == "closed":
-                    continue
-                timers = {t.kind for t in self.store.timers_of(esc.id)}
-                pack_ = self.engine.pack(esc.pack_id)
-                owners = pack_.rules[esc.policy].policy.owners
-                if esc.state == "assigned" and esc.level not in ("transfer", None):
-                    has_timeout = owners[esc.level_index].ack is not None
-                    assert not has_timeout or "ack" in timers, f"{ticket} waits with no ack timer"
-                assert esc.state in (
-                    "assigned",
-                    "acknowledged",
-                    "resolved",
-                    "triage",
-                    "unacknowledged",
-                )
-                assert esc.owner is not None, f"{ticket} has no owner ({esc.state})"
-
-        @invariant()
-        def audit_intact(self) -> None:
-            assert audit.verify(self.store).ok
-
-        def teardown(self) -> None:
-            self.store.close()
-
-    return NeverLose
+    """The machine over ``pack``."""
+    return type("NeverLoseOverPack", (NeverLose,), {"pack": pack})
 
 
 def test_runtime_never_loses_an_escalation(pack: dict[str, Any]) -> None:

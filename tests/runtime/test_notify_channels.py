@@ -35,8 +35,6 @@ from escalade.runtime.__main__ import main as runtime_main
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
 from escalade.runtime.notify.channels import (
-    ChannelNotifier,
-    Choice,
     GenericWebhook,
     PagerWebhook,
     SignedWebhook,
@@ -44,6 +42,7 @@ from escalade.runtime.notify.channels import (
     SmtpEmail,
     verify_signature,
 )
+from escalade.runtime.notify.router import ChannelNotifier, Choice
 from escalade.runtime.settings import SettingsError, load_settings, parse_settings
 from escalade.runtime.signing import generate_keypair
 from escalade.runtime.store import OutboxMessage

@@ -19,7 +19,8 @@ from escalade.runtime import audit
 from escalade.runtime.clock import VirtualClock, format_time
 from escalade.runtime.engine import Engine
 from escalade.runtime.notify import Delivery
-from escalade.runtime.notify.channels import ChannelNotifier, Choice, SlackWebhook, SmtpEmail
+from escalade.runtime.notify.channels import SlackWebhook, SmtpEmail
+from escalade.runtime.notify.router import ChannelNotifier, Choice
 from escalade.runtime.store import AuditRow, OutboxMessage
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import T0, critical
@@ -240,8 +241,9 @@ def test_a_crash_between_send_and_receipt_resends_under_the_same_key(
     tmp_path: Path, pack_file: Path, pack: dict[str, Any]
 ) -> None:
     db, log = tmp_path / "crash.sqlite", tmp_path / "sent.txt"
-    proc = subprocess.run(
+    proc = subprocess.run(  # the return code is asserted below
         [sys.executable, "-c", CRASH, str(db), str(pack_file), str(log)],
+        check=False,
         input=json.dumps(critical("T1", "e1")),
         capture_output=True,
         text=True,

@@ -90,7 +90,7 @@ def test_content_hash_ignores_commit_and_itself(raw: dict[str, Any]) -> None:
 
 def test_tampered_pack_is_refused(raw: dict[str, Any]) -> None:
     raw["policies"][0]["priority"] = 999
-    with pytest.raises(PackError, match="content_hash: .* changed after it was built"):
+    with pytest.raises(PackError, match=r"content_hash: .* changed after it was built"):
         RulePack.from_bytes(canonical_bytes(raw), source="p.json")
     assert RulePack.from_dict(raw, verify_hash=False).policies[0].priority == 999
 

@@ -782,8 +782,18 @@ def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
     (tmp_path / "escalade.yaml").write_text("runtime:\n  notifiers: {dry_run: true}\n")
     proc = subprocess.Popen(
-        [sys.executable, "-c", RUNTIME_ONLY, "serve", "--port", "0"]
-        + ["--db", str(tmp_path / "s.db"), "--pack", str(PACK)],
+        [
+            sys.executable,
+            "-c",
+            RUNTIME_ONLY,
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "s.db"),
+            "--pack",
+            str(PACK),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

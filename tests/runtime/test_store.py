@@ -85,7 +85,7 @@ def test_committed_event_survives_kill_9(tmp_path: Path, pack_file: Path) -> Non
         f"engine.receive({json.dumps(json.dumps(critical('T1', 'e1')))})\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
     assert proc.returncode == -9, proc.stderr
     store = SQLiteStore(str(db))
     esc: Any = store.open_escalation("T1")

@@ -127,7 +127,7 @@ def test_duplicate_event_id_is_a_no_op(backend: tuple[str, Opener], pack: dict[s
     assert len(list(engine.store.audit_rows())) == rows
     # The primary key holds even past the engine's check: the transaction fails whole.
     store = engine.store
-    with pytest.raises(Exception, match="(?i)unique|duplicate"), store.transaction():
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), store.transaction():
         store.bump("before_duplicate")
         store.add_event("e1", "ticket.created", T0, "T1", "{}")
     assert "before_duplicate" not in store.counters()
@@ -325,7 +325,7 @@ def test_tokens_are_kept_by_hash_and_revoked_once(backend: tuple[str, Opener]) -
     )
     assert tokens.authenticate(other, issued.secret[:-1] + "x") is None
     assert other.token("nope") is None
-    with pytest.raises(Exception, match="(?i)unique|duplicate"), store.transaction():
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), store.transaction():
         store.add_token(issued.token)
     with store.transaction():
         assert store.revoke_token(token_id, T0 + MIN, "dana")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -117,4 +118,4 @@ def test_a_chain_walks_the_table_to_triage(make_engine: Any) -> None:
         assert esc is not None
         seen.append(esc.state)
     assert seen[0] == "assigned" and seen[-1] == "triage"
-    assert all(b in reachable(a) for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b in reachable(a) for a, b in pairwise(seen))

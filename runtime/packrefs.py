@@ -1,0 +1,88 @@
+"""The cross-references of a rule pack that its JSON Schema cannot express.
+
+Every name resolves (owners, triage, handoff targets, channels, step targets,
+triggers, condition fields) and policies are sorted by name; each problem is
+reported with its JSON pointer (``/policies/2/owners/0/ref``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from escalade.runtime.conditions import atoms, split_field
+
+
+def _conditions(p: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if p["when"] is not None:
+        yield f"{at}/when", p["when"]
+    for i, c in enumerate(p["checks"]["state"]):
+        yield f"{at}/checks/state/{i}/when", c["when"]
+    for i, c in enumerate(p["checks"]["close"]):
+        if "when" in c:
+            yield f"{at}/checks/close/{i}/when", c["when"]
+    for i, e in enumerate(p["exceptions"]):
+        if e["when"] is not None:
+            yield f"{at}/exceptions/{i}/when", e["when"]
+
+
+def reference_problems(raw: Mapping[str, Any]) -> list[str]:
+    """Cross-references the schema cannot express: names resolve, policies are sorted."""
+    out: list[str] = []
+    directory = raw["directory"]
+    people, teams = directory["people"], directory["teams"]
+    names = [p["name"] for p in raw["policies"]]
+    if names != sorted(set(names)):
+        out.append("/policies: policies must be sorted by name, each name once")
+    for team, t in sorted(teams.items()):
+        for i, member in enumerate(t["members"]):
+            if member not in people:
+                out.append(f"/directory/teams/{team}/members/{i}: no person {member!r}")
+    for i, p in enumerate(raw["policies"]):
+        out += _policy_references(raw, p, f"/policies/{i}", set(names))
+    return out
+
+
+def _policy_references(
+    raw: Mapping[str, Any], p: Mapping[str, Any], at: str, known: set[str]
+) -> list[str]:
+    """One policy's references: triggers, owners, triage, handoffs, channels, fields."""
+    directory = raw["directory"]
+    kinds = {"person": directory["people"], "team": directory["teams"]}
+    kinds["channel"] = directory["channels"]
+    events = set(raw["schema"]["events"])
+    out = [
+        f"{at}/triggers/{j}: event {trig!r} is not in /schema/events"
+        for j, trig in enumerate(p["triggers"])
+        if trig not in events
+    ]
+    out += [
+        f"{at}/owners/{j}/ref: no {o['kind']} {o['ref']!r} in the directory"
+        for j, o in enumerate(p["owners"])
+        if o["ref"] not in kinds[o["kind"]]
+    ]
+    if p["triage"] is not None and p["triage"]["ref"] not in kinds[p["triage"]["kind"]]:
+        out.append(f"{at}/triage/ref: no {p['triage']['kind']} {p['triage']['ref']!r}")
+    for j, e in enumerate(p["exceptions"]):
+        if e["handoff"] not in known:
+            out.append(f"{at}/exceptions/{j}/handoff: no policy {e['handoff']!r}")
+        if (e["when"] is None) == (e["failure"] is None):
+            out.append(f"{at}/exceptions/{j}: give exactly one of `when` and `failure`")
+    out += [
+        f"{at}/checks/delivery/{j}/then: no channel {c['then']!r}"
+        for j, c in enumerate(p["checks"]["delivery"])
+        if c["then"] is not None and c["then"] not in kinds["channel"]
+    ]
+    moments = [("steps", p["steps"])] + [(f"on/{k}", v) for k, v in p["on"].items()]
+    for where, steps in moments:
+        for j, s in enumerate(steps):
+            for k, a in enumerate(s["args"]):
+                if "ref" in a and a["ref"] not in kinds[a["kind"]]:
+                    out.append(f"{at}/{where}/{j}/args/{k}: no {a['kind']} {a['ref']!r}")
+    objects = raw["schema"]["objects"]
+    for where, cond in _conditions(p, at):
+        for atom in atoms(cond):
+            obj, name = split_field(atom["field"])
+            if name not in objects.get(obj, {}):
+                out.append(f"{where}: field {atom['field']!r} is not in /schema/objects")
+    return out
