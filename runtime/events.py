@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime.clock import TimeError, parse_duration, parse_time, read_time
-from escalade.runtime.pack import FieldType, RulePack
+from escalade.runtime.pack import EventSchema, FieldType, RulePack
 from escalade.runtime.textio import TextError, loads_json, printable
 
 TOP_LEVEL = ("id", "type", "at", "data")
@@ -243,12 +243,8 @@ def storable_text(raw: str | bytes | Mapping[str, Any]) -> str:
     return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def parse_event(
-    raw: str | bytes | Mapping[str, Any], schema: RulePack | Mapping[str, Any]
-) -> Event:
+def parse_event(raw: str | bytes | Mapping[str, Any], schema: RulePack | EventSchema) -> Event:
     """Validate one event against the schema of a pack."""
-    # the pack's raw `schema` section: compiler callers not yet moved to the typed pack
-    view = schema if isinstance(schema, RulePack) else _schema_view(schema)
     obj, text = load_json(raw)
     event_id = obj.get("id")
     if "id" not in obj:
@@ -259,7 +255,7 @@ def parse_event(
     type_ = obj.get("type")
     if not isinstance(type_, str) or not type_:
         raise EventError("missing `type` (e.g. ticket.created)", event_id)
-    events = view.events
+    events = schema.events
     if type_ not in events:
         raise EventError(f"unknown event type {type_!r} (known: {', '.join(events)})", event_id)
     if "at" not in obj:
@@ -269,7 +265,7 @@ def parse_event(
         data = obj.get("data", {})
         if not isinstance(data, dict):
             raise EventError(f"`data` must be an object, got {_describe(data)}")
-        objects = view.objects
+        objects = schema.objects
         unknown = [printable(k) for k in obj if k not in TOP_LEVEL]
         clean: dict[str, dict[str, Any]] = {}
         for name, fields in data.items():
@@ -324,26 +320,10 @@ def parse_command(obj: Mapping[str, Any]) -> Command:
 
 
 def parse_line(
-    raw: str | bytes | Mapping[str, Any], schema: RulePack | Mapping[str, Any]
+    raw: str | bytes | Mapping[str, Any], schema: RulePack | EventSchema
 ) -> Event | Command:
     """An event or, when it has a ``command`` key, an operator command."""
     obj, _ = load_json(raw)
     if "command" in obj:
         return parse_command(obj)
     return parse_event(raw, schema)
-
-
-@dataclass(frozen=True, slots=True)
-class _SchemaView:
-    events: tuple[str, ...]
-    objects: Mapping[str, Mapping[str, FieldType]]
-
-
-def _schema_view(schema: Mapping[str, Any]) -> _SchemaView:
-    return _SchemaView(
-        tuple(schema.get("events") or ()),
-        {
-            obj: {k: FieldType(t["type"], tuple(t.get("values", ()))) for k, t in fields.items()}
-            for obj, fields in (schema.get("objects") or {}).items()
-        },
-    )

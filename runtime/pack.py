@@ -135,6 +135,29 @@ class FieldType:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSchema:
+    """The event kinds and object fields a pack declares: what events are read against.
+
+    :class:`RulePack` has the same two attributes, so either serves ``parse_event``."""
+
+    events: tuple[str, ...]
+    objects: Mapping[str, Mapping[str, FieldType]]
+
+    @classmethod
+    def of(cls, schema: Mapping[str, Any]) -> EventSchema:
+        """The typed view of a pack's ``schema`` section."""
+        return cls(
+            tuple(schema["events"]),
+            {
+                obj: {
+                    name: FieldType(t["type"], tuple(t.get("values", ()))) for name, t in f.items()
+                }
+                for obj, f in schema["objects"].items()
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     name: str
     display: str  # the `name` attribute, or the identifier when absent
@@ -459,20 +482,15 @@ class RulePack:
     def _build(cls, raw: Mapping[str, Any]) -> RulePack:
         meta = raw["metadata"]
         directory = raw["directory"]
+        schema = EventSchema.of(raw["schema"])
         policies = tuple(_policy(p) for p in raw["policies"])
         return cls(
             version=meta["version"],
             content_hash=meta["content_hash"],
             commit=meta["commit"],
             actions=tuple(meta["actions"]),
-            events=tuple(raw["schema"]["events"]),
-            objects={
-                obj: {
-                    name: FieldType(t["type"], tuple(t.get("values", ())))
-                    for name, t in fields.items()
-                }
-                for obj, fields in raw["schema"]["objects"].items()
-            },
+            events=schema.events,
+            objects=schema.objects,
             people={
                 k: Person(k, v["name"] or k, v["email"], v["pager"], v["slack"], v["timezone"])
                 for k, v in directory["people"].items()

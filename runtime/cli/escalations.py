@@ -26,20 +26,21 @@ from escalade.runtime.engine.commands import transfer_problem
 from escalade.runtime.store import StoreError, open_store
 
 
-def split_inputs(text: str) -> list[str]:
-    """One JSON document, or JSON Lines (one event per line)."""
-    stripped = text.strip()
+def split_inputs(data: bytes) -> list[bytes]:
+    """One JSON document, or JSON Lines (one event per line), as bytes: the engine reads
+    each strictly and dead-letters what is not UTF-8 JSON, as the server does."""
+    stripped = data.strip()
     if not stripped:
         return []
     try:
         json.loads(stripped)
         return [stripped]
-    except ValueError:
-        return [line for line in text.splitlines() if line.strip()]
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        return [line for line in data.splitlines() if line.strip()]
 
 
 @click.command("event")
-@click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
+@click.argument("source", type=click.File("rb"), metavar="FILE|-")
 @runtime_options
 def event_command(source: Any, db: str | None, pack_path: str | None, at: str | None) -> None:
     """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""

@@ -36,6 +36,7 @@ from escalade.compiler.backends.rulepack import lower_condition, schema_section
 from escalade.compiler.model import PolicySet
 from escalade.runtime.conditions import evaluate
 from escalade.runtime.events import parse_event
+from escalade.runtime.pack import EventSchema
 
 SCHEMA = """
 event ticket.created
@@ -88,7 +89,7 @@ def pack_schema() -> dict[str, Any]:
 
 def runtime_state(w: Witness) -> dict[str, dict[str, Any]]:
     """The witness as an event, validated by the runtime, as the state conditions see."""
-    event = parse_event(w.event(KIND), pack_schema())
+    event = parse_event(w.event(KIND), EventSchema.of(pack_schema()))
     return event.data
 
 

@@ -13,6 +13,7 @@ from escalade.compiler.diagnostics import Diagnostic
 from escalade.compiler.passes import analysis
 from escalade.runtime.conditions import evaluate
 from escalade.runtime.events import parse_event
+from escalade.runtime.pack import EventSchema
 from tests.conftest import BROKEN
 
 HEADER = """\
@@ -68,9 +69,9 @@ def codes(result: CheckResult) -> list[str]:
     return [d.code for d in analysis_findings(result)]
 
 
-def pack_schema(result: CheckResult) -> dict[str, Any]:
+def pack_schema(result: CheckResult) -> EventSchema:
     assert result.pset is not None
-    return schema_section(result.pset)
+    return EventSchema.of(schema_section(result.pset))
 
 
 def matches(result: CheckResult, policy_name: str, witness: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from escalade.runtime.events import EventError, parse_event, parse_line
+from escalade.runtime.pack import EventSchema
 from tests.runtime.conftest import critical
 
 
@@ -48,13 +49,13 @@ def test_malformed_events_are_rejected_with_a_clear_message(
     pack: dict[str, Any], raw: str, message: str
 ) -> None:
     with pytest.raises(EventError, match=message.replace("(", r"\(")):
-        parse_event(raw, pack["schema"])
+        parse_event(raw, EventSchema.of(pack["schema"]))
 
 
 def test_values_are_normalised_and_unknowns_listed(pack: dict[str, Any]) -> None:
     event = critical("T1", "e1", tags=["b", "a", "b"], mood="x")
     event["data"]["weather"] = {"sky": "grey"}
-    parsed = parse_event(json.dumps(event), pack["schema"])
+    parsed = parse_event(json.dumps(event), EventSchema.of(pack["schema"]))
     assert parsed.ticket == "T1" and parsed.data["ticket"]["tags"] == ["a", "b"]
     assert set(parsed.unknown) == {"ticket.mood", "data.weather"}
 
@@ -75,8 +76,10 @@ def test_replay_lines_hold_commands(pack: dict[str, Any]) -> None:
     cmd = parse_line(
         '{"command": "transfer", "at": "2026-11-27T10:00:00Z", "ticket": "T",'
         ' "to": "dana", "reason": "r", "sla": "2h"}',
-        pack["schema"],
+        EventSchema.of(pack["schema"]),
     )
     assert getattr(cmd, "args", {})["sla"] == 7200
     with pytest.raises(EventError, match="unknown command"):
-        parse_line('{"command": "explode", "at": "2026-11-27T10:00:00Z"}', pack["schema"])
+        parse_line(
+            '{"command": "explode", "at": "2026-11-27T10:00:00Z"}', EventSchema.of(pack["schema"])
+        )

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from escalade.compiler.cli import main
 from escalade.runtime.events import EventError, parse_event, storable_text
+from escalade.runtime.pack import EventSchema
 from escalade.runtime.store import Store
 from escalade.runtime.store.sqlite import SQLiteStore
 from tests.runtime.conftest import REPO, critical
@@ -90,7 +91,7 @@ def test_parse_event_refuses_hostile_events_with_a_clear_message(
 ) -> None:
     for given in (raw, raw.encode()):
         with pytest.raises(EventError, match=message) as caught:
-            parse_event(given, pack["schema"])
+            parse_event(given, EventSchema.of(pack["schema"]))
         error = str(caught.value)
         assert "\n" not in error and error.isprintable(), error
         event_id = caught.value.event_id
@@ -99,20 +100,20 @@ def test_parse_event_refuses_hostile_events_with_a_clear_message(
 
 def test_a_mapping_meets_the_same_rules_as_text(pack: dict[str, Any]) -> None:
     with pytest.raises(EventError, match=r"the text at /id holds an unpaired surrogate"):
-        parse_event(critical("T1", "s\ud800"), pack["schema"])
+        parse_event(critical("T1", "s\ud800"), EventSchema.of(pack["schema"]))
     with pytest.raises(EventError, match=r"NaN is not a JSON number"):
-        parse_event(critical("T1", "e1", title=float("nan")), pack["schema"])
+        parse_event(critical("T1", "e1", title=float("nan")), EventSchema.of(pack["schema"]))
     with pytest.raises(EventError, match=r"not JSON: .*not JSON serializable"):
-        parse_event(critical("T1", "e1", title={1, 2}), pack["schema"])
+        parse_event(critical("T1", "e1", title={1, 2}), EventSchema.of(pack["schema"]))
     with pytest.raises(EventError, match=r"has no zone"):
-        parse_event(critical("T1", "e1", at="2026-11-27T10:00"), pack["schema"])
+        parse_event(critical("T1", "e1", at="2026-11-27T10:00"), EventSchema.of(pack["schema"]))
 
 
 @pytest.mark.parametrize(
     "at", ["2026-11-27T10:00:00Z", "2026-11-27T11:00:00+01:00", " 2026-11-27t10:00:00z "]
 )
 def test_zoned_times_are_read(pack: dict[str, Any], at: str) -> None:
-    parsed = parse_event(event(at=json.dumps(at)), pack["schema"])
+    parsed = parse_event(event(at=json.dumps(at)), EventSchema.of(pack["schema"]))
     assert parsed.at == 1795773600
 
 
@@ -121,7 +122,7 @@ def test_well_formed_unicode_passes_unchanged(pack: dict[str, Any]) -> None:
     raw = event(
         id_='"évt-1"', ticket=r'"ticket": {"id": "Tü-1", "title": "\ud83d\udd25 down \u00e9"}'
     )
-    parsed = parse_event(raw, pack["schema"])
+    parsed = parse_event(raw, EventSchema.of(pack["schema"]))
     assert (parsed.id, parsed.ticket) == ("évt-1", "Tü-1")
     assert parsed.data["ticket"]["title"] == "\U0001f525 down é"
     assert parsed.raw == raw

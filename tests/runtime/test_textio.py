@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from escalade.runtime.events import EventError, parse_event
-from escalade.runtime.pack import PackError, RulePack
+from escalade.runtime.pack import EventSchema, PackError, RulePack
 from escalade.runtime.textio import TextError, decode_utf8, loads_json
 
 
@@ -31,7 +31,9 @@ def test_json_errors_are_located(raw: str, message: str) -> None:
 
 
 def test_event_errors_name_what_is_wrong() -> None:
-    schema = {"events": ["ticket.created"], "objects": {"ticket": {"id": {"type": "text"}}}}
+    schema = EventSchema.of(
+        {"events": ["ticket.created"], "objects": {"ticket": {"id": {"type": "text"}}}}
+    )
     with pytest.raises(EventError, match=r"`id` must be a non-empty string, not a number"):
         parse_event('{"id": 1, "type": "ticket.created"}', schema)
     with pytest.raises(EventError, match=r"nested too deeply"):
