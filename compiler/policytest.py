@@ -37,6 +37,7 @@ from escalade.compiler.passes.lower import did_you_mean
 from escalade.runtime.clock import TimeError, VirtualClock, format_time, parse_duration, parse_time
 from escalade.runtime.engine import Engine, Refused
 from escalade.runtime.notify import RecordingNotifier
+from escalade.runtime.pack import RulePack
 from escalade.runtime.store import STATES
 from escalade.runtime.store.sqlite import SQLiteStore
 from escalade.runtime.textio import decode_utf8
@@ -441,27 +442,25 @@ def _expect_action(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str
 LEVELS = ("primary", "backup", "escalation", "triage", "transfer")
 
 
-def check_names(pack: dict[str, Any], test: PolicyTest) -> list[str]:
+def check_names(pack: RulePack, test: PolicyTest) -> list[str]:
     """Names a test uses that the pack does not know, as located messages.
 
     Caught before the run: an unknown field would be ignored by the runtime and a
     misspelt policy, person or state would make an expectation fail for the wrong
     reason (or, with ``expect no ...``, pass for the wrong one)."""
-    directory = pack["directory"]
-    schema = pack["schema"]
-    people, teams = set(directory["people"]), set(directory["teams"])
+    people, teams = set(pack.people), set(pack.teams)
     kinds: dict[str, tuple[str, set[str]]] = {
-        "policy": ("policy", {p["name"] for p in pack["policies"]}),
+        "policy": ("policy", {p.name for p in pack.policies}),
         "owner": ("person or team", people | teams),
         "person": ("person", people),
-        "target": ("person, team or channel", people | teams | set(directory["channels"])),
+        "target": ("person, team or channel", people | teams | set(pack.channels)),
         "level": ("level", set(LEVELS)),
         "state": ("state", set(STATES)),
         "action": ("action", set(ACTIONS)),
-        "event": ("event type", set(schema["events"])),
+        "event": ("event type", set(pack.events)),
         "field": (
             "field",
-            {f"{o}.{f}" for o, fields in schema["objects"].items() for f in fields},
+            {f"{o}.{f}" for o, fields in pack.objects.items() for f in fields},
         ),
     }
     uses: dict[str, tuple[str, ...]] = {
@@ -517,6 +516,7 @@ def read_utf8(path: Path) -> str:
 def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
     """Run every test in ``files`` against ``pack``."""
     run = TestRun()
+    typed = RulePack.trusted(pack)
     for path in files:
         try:
             tests = read_test_file(path)
@@ -525,7 +525,7 @@ def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
             run.failed += 1
             continue
         for test in tests:
-            unknown = check_names(pack, test)
+            unknown = check_names(typed, test)
             if unknown:
                 run.failed += 1
                 run.failures.extend(unknown)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from escalade.compiler.policytest import PolicySetError, pack_from_policies, run_files
+from escalade.runtime.pack import RulePack
 
 
 def pack_of(policies: Path) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def test_command(path: Path) -> None:
     run = run_files(pack, files)
     for failure in run.failures:
         click.echo(f"FAIL {failure}")
-    names = sorted(p["name"] for p in pack["policies"])
+    names = sorted(p.name for p in RulePack.trusted(pack).policies)
     missing = [n for n in names if n not in run.exercised]
     click.echo(f"{run.passed} passed, {run.failed} failed ({len(files)} file(s))")
     if missing:

@@ -155,3 +155,25 @@ def test_no_raw_pack_reads_outside_the_loader() -> None:
         if RAW_PACK.search(line)
     ]
     assert not found, found
+
+
+# Compiler modules that build the pack (its writer) or use the same words for other
+# dictionaries; every other compiler module reads packs through RulePack.
+NOT_PACK_READS = {
+    "compiler/backends/rulepack.py": "writes the pack",
+    "compiler/config.py": "escalade.yaml's `policies:` setting",
+    "compiler/diff.py": "timeline signatures: owners and triage per level",
+    "compiler/explain.py": "its own JSON document's exceptions",
+}
+
+
+def test_the_compiler_reads_packs_only_through_rulepack() -> None:
+    compiler = REPO / "compiler"
+    found = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+        for p in sorted(compiler.rglob("*.py"))
+        if str(p.relative_to(REPO)) not in NOT_PACK_READS
+        for n, line in enumerate(p.read_text("utf-8").splitlines(), 1)
+        if RAW_PACK.search(line)
+    ]
+    assert not found, found
