@@ -1,5 +1,6 @@
-"""The runtime's shape, checked: small modules and functions, click only in the CLI, imports
-that never go round in a circle, and one pack model (no raw pack JSON outside the loader: pack.py and packrefs.py)."""
+"""The shape of both packages, checked: small functions, click only in each CLI, small
+runtime modules, runtime imports that never go round in a circle, and one pack model (no
+raw pack JSON outside the loader: pack.py and packrefs.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "runtime"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
@@ -18,6 +19,10 @@ MAX_FUNCTION_LINES = 80
 
 def runtime_files() -> list[Path]:
     return sorted(RUNTIME.rglob("*.py"))
+
+
+def package_files(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
 
 
 def module_name(path: Path) -> str:
@@ -36,9 +41,10 @@ def test_no_runtime_module_is_over_600_lines() -> None:
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
-def test_no_runtime_function_is_over_80_lines() -> None:
+@pytest.mark.parametrize("package", ["compiler", "runtime"])
+def test_no_function_is_over_80_lines(package: str) -> None:
     long = []
-    for path in runtime_files():
+    for path in package_files(package):
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 size = (node.end_lineno or node.lineno) - node.lineno + 1
@@ -47,14 +53,15 @@ def test_no_runtime_function_is_over_80_lines() -> None:
     assert not long, long
 
 
-def test_only_the_cli_imports_click() -> None:
+@pytest.mark.parametrize("package", ["compiler", "runtime"])
+def test_only_the_cli_imports_click(package: str) -> None:
     found = [
-        str(p.relative_to(REPO))
-        for p in runtime_files()
+        p.relative_to(REPO).as_posix()
+        for p in package_files(package)
         if re.search(r"^\s*(import click|from click\b)", p.read_text("utf-8"), re.M)
     ]
     assert found, "the CLI itself imports click: the check would find nothing"
-    assert all(f.startswith("runtime/cli/") for f in found), found
+    assert all(f.startswith(f"{package}/cli/") for f in found), found
 
 
 def _imports(path: Path) -> Iterator[str]:
