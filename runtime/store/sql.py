@@ -369,6 +369,14 @@ class SQLStore(TokenTable):
         )
         return [escalation_of(r) for r in rows]
 
+    def open_escalations(self, limit: int) -> list[Escalation]:
+        rows = self._rows(
+            f"SELECT {ESC_COLUMNS} FROM escalations WHERE state != 'closed'"
+            " ORDER BY started_at, id LIMIT ?",
+            (limit,),
+        )
+        return [escalation_of(r) for r in rows]
+
     def count_open(self) -> int:
         return self._count("SELECT COUNT(*) FROM escalations WHERE state != 'closed'")
 

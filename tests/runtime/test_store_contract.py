@@ -308,6 +308,25 @@ def test_the_counts_metrics_read(backend: tuple[str, Opener], pack: dict[str, An
     assert sum(store.outbox_by_status().values()) == len(store.outbox())
 
 
+def test_open_escalations_come_oldest_first_up_to_the_limit(
+    backend: tuple[str, Opener], pack: dict[str, Any]
+) -> None:
+    _, opener = backend
+    engine = _engine(opener(), pack)
+    engine.receive(critical("T2", "e2"), at=T0 + 2 * MIN)
+    engine.receive(critical("T1", "e1"), at=T0 + 2 * MIN)  # same start: by id
+    engine.receive(critical("T3", "e3", root_cause="disk"), at=T0 + 3 * MIN)
+    engine.ack("T3", "alice", at=T0 + 4 * MIN)
+    engine.resolve("T3", at=T0 + 5 * MIN, by="alice")
+    engine.postmortem("T3", "https://wiki.example.com/pm/3", at=T0 + 5 * MIN, by="alice")
+    engine.close("T3", at=T0 + 6 * MIN, by="alice")
+    store = opener()  # another connection reads what the first wrote
+    assert [e.ticket for e in store.open_escalations(10)] == ["T2", "T1"]
+    assert [e.ticket for e in store.open_escalations(1)] == ["T2"]
+    first = store.open_escalations(1)[0]
+    assert first == store.open_escalation("T2")  # the whole row, facts included
+
+
 def test_tokens_are_kept_by_hash_and_revoked_once(backend: tuple[str, Opener]) -> None:
     _, opener = backend
     store = opener()
