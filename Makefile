@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed
 # A strict editable install links each file that exists at install time, so
 # the package is re-linked (without dependencies) whenever the file list changes.
 FILES  := $(VENV)/.files
-LISTING := $(shell find grammar compiler runtime -type f \( -name '*.py' -o -name '*.lark' -o -name '*.j2' -o -name '*.json' \) 2>/dev/null | sort | md5sum | cut -c1-32)
+LISTING := $(shell find grammar compiler runtime -type f \( -name '*.py' -o -name '*.lark' -o -name '*.j2' -o -name '*.json' -o -name '*.html' -o -name '*.css' -o -name '*.js' \) 2>/dev/null | sort | md5sum | cut -c1-32)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,server]'
 	@echo $(LISTING) > $(FILES)
 	@touch $(STAMP)
 

@@ -54,31 +54,22 @@ Runtime-side: no compiler imports.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import os
-import signal
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
 from escalade.runtime.engine.commands import assignee_problem, transfer_problem
-from escalade.runtime.httpd import (
-    MAX_BODY,
-    REQUEST_TIMEOUT,
-    Answer,
-    Handler,
-    HttpError,
-    HTTPServer,
-    json_answer,
-)
 from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
 from escalade.runtime.receipts import SecurityLog, verify_receipt
 from escalade.runtime.tokens import (
@@ -91,11 +82,19 @@ from escalade.runtime.tokens import (
     roles_with,
     token_id_of,
 )
+from escalade.runtime.web.answers import (
+    MAX_BODY,
+    REQUEST_TIMEOUT,
+    Answer,
+    HttpError,
+    json_answer,
+)
 
 log = logging.getLogger("escalade.runtime.server")
 
 TICK_INTERVAL = 1.0  # seconds between two ticks
 LOCK_TIMEOUT = 30.0  # seconds a request waits for the engine before a 503
+MAX_CONNECTIONS = 64  # concurrent connections and requests; 503 beyond
 JSONL_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
 )
@@ -128,8 +127,11 @@ class EscaladeServer:
         max_body: int = MAX_BODY,
         request_timeout: float = REQUEST_TIMEOUT,
         lock_timeout: float = LOCK_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        """Bind ``host:port`` (0: any free port, see :attr:`port`); :meth:`start` serves."""
+        """Bind ``host:port`` (0: any free port, see :attr:`port`); :meth:`start` serves.
+
+        ``max_connections`` bounds the concurrent connections and requests (503 beyond)."""
         if tick_interval <= 0 or max_body < 1 or request_timeout <= 0 or lock_timeout <= 0:
             raise ValueError(
                 "tick_interval, max_body, request_timeout and lock_timeout must be > 0"
@@ -153,80 +155,107 @@ class EscaladeServer:
         self.last_tick_error: str | None = None
         self._metrics = MetricsCollector(engine.store)
         self._tokens_seen = False  # see _has_tokens
-        self._stopping = threading.Event()
         self._closed = False
-        self._threads: list[threading.Thread] = []
-        self.httpd = HTTPServer((host, port), Handler)
-        self.httpd.app = self
+        self.ticker_task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self.max_connections = max_connections
+        self._socket = socket.create_server((host, port), reuse_port=False)
+        self._uvicorn: Any = None
 
     # --- lifecycle -----------------------------------------------------------
     @property
     def host(self) -> str:
         """The bound address."""
-        return str(self.httpd.server_address[0])
+        return str(self._socket.getsockname()[0])
 
     @property
     def port(self) -> int:
         """The bound port (the real one when 0 was asked for)."""
-        return int(self.httpd.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
         """``http://host:port``."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> None:
-        """Serve requests and fire timers, each in its own daemon thread."""
-        if self._threads:
+    def start(self, timeout: float = 10.0) -> None:
+        """Serve the ASGI app (:func:`escalade.runtime.web.api.create_app`) under uvicorn in
+        a thread of its own; the timer loop runs there as a background task."""
+        import uvicorn
+
+        from escalade.runtime.web.api import create_app
+
+        if self._thread is not None:
             raise RuntimeError("the server is already started")
-        serving = threading.Thread(
-            target=self.httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
+        config = uvicorn.Config(
+            create_app(self),
+            http="h11",  # rejects malformed HTTP, such as two different Content-Lengths
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            limit_concurrency=self.max_connections,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=int(self.lock_timeout),
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._uvicorn.run,
+            kwargs={"sockets": [self._socket]},
             name="escalade-http",
             daemon=True,
         )
-        ticker = threading.Thread(target=self._tick_loop, name="escalade-ticker", daemon=True)
-        self._threads = [serving, ticker]
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting requests, stop the ticker, wait for the engine to be free.
+        """Stop accepting requests, let those in flight finish, stop the timer loop, wait
+        for the engine to be free. The caller closes the store afterwards."""
+        if self._uvicorn is not None and self._thread is not None:
+            self._uvicorn.should_exit = True
+            self._thread.join(timeout)
+        self.close_engine(timeout)
+        self._socket.close()
 
-        The caller closes the store afterwards; a request arriving meanwhile gets 503."""
-        self._stopping.set()
-        if self._threads:
-            self.httpd.shutdown()
-        for thread in self._threads:
-            thread.join(timeout)
+    def close_engine(self, timeout: float = 10.0) -> None:
+        """Wait for the request holding the engine; later requests get 503."""
         if self.lock.acquire(timeout=timeout):
             self._closed = True
             self.lock.release()
-        else:
+        elif not self._closed:
             log.error("a request still holds the engine after %ss; closing anyway", timeout)
             self._closed = True
-        self.httpd.server_close()
 
     @property
     def ticker_alive(self) -> bool:
-        """True while the timer thread runs (False before start and after stop)."""
-        return len(self._threads) == 2 and self._threads[1].is_alive()
+        """True while the timer loop runs (False before start and after stop)."""
+        task = self.ticker_task
+        return task is not None and not task.done()
 
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(self.tick_interval):
-            try:
-                with self.engine_lock():
-                    self.engine.refresh()  # see packs/rows other processes wrote
-                    fired = self.engine.advance(move_clock=False)
-            except HttpError:
-                continue  # busy or closing: try again at the next tick
-            except Exception as exc:  # the ticker must outlive a failing tick
-                self.last_tick_error = f"{type(exc).__name__}: {exc}"
-                log.exception("tick failed; trying again in %ss", self.tick_interval)
-                continue
-            self.ticks += 1
-            self.timers_fired += fired
-            self.last_tick_error = None
+    def tick_once(self) -> None:
+        """One turn of the timer loop: fire what is due (writing only then)."""
+        try:
+            with self.engine_lock():
+                self.engine.refresh()  # see packs/rows other processes wrote
+                fired = self.engine.advance(move_clock=False)
+        except HttpError:
+            return  # busy or closing: try again at the next tick
+        except Exception as exc:  # the ticker must outlive a failing tick
+            self.last_tick_error = f"{type(exc).__name__}: {exc}"
+            log.exception("tick failed; trying again in %ss", self.tick_interval)
+            return
+        self.ticks += 1
+        self.timers_fired += fired
+        self.last_tick_error = None
+
+    def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request (the transport calls this for every response)."""
+        del seconds  # the latency histogram belongs to the metrics
+        with self._stats:
+            self.requests[(method, route, status)] += 1
 
     @contextmanager
     def engine_lock(self) -> Iterator[Engine]:
@@ -487,8 +516,8 @@ class EscaladeServer:
             clock = engine.store.clock()
         if info is None:
             raise HttpError(503, "no rule pack is active")
-        if self._threads and not self.ticker_alive:
-            raise HttpError(503, "the timer thread stopped")
+        if self._thread is not None and not self.ticker_alive:
+            raise HttpError(503, "the timer loop stopped")
         return json_answer(
             200,
             {
@@ -564,33 +593,4 @@ def _field(doc: Mapping[str, Any], name: str, hint: str, *, required: bool = Tru
     return value
 
 
-# --- the command -------------------------------------------------------------
-
-
-def serve_until_signal(server: EscaladeServer, echo: Callable[[str], None]) -> None:
-    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully."""
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        server.start()
-        echo(f"escalade serve: listening on {server.url} (Ctrl-C or SIGTERM to stop)")
-        while not stop.wait(0.5):
-            if not server.ticker_alive:
-                echo("escalade serve: the timer thread stopped; shutting down")
-                break
-        started = time.monotonic()
-        server.stop()
-        why = received[0] if received else "error"
-        echo(f"escalade serve: stopped on {why} in {time.monotonic() - started:.2f}s")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-__all__ = ["EscaladeServer", "HttpError", "serve_until_signal"]
+__all__ = ["EscaladeServer", "HttpError"]

@@ -40,7 +40,7 @@ GRANTS: dict[str, frozenset[str]] = {
     "admin": frozenset({"responder", "lead", "admin"}),
     "ingest": frozenset({"ingest"}),
 }
-# The role each route of the HTTP API needs (httpd.ROUTES' templates). A responder
+# The role each route of the HTTP API needs (web.answers.ROUTES' templates). A responder
 # reaches only the tickets it owns; the server checks that against the escalation.
 ROUTE_ROLES: dict[str, str] = {
     "/events": "ingest",

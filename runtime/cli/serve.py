@@ -5,16 +5,47 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
 
 import click
 
 from escalade.runtime.app import AppError, runtime_settings, unreachable, unreachable_message
 from escalade.runtime.cli.options import app_error, opened
-from escalade.runtime.server import EscaladeServer, serve_until_signal
+from escalade.runtime.server import EscaladeServer
 from escalade.runtime.store import Store
 
 log = logging.getLogger("escalade.runtime.server")
+
+
+def serve_until_signal(server: EscaladeServer, echo: Callable[[str], None]) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully."""
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        echo(f"escalade serve: listening on {server.url} (Ctrl-C or SIGTERM to stop)")
+        while not stop.wait(0.5):
+            if not server.ticker_alive:
+                echo("escalade serve: the timer thread stopped; shutting down")
+                break
+        started = time.monotonic()
+        server.stop()
+        why = received[0] if received else "error"
+        echo(f"escalade serve: stopped on {why} in {time.monotonic() - started:.2f}s")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _stderr_echo(text: str) -> None:

@@ -48,6 +48,8 @@ def main() -> int:
         )
         db = str(Path(tmp) / "rt.db")
         packfile = str(REPO / "generated" / "rulepack.json")
+        # no channel is configured here: say so (every message dry_run, nothing sent)
+        (Path(tmp) / "escalade.yaml").write_text("runtime:\n  notifiers: {dry_run: true}\n")
         run = [sys.executable, "-m", "escalade.runtime"]
         subprocess.run(
             [
@@ -62,10 +64,16 @@ def main() -> int:
                 "2026-11-23T10:00:00Z",
             ],
             check=True,
+            cwd=tmp,
+        )
+        # timers due by 10:06 fire on a tick (a read never fires them)
+        subprocess.run(
+            [*run, "tick", "--db", db, "--at", "2026-11-23T10:06:00Z"], check=True, cwd=tmp
         )
         out = subprocess.run(
             [*run, "status", "T1", "--db", db, "--format", "json", "--at", "2026-11-23T10:06:00Z"],
             check=True,
+            cwd=tmp,
             capture_output=True,
             text=True,
         ).stdout

@@ -20,12 +20,12 @@ from escalade.runtime import audit
 from escalade.runtime.cli.serve import check_credentials, is_loopback, serve_command
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
-from escalade.runtime.httpd import ROUTES
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.pack import RulePack
 from escalade.runtime.server import EscaladeServer
 from escalade.runtime.store.sqlite import SQLiteStore
 from escalade.runtime.tokens import OPEN_ROUTES, ROUTE_ROLES, needed_role, token_id_of
+from escalade.runtime.web.answers import ROUTES
 from tests.runtime.conftest import T0, critical
 from tests.runtime.test_server import TIMEOUT, get_json, http, post_json
 
