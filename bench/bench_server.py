@@ -2,7 +2,8 @@
 
 Baseline: ``Engine.receive`` on the same pack and store settings in this run.
 Then POST /events one event per request (one keep-alive connection), POST
-/events as JSON Lines batches, and the cost of one /metrics scrape. Figures only,
+/events as JSON Lines batches, 8 concurrent keep-alive clients (events/s and
+the p50/p99 latency of a request), and the cost of one /metrics scrape. Figures only,
 never asserted (the machine is shared).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 from http.client import HTTPConnection
 from pathlib import Path
@@ -23,6 +25,7 @@ from escalade.runtime.store.sqlite import SQLiteStore
 PACK = Path(__file__).resolve().parents[1] / "generated" / "rulepack.json"
 N = 1000
 BATCH = 250
+CLIENTS = 8
 
 
 def event(n: int, tag: str) -> dict[str, Any]:
@@ -99,10 +102,61 @@ def over_http(directory: str) -> tuple[float, float, float, int]:
         store.close()
 
 
+def _client(host: str, port: int, bodies: list[bytes], latencies: list[float]) -> None:
+    conn = HTTPConnection(host, port, timeout=60)
+    try:
+        for body in bodies:
+            start = time.perf_counter()
+            conn.request("POST", "/events", body, {"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            answer.read()
+            latencies.append(time.perf_counter() - start)
+            assert answer.status == 200, answer.status
+    finally:
+        conn.close()
+
+
+def concurrent(directory: str, clients: int = CLIENTS) -> tuple[float, float, float]:
+    """``clients`` keep-alive connections posting one event per request at once:
+    events/s over all, and the p50 and p99 latency of a request (seconds)."""
+    engine, store = fresh_engine(directory, "concurrent")
+    server = EscaladeServer(engine, "127.0.0.1", 0)
+    server.start()
+    try:
+        share = N // clients
+        latencies: list[float] = []
+        threads = [
+            threading.Thread(
+                target=_client,
+                args=(
+                    server.host,
+                    server.port,
+                    [json.dumps(event(c * share + n, f"c{c}")).encode() for n in range(share)],
+                    latencies,
+                ),
+            )
+            for c in range(clients)
+        ]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rate = len(latencies) / (time.perf_counter() - start)
+        ordered = sorted(latencies)
+        p50 = ordered[len(ordered) // 2]
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return rate, p50, p99
+    finally:
+        server.stop()
+        store.close()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         base = in_process(directory)
         per_request, batched, scrape, size = over_http(directory)
+        rate, p50, p99 = concurrent(directory)
     print(f"in-process Engine.receive: {base:,.0f} events/s over {N} events (baseline)")
     print(
         f"POST /events, one event per request, keep-alive: {per_request:,.0f} events/s"
@@ -113,9 +167,11 @@ def main() -> None:
         f" ({batched / base:.2f}x the baseline)"
     )
     print(
-        f"GET /metrics after {2 * N} escalations: {scrape * 1000:.0f} ms ({size:,} bytes,"
-        " KPIs recomputed from the audit trail)"
+        f"POST /events, one event per request, {CLIENTS} concurrent keep-alive clients:"
+        f" {rate:,.0f} events/s ({rate / base:.2f}x the baseline);"
+        f" request latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
+    print(f"GET /metrics after {2 * N} escalations: {scrape * 1000:.0f} ms ({size:,} bytes)")
 
 
 if __name__ == "__main__":

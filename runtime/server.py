@@ -70,7 +70,7 @@ from typing import Any
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
 from escalade.runtime.engine.commands import assignee_problem, transfer_problem
-from escalade.runtime.metrics import CONTENT_TYPE, MetricsCollector, PackInfo, render
+from escalade.runtime.metrics import CONTENT_TYPE, PackInfo, ServerMetrics, open_reader
 from escalade.runtime.receipts import SecurityLog, verify_receipt
 from escalade.runtime.tokens import (
     ANONYMOUS,
@@ -153,13 +153,23 @@ class EscaladeServer:
         self.ticks = 0
         self.timers_fired = 0
         self.last_tick_error: str | None = None
-        self._metrics = MetricsCollector(engine.store)
+        # /metrics reads on a connection of its own, never taking the engine lock
+        self._metrics = ServerMetrics(
+            open_reader(engine.store),
+            received=self.received,
+            refused=self.security.counts,
+            requests=self.requests,
+        )
         self._tokens_seen = False  # see _has_tokens
         self._closed = False
         self.ticker_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self.max_connections = max_connections
-        self._socket = socket.create_server((host, port), reuse_port=False)
+        self._socket = socket.create_server((host, port))
+        # Accepted connections inherit it: without it, Nagle's algorithm and the client's
+        # delayed ACK hold every keep-alive answer ~40 ms (uvicorn sets it only on the
+        # sockets it binds itself).
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._uvicorn: Any = None
 
     # --- lifecycle -----------------------------------------------------------
@@ -498,16 +508,9 @@ class EscaladeServer:
         )
 
     def get_metrics(self) -> Answer:
-        """The Prometheus exposition."""
-        if self._metrics is None:
-            raise HttpError(501, "metrics need the SQLite store")
-        with self.engine_lock() as engine:
-            info = self._pack_info(engine)
-            with self._stats:
-                received, requests = dict(self.received), dict(self.requests)
-            refused = dict(self.security.counts)
-            families = self._metrics.collect(info, received, requests, refused)
-        return Answer(200, render(families).encode(), CONTENT_TYPE)
+        """The Prometheus exposition (:mod:`escalade.runtime.metrics`), read on the metrics'
+        own store connection: a scrape never waits for the engine."""
+        return Answer(200, self._metrics.exposition(), CONTENT_TYPE)
 
     def get_health(self) -> Answer:
         """200 with the active pack, 503 without one (or with the ticker down)."""

@@ -91,9 +91,12 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
         request: Request, route: str, work: Callable[[Any, bytes], Answer], body: bool = True
     ) -> Response:
         header = request.headers.get("authorization")
-        principal = await run_in_threadpool(server.authorize, request.method, route, header)
         data = await read_body(request, server.max_body, server.request_timeout) if body else b""
-        return _respond(await run_in_threadpool(work, principal, data))
+
+        def authorized() -> Answer:  # one trip to the thread pool: the token, then the work
+            return work(server.authorize(request.method, route, header), data)
+
+        return _respond(await run_in_threadpool(authorized))
 
     async def events(request: Request) -> Response:
         kind = request.headers.get("content-type") or ""
