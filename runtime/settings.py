@@ -7,7 +7,8 @@
       trusted_keys: [keys/release.pub]   # public keys that may sign rule packs
       notifiers:
         timeout: 5                       # seconds per network call (default for each)
-        slack:   {webhook_url_env: ESCALADE_SLACK_WEBHOOK}
+        slack:   {webhook_url_env: ESCALADE_SLACK_WEBHOOK,
+                  signing_secret_env: ESCALADE_SLACK_SIGNING_SECRET}  # its Acknowledge buttons
         email:   {host: smtp.example.com, port: 587, sender: escalade@example.com,
                   starttls: true, username: escalade, password_env: ESCALADE_SMTP_PASSWORD}
         webhook: {url: "https://hooks.example.com/escalade", secret_env: ESCALADE_WEBHOOK_SECRET}
@@ -17,6 +18,8 @@
         host: 127.0.0.1
         port: 8080
         token_env: ESCALADE_SERVER_TOKEN # bearer token required on /events and /tickets
+        public_url: https://escalade.example.com  # where people reach it: acknowledgment links
+        link_secret_env: ESCALADE_LINK_SECRET     #   are signed with this key (HMAC-SHA256)
       retry:                             # deliveries without a receipt (policies without
         attempts: 5                      #   `check delivery`): sends in all,
         base: 1m                         #   first wait, doubling each time,
@@ -70,10 +73,14 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SlackSettings:
-    """A Slack incoming webhook; its URL (which embeds the token) comes from the environment."""
+    """A Slack incoming webhook; its URL (which embeds the token) comes from the environment.
+
+    ``signing_secret_env`` names the variable holding the Slack app's signing secret, which
+    signs the requests its Acknowledge buttons send to ``POST /slack/actions``."""
 
     webhook_url_env: str
     timeout: float = DEFAULT_TIMEOUT
+    signing_secret_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +143,17 @@ class NotifierSettings:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """``escalade serve``: where to listen and the variable holding the bearer token (if any)."""
+    """``escalade serve``: where to listen and the variable holding the bearer token (if any).
+
+    ``public_url`` is where people reach the server; with ``link_secret_env`` (the variable
+    holding the key that signs them) messages to an assignee carry an acknowledgment link
+    (:mod:`escalade.runtime.links`)."""
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token_env: str | None = None
+    public_url: str | None = None
+    link_secret_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,15 +320,14 @@ def _inline_secrets(section: Any, document: yaml.Node | None, shown: str) -> lis
                 f"secrets are never written in escalade.yaml; put it in an environment "
                 f"variable and use {use}"
             )
+        key, hint = ("url", "sign with secret_env instead")
         if where == ["server"]:
-            continue
-        kind = where[1]
-        url = spec.get("url")
+            key, hint = ("public_url", "links are signed with link_secret_env")
+        url = spec.get(key)
         if isinstance(url, str) and _has_credentials(url):
             problems.append(
-                f"{_where(document, ['notifiers', kind, 'url'], shown)}: "
-                f"runtime.notifiers.{kind}.url: credentials in a URL are an inline secret;"
-                " sign with secret_env instead"
+                f"{_where(document, [*where, key], shown)}: runtime.{'.'.join([*where, key])}:"
+                f" credentials in a URL are an inline secret; {hint}"
             )
     return problems
 
@@ -371,6 +383,19 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
             problems.append(
                 f"{where}: {name}: configure at least one of slack, email, webhook, pager"
                 " (or dry_run: true)"
+            )
+            continue
+        if err.validator == "dependentRequired" and isinstance(err.instance, dict):
+            for key, needs in err.validator_value.items():
+                missing = [n for n in needs if key in err.instance and n not in err.instance]
+                if missing:
+                    where = _where(document, [*path, key], shown, key=True)
+                    problems.append(f"{where}: {name}.{key} needs {' and '.join(missing)} too")
+            continue
+        if path[-1:] == ["public_url"] and err.validator == "pattern":
+            problems.append(
+                f"{where}: {name}: must be an http:// or https:// URL without blanks, quotes"
+                " or angle brackets"
             )
             continue
         if path and str(path[-1]).endswith("_env") and err.validator in ("pattern", "type"):
@@ -455,7 +480,11 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
         webhook = raw.get("webhook")
         pager = raw.get("pager")
         notifiers = NotifierSettings(
-            slack=SlackSettings(slack["webhook_url_env"], _timeout(slack, default))
+            slack=SlackSettings(
+                slack["webhook_url_env"],
+                _timeout(slack, default),
+                slack.get("signing_secret_env"),
+            )
             if slack
             else None,
             email=EmailSettings(
@@ -486,6 +515,8 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             host=str(server.get("host", DEFAULT_HOST)),
             port=int(server.get("port", DEFAULT_PORT)),
             token_env=server.get("token_env"),
+            public_url=server.get("public_url"),
+            link_secret_env=server.get("link_secret_env"),
         ),
         retry=RetrySettings(
             attempts=int((section.get("retry") or {}).get("attempts", DEFAULT_RETRY_ATTEMPTS)),

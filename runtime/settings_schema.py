@@ -11,6 +11,8 @@ _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
 _COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
 _DURATION: dict[str, Any] = {"type": "string", "minLength": 1}  # parse_duration checks the rest
+# No blank, quote or angle bracket: the URL goes into mail, Slack markup and HTML as it is.
+_PUBLIC_URL = r"^https?://[^\s<>|\"'`]+$"
 
 
 def _endpoint(secret: str) -> dict[str, Any]:
@@ -40,6 +42,13 @@ RUNTIME_SCHEMA: dict[str, Any] = {
                 "host": {"type": "string", "minLength": 1},
                 "port": {"type": "integer", "minimum": 0, "maximum": 65535},
                 "token_env": {"$ref": "#/$defs/env_name"},
+                # Where people reach the server: acknowledgment links start with it.
+                "public_url": {"type": "string", "pattern": _PUBLIC_URL},
+                "link_secret_env": {"$ref": "#/$defs/env_name"},
+            },
+            "dependentRequired": {
+                "public_url": ["link_secret_env"],
+                "link_secret_env": ["public_url"],
             },
             "additionalProperties": False,
         },
@@ -73,6 +82,7 @@ RUNTIME_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "webhook_url_env": {"$ref": "#/$defs/env_name"},
+                        "signing_secret_env": {"$ref": "#/$defs/env_name"},
                         "timeout": _TIMEOUT,
                     },
                     "required": ["webhook_url_env"],
@@ -113,5 +123,7 @@ INLINE_SECRETS = {
     "token": "an environment variable named by *_env",
     "api_key": "an environment variable named by *_env",
     "webhook_url": "webhook_url_env",
+    "link_secret": "link_secret_env",
+    "signing_secret": "signing_secret_env",
     "routing_key": "the person's or channel's pager id (the pack carries it)",
 }
