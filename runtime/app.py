@@ -19,6 +19,7 @@ from pathlib import Path
 
 from escalade.runtime.activation import PackRefused, activate_file, trusted_keys, verified_pack
 from escalade.runtime.engine import ClockError, Engine
+from escalade.runtime.links import link_config
 from escalade.runtime.notify import DryRunNotifier, Notifier
 from escalade.runtime.notify.router import ChannelNotifier
 from escalade.runtime.pack import RulePack
@@ -68,8 +69,10 @@ def store_url(db: str | None, settings: RuntimeSettings | None = None) -> str:
 
 
 def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSettings) -> Engine:
-    """An engine with ``runtime.retry``, ``runtime.loop_breaker`` and ``runtime.max_clock_skew``."""
-    return Engine(
+    """An engine with ``runtime.retry``, ``runtime.loop_breaker`` and ``runtime.max_clock_skew``,
+    and the acknowledgment links of ``runtime.server.public_url`` (every process that has
+    the key builds the same links)."""
+    engine = Engine(
         store,
         notifier=notifier,
         retry_attempts=settings.retry.attempts,
@@ -80,6 +83,8 @@ def new_engine(store: Store, notifier: Notifier | None, settings: RuntimeSetting
         max_clock_skew=settings.max_clock_skew,
         last_resort=settings.last_resort,
     )
+    engine.rt.links = link_config(settings)
+    return engine
 
 
 def configured_notifier(settings: RuntimeSettings) -> tuple[Notifier, list[str]]:

@@ -3,11 +3,14 @@
 Every row has an idempotency key ``esc-<escalation>/<n>``; the payload carries
 what a channel needs (the text rendered against the ticket as it was when the
 escalation started, the person's contact points, the channel) so delivery
-never reads the pack again.
+never reads the pack again. A notify or page to the person who holds the
+escalation also carries ``ack_url``, their acknowledgment link, when the runtime
+has ``runtime.server.public_url`` and the link key (:mod:`escalade.runtime.links`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,8 +18,11 @@ from typing import Any
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import team_recipients
+from escalade.runtime.links import WAITING_STATES, AckLink, LevelKey, holds, link_expiry, sign_token
 from escalade.runtime.pack import Step
 from escalade.runtime.store import Escalation, OutboxMessage
+
+log = logging.getLogger("escalade.runtime.engine")
 
 TARGET_ACTIONS = ("notify", "page", "route")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\s*\}\}")
@@ -118,6 +124,9 @@ def emit(
         payload["channel"] = {"kind": channel.kind, "target": channel.target}
     elif target_kind == "person" and target in pack.people:
         payload["contacts"] = dict(pack.people[target].contacts())
+        url = ack_url(rt, esc, pack, rules, target, m.now) if action in ("notify", "page") else None
+        if url is not None:
+            payload["ack_url"] = url
     delivery = rules.delivery
     if delivery is not None and action in ("notify", "page"):
         payload["delivery"] = {
@@ -139,3 +148,22 @@ def emit(
             created_at=m.now,
         )
     )
+
+
+def ack_url(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, person: str, now: int
+) -> str | None:
+    """``person``'s acknowledgment link for the level ``esc`` is at, when they hold it and it
+    awaits an acknowledgment; None otherwise, or without the link settings and key."""
+    config = rt.links
+    if config is None or esc.state not in WAITING_STATES or not holds(pack.pack, esc, person):
+        return None
+    key = config.key()
+    if isinstance(key, str):
+        log.warning("no acknowledgment link for %s: %s", person, key)
+        return None
+    owners = rules.policy.owners
+    owner = owners[esc.level_index] if esc.level_index < len(owners) else None
+    timeout = owner.ack if owner is not None and owner.level == esc.level else None
+    link = AckLink(esc.id, person, LevelKey.of(esc), link_expiry(now, timeout))
+    return config.url(sign_token(key, link))

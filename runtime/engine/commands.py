@@ -7,6 +7,8 @@ shell still writes a refusal that was audited, such as ``close_refused``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from escalade.runtime.clock import format_duration
 from escalade.runtime.conditions import format_condition
 from escalade.runtime.engine.actions import notify_owner
@@ -36,13 +38,15 @@ def reached(
     m: Moment,
     moment: str,
     by: str = "",
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """``acknowledge`` or ``resolve`` happened: the SLAs up to it are met unless they
-    breached (a resolve meets an outstanding acknowledge SLA too); audit; its ``on`` steps."""
+    breached (a resolve meets an outstanding acknowledge SLA too); audit (with ``detail``);
+    its ``on`` steps."""
     slas = ("acknowledge",) if moment == "acknowledge" else ("acknowledge", "resolve")
     esc.facts.met.update(kind for kind in slas if kind not in esc.facts.breached)
     reason = f"{moment}d{by} after {format_duration(m.now - esc.started_at)}"
-    rt.audit(m, f"{moment}d", esc, pack, rules.name, reason=reason)
+    rt.audit(m, f"{moment}d", esc, pack, rules.name, reason=reason, detail=detail)
     run_steps(rt, esc, pack, rules, rules.steps(moment), m, moment)
 
 
@@ -70,9 +74,11 @@ def decide_ack(
     m: Moment,
     by: str,
     override: str | None = None,
+    via: str | None = None,
 ) -> str:
     """``by`` acknowledges: failover stops for good. Only the assignee, unless ``override``
-    gives a reason (audited as ``ack_override``)."""
+    gives a reason (audited as ``ack_override``). ``via`` (``link``, ``slack``) is recorded
+    in the ``acknowledged`` row's detail."""
     if by not in pack.people:
         raise Refused(f"{by!r} is not a person in the directory")
     if not allowed(esc.state, "ack"):
@@ -90,7 +96,7 @@ def decide_ack(
     if esc.facts.first_ack is None:
         esc.facts.first_ack = m.now
     rt.store.cancel_timers(esc.id, ("ack", "sla_acknowledge"))
-    reached(rt, esc, pack, rules, m, "acknowledge", f" by {by}")
+    reached(rt, esc, pack, rules, m, "acknowledge", f" by {by}", {"via": via} if via else None)
     return f"ticket {esc.ticket} acknowledged by {by}"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from escalade.runtime import audit, settings
 from escalade.runtime.engine.loaded import LoadedPack
 from escalade.runtime.engine.transitions import next_state
+from escalade.runtime.links import LinkConfig
 from escalade.runtime.settings import LastResort
 from escalade.runtime.store import Escalation, Store
 
@@ -81,12 +82,22 @@ class Limits:
 
 
 class Runtime:
-    """The store, the packs it holds (compiled once per process) and the limits."""
+    """The store, the packs it holds (compiled once per process) and the limits.
 
-    def __init__(self, store: Store, limits: Limits, last_resort: LastResort | None = None) -> None:
+    ``links``: with ``runtime.server.public_url`` and its key, a message to the assignee
+    carries an acknowledgment link (:mod:`escalade.runtime.links`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        last_resort: LastResort | None = None,
+        links: LinkConfig | None = None,
+    ) -> None:
         self.store = store
         self.limits = limits
         self.last_resort = last_resort
+        self.links = links
         self.packs: dict[int, LoadedPack] = {}
         self.outbox_dirty = True  # rows may be pending from an earlier process
 

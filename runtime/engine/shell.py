@@ -403,16 +403,18 @@ class Engine:
         *,
         override: str | None = None,
         actor: str | None = None,
+        via: str | None = None,
     ) -> Outcome:
         """``by``, the current assignee (any member of an owning team without rotation),
         acknowledges: failover stops for good. Anyone else needs ``override``, a reason,
         audited as an override. ``actor`` is who asked, when not ``by`` itself (a service
-        principal acknowledging for a person)."""
+        principal acknowledging for a person). ``via`` says how it arrived (``link``,
+        ``slack``), recorded in the ``acknowledged`` audit row's detail."""
         return self._command(
             ticket,
             at,
             actor or by,
-            lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by, override),
+            lambda rt, e, p, r, m: commands.decide_ack(rt, e, p, r, m, by, override, via),
         )
 
     def resolve(self, ticket: str, at: int | None = None, by: str = "operator") -> Outcome:

@@ -28,6 +28,11 @@ of the raw body with the shared secret (:func:`verify_signature`); the body
 carries ``sent_at`` (also in ``X-Escalade-Timestamp``), so the signature covers
 the time too and a receiver can refuse old replays. ``Idempotency-Key`` is the
 outbox key: a retry carries the same one, so the receiver drops duplicates.
+
+A message to the assignee may carry an acknowledgment link (``ack_url``, see
+:mod:`escalade.runtime.links`): the mail says ``Acknowledge: <url>``, Slack gets an
+Acknowledge button (``action_id`` :data:`SLACK_ACK_ACTION`, the link's token as its
+value, answered at ``POST /slack/actions``), webhooks and pages carry ``ack_url``.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ TIMESTAMP_HEADER = "X-Escalade-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TIMEOUT = 5.0
 CHANNEL_KINDS = ("slack", "email", "webhook", "pager")
+SLACK_ACK_ACTION = "escalade_ack"  # the action_id of the Acknowledge button
 ChannelKind = Literal["slack", "email", "webhook", "pager"]
 Environ = Mapping[str, str]
 
@@ -206,6 +212,39 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_URL = re.compile(r"https?://[^\s<>|\"'`]+")
+
+
+def ack_url(msg: OutboxMessage) -> str | None:
+    """The acknowledgment link ``msg`` carries (None when it has none, or not a plain URL)."""
+    url = msg.payload.get("ack_url")
+    return url if isinstance(url, str) and _URL.fullmatch(url) and "/ack/" in url else None
+
+
+def slack_blocks(text: str, context: str, url: str) -> list[dict[str, Any]]:
+    """Slack blocks for a message with an acknowledgment link: the text, a context line with
+    the link (for a workspace whose app takes no button clicks) and the Acknowledge button,
+    whose value is the link's token. ``text`` and ``context`` are escaped already."""
+    token = url.rpartition("/ack/")[2]
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Acknowledge"},
+        "style": "primary",
+        "action_id": SLACK_ACK_ACTION,
+        "value": token,
+    }
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"_{context}_ · <{url}|acknowledge in the browser>"}
+            ],
+        },
+        {"type": "actions", "elements": [button]},
+    ]
+
+
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -233,6 +272,9 @@ class SlackWebhook:
         text = summary(msg)
         context = f"ticket {msg.ticket} · policy {msg.payload.get('policy', '')} · {msg.key}"
         body: dict[str, Any] = {"text": f"{slack_escape(text)}\n_{slack_escape(context)}_"}
+        link = ack_url(msg)
+        if link is not None:
+            body["blocks"] = slack_blocks(slack_escape(text), slack_escape(context), link)
         if target:
             body["channel"] = target
         answer = post_json(url, _dumps(body), {IDEMPOTENCY_HEADER: msg.key}, self.timeout)
@@ -273,6 +315,9 @@ class SmtpEmail(EmailSettings):
             f"Action: {msg.action}",
             f"Key: {msg.key}",
         ]
+        url = ack_url(msg)
+        if url is not None:
+            lines[1:1] = ["", f"Acknowledge: {url}"]
         guide = msg.payload.get("guide")
         if isinstance(guide, str):
             lines += ["", guide]
@@ -375,8 +420,8 @@ class SignedWebhook:
     label: ClassVar[str] = "webhook"
 
     def shape(self, msg: OutboxMessage, target: str | None, sent_at: int) -> dict[str, Any]:
-        """The JSON body for ``msg``."""
-        return {
+        """The JSON body for ``msg`` (with ``ack_url`` when it carries an acknowledgment link)."""
+        body = {
             "key": msg.key,
             "action": msg.action,
             "ticket": msg.ticket,
@@ -388,6 +433,7 @@ class SignedWebhook:
             "sent_at": sent_at,
             "payload": msg.payload,
         }
+        return _with_ack_url(body, msg)
 
     def endpoint(self, target: str | None) -> str:
         """Where to post: the configured URL (subclasses may route by target)."""
@@ -432,12 +478,13 @@ class PagerWebhook(SignedWebhook):
     """A signed webhook with a pager-shaped body (an Events-API-like ``trigger``).
 
     ``routing_key`` is the person's or channel's pager id, ``dedup_key`` the
-    idempotency key, ``severity`` critical for ``page`` (warning otherwise)."""
+    idempotency key, ``severity`` critical for ``page`` (warning otherwise); an
+    acknowledgment link is ``ack_url`` and the first of ``links``."""
 
     label: ClassVar[str] = "pager"
 
     def shape(self, msg: OutboxMessage, target: str | None, sent_at: int) -> dict[str, Any]:
-        return {
+        body = {
             "routing_key": target,
             "event_action": "trigger",
             "dedup_key": msg.key,
@@ -455,3 +502,14 @@ class PagerWebhook(SignedWebhook):
                 },
             },
         }
+        return _with_ack_url(body, msg)
+
+
+def _with_ack_url(body: dict[str, Any], msg: OutboxMessage) -> dict[str, Any]:
+    """``body`` with ``msg``'s acknowledgment link as ``ack_url`` and in ``links`` (the
+    Events API's list of links), when it has one."""
+    url = ack_url(msg)
+    if url is not None:
+        body["ack_url"] = url
+        body["links"] = [{"href": url, "text": "Acknowledge"}]
+    return body
