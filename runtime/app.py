@@ -111,6 +111,18 @@ def unreachable(settings: RuntimeSettings, pack: RulePack) -> list[str]:
     return missing_kinds(pack, notifiers.kinds() if notifiers is not None else set())
 
 
+def last_resort_problem(settings: RuntimeSettings, pack: RulePack) -> str | None:
+    """Why ``runtime.last_resort`` cannot serve with ``pack`` (None when it can, or is unset)."""
+    spec = settings.last_resort
+    if spec is None:
+        return None
+    if spec.ref not in pack.people and spec.ref not in pack.teams:
+        return f"runtime.last_resort.ref {spec.ref!r} is neither a person nor a team of the pack"
+    if spec.channel is not None and spec.channel not in pack.channels:
+        return f"runtime.last_resort.channel {spec.channel!r} is not a channel of the pack"
+    return None
+
+
 def unreachable_message(kinds: list[str]) -> str:
     """What to tell an operator about channel kinds without a notifier."""
     return (
@@ -155,6 +167,9 @@ def open_runtime(
         missing = unreachable(settings, app.engine.active().pack)
         if missing:
             app.warnings.append(unreachable_message(missing))
+        problem = last_resort_problem(settings, app.engine.active().pack)
+        if problem is not None:
+            app.warnings.append(problem)
         yield app
     finally:
         store.close()

@@ -14,7 +14,13 @@ from types import FrameType
 
 import click
 
-from escalade.runtime.app import AppError, runtime_settings, unreachable, unreachable_message
+from escalade.runtime.app import (
+    AppError,
+    last_resort_problem,
+    runtime_settings,
+    unreachable,
+    unreachable_message,
+)
 from escalade.runtime.cli.options import app_error, opened
 from escalade.runtime.server import EscaladeServer
 from escalade.runtime.store import Store
@@ -130,9 +136,18 @@ def serve_command(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with opened(db, pack_path, None, quiet_reach=True) as (app, _when):
-        missing = unreachable(settings, app.engine.active().pack)
+        pack = app.engine.active().pack
+        missing = unreachable(settings, pack)
         if missing:
             raise click.UsageError(f"refusing to serve: {unreachable_message(missing)}")
+        problem = last_resort_problem(settings, pack)
+        if problem is not None:
+            raise click.UsageError(f"refusing to serve: {problem}")
+        if settings.last_resort is None:
+            logging.getLogger("escalade.runtime.server").warning(
+                "no runtime.last_resort: an escalation nobody available can take stays with"
+                " its unavailable triage owner, flagged unowned (SPEC: configure one)"
+            )
         check_credentials(app.store, token_env, host or server_settings.host)
         try:
             server = EscaladeServer(

@@ -113,6 +113,8 @@ class Runtime:
         """Change ``esc``'s state along the transition table (a bug raises, see
         :class:`~escalade.runtime.engine.transitions.IllegalTransition`)."""
         esc.state = next_state(esc.state, event)
+        if event in ("route", "assign", "ack", "transfer"):
+            esc.facts.unowned = None  # someone available holds it now
 
     def audit(
         self,

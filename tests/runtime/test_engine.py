@@ -136,6 +136,10 @@ def test_absent_owner_replaced_at_once_and_triage_falls_back(make_engine: Any) -
     reasons = " ".join(h["reason"] for h in status["history"])
     assert "dana is absent" in reasons and "no triage owner is available" in reasons
     assert [h["kind"] for h in status["history"]][-1] == "unowned"
+    # someone available takes it over: the flag clears
+    engine.transfer("T1", "erin", "dana is away all day", 3600, T0 + 3 * 3600 + 60, by="erin")
+    after = engine.status("T1")
+    assert after is not None and (after["owner"], after["unowned"]) == ("erin", None)
 
 
 def test_the_last_resort_takes_what_nobody_else_can(tmp_path: Any, pack: dict[str, Any]) -> None:

@@ -481,3 +481,18 @@ def test_with_no_channel_configured_every_message_is_undeliverable_and_triage_ha
     assert "delivery_failed" in kinds
     assert sum(1 for m in rows if m.action == "create_task") <= 1
     store.close()
+
+
+def test_reach_names_the_kinds_and_the_people_no_channel_can_reach(pack: dict[str, Any]) -> None:
+    """A notify never goes to a pager: a person reached only by pager is named, not passed."""
+    from escalade.runtime.pack import RulePack
+    from escalade.runtime.reach import missing_kinds
+
+    typed = RulePack.trusted(pack)
+    assert missing_kinds(typed, set()) == ["email", "slack", "webhook"]
+    assert missing_kinds(typed, {"slack", "email", "webhook"}) == []
+    pager_only = copy.deepcopy(pack)
+    pager_only["directory"]["people"]["carol"].update(email=None, slack=None)
+    assert "carol (no slack or email contact)" in missing_kinds(
+        RulePack.trusted(pager_only), {"slack", "email", "webhook", "pager"}
+    )
