@@ -476,12 +476,12 @@ class SQLStore(TokenTable):
         seq, _, digest = value.partition(":")
         return int(seq), digest
 
-    def audit_rows(self, escalation_id: int | None = None) -> Iterator[AuditRow]:
-        sql = f"SELECT {AUDIT_COLUMNS} FROM audit"
-        params: tuple[Any, ...] = ()
+    def audit_rows(self, escalation_id: int | None = None, after: int = 0) -> Iterator[AuditRow]:
+        sql = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?"
+        params: tuple[Any, ...] = (after,)
         if escalation_id is not None:
-            sql += " WHERE escalation_id = ?"
-            params = (escalation_id,)
+            sql += " AND escalation_id = ?"
+            params = (after, escalation_id)
         for r in self._rows(sql + " ORDER BY seq", params):
             yield audit_of(r)
 
