@@ -3,24 +3,30 @@
 Time to acknowledge and to resolve (median, p90), handoffs per escalation,
 repeat escalations per account, SLA compliance per policy and the number of
 escalations nobody acknowledged. Rendered as Markdown or JSON.
+
+These are the definitions: :func:`compute` reads the whole trail and says what
+each KPI is; :class:`~escalade.runtime.kpicache.KpiCache` keeps the same KPIs up to
+date row by row, through the same :meth:`Life.apply`, :func:`sla_outcomes` and
+:func:`sla_summary`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime.clock import format_duration, format_time
-from escalade.runtime.store import Store
+from escalade.runtime.store import AuditRow, Store
 
 HANDOFF_KINDS = ("handoff", "rerouted", "transfer")
+SLA_KINDS = ("acknowledge", "resolve")
 
 
 @dataclass(slots=True)
-class _Life:
+class Life:
     """One escalation as the trail tells it."""
 
     ticket: str
@@ -35,6 +41,17 @@ class _Life:
     triage: bool = False
     breached: set[str] = field(default_factory=set)
     sla: dict[str, int | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_trigger(cls, row: AuditRow) -> Life:
+        """The escalation a ``triggered`` row starts."""
+        return cls(
+            ticket=row.ticket or "",
+            policy=row.policy or "",
+            started=row.at,
+            account=row.detail.get("account"),
+            sla=dict(row.detail.get("sla") or {}),
+        )
 
     def apply(self, kind: str, at: int, policy: str | None, detail: dict[str, Any]) -> None:
         """What one later audit row of this escalation tells."""
@@ -53,83 +70,95 @@ class _Life:
             self.unacknowledged = True
         elif kind == "triage":
             self.triage = True
-        elif kind == "breach" and detail.get("sla") in ("acknowledge", "resolve"):
+        elif kind == "breach" and detail.get("sla") in SLA_KINDS:
             self.breached.add(str(detail["sla"]))
 
 
-def percentile(values: list[int], p: float) -> int | None:
-    """Nearest-rank percentile (``p`` in 0..100) of ``values``; None when empty."""
-    if not values:
+def nearest_rank(ordered: Sequence[int], p: float) -> int | None:
+    """Nearest-rank percentile (``p`` in 0..100) of values already sorted; None when empty."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
 
 
-def read_lives(store: Store) -> tuple[dict[int, _Life], int | None, int | None]:
+def read_row(lives: dict[int, Life], row: AuditRow) -> Life | None:
+    """Fold one audit row into ``lives``: a ``triggered`` row starts an escalation (in
+    place of any before it under that id), a later row changes the one it names.
+    The escalation the row told of; None for a row of no escalation the trail started."""
+    if row.escalation_id is None:
+        return None
+    if row.kind == "triggered":
+        started = lives[row.escalation_id] = Life.from_trigger(row)
+        return started
+    life = lives.get(row.escalation_id)
+    if life is not None:
+        life.apply(row.kind, row.at, row.policy, row.detail)
+    return life
+
+
+def read_lives(store: Store) -> tuple[dict[int, Life], int | None, int | None]:
     """Every escalation the trail tells of, with the trail's first and last times."""
-    lives: dict[int, _Life] = {}
+    lives: dict[int, Life] = {}
     first_at: int | None = None
     last_at: int | None = None
     for row in store.audit_rows():
         first_at = row.at if first_at is None else first_at
         last_at = row.at
-        if row.escalation_id is None:
-            continue
-        if row.kind == "triggered":
-            lives[row.escalation_id] = _Life(
-                ticket=row.ticket or "",
-                policy=row.policy or "",
-                started=row.at,
-                account=row.detail.get("account"),
-                sla=dict(row.detail.get("sla") or {}),
-            )
-            continue
-        life = lives.get(row.escalation_id)
-        if life is not None:
-            life.apply(row.kind, row.at, row.policy, row.detail)
+        read_row(lives, row)
     return lives, first_at, last_at
 
 
-def sla_compliance(lives: Iterable[_Life]) -> dict[str, Any]:
+def sla_outcomes(life: Life) -> list[tuple[str, str]]:
+    """(SLA kind, ``met`` | ``breached`` | ``open``) of each SLA the escalation has a
+    target for: breached once a breach was recorded, else met once done."""
+    out = []
+    for kind, done in (("acknowledge", life.acked), ("resolve", life.resolved)):
+        if life.sla.get(kind) is None:
+            continue
+        if kind in life.breached:
+            out.append((kind, "breached"))
+        elif done is not None:
+            out.append((kind, "met"))
+        else:
+            out.append((kind, "open"))
+    return out
+
+
+def sla_summary(escalations: int, outcomes: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """One policy's row of the SLA report: its escalations and, per SLA kind, how many
+    met, breached or are open, with met / (met + breached) (None before any decision)."""
+    summary: dict[str, Any] = {"escalations": escalations}
+    for kind in SLA_KINDS:
+        counts = outcomes.get(kind, {})
+        met, breached = counts.get("met", 0), counts.get("breached", 0)
+        summary[kind] = {
+            "met": met,
+            "breached": breached,
+            "open": counts.get("open", 0),
+            "compliance": None if met + breached == 0 else round(met / (met + breached), 4),
+        }
+    return summary
+
+
+def sla_compliance(lives: Iterable[Life]) -> dict[str, Any]:
     """Per policy: escalations, and per SLA kind how many met, breached or are open."""
-    policies: dict[str, dict[str, Any]] = {}
+    escalations: Counter[str] = Counter()
+    outcomes: dict[str, dict[str, Counter[str]]] = {}
     for life in lives:
-        entry = policies.setdefault(
-            life.policy, {"escalations": 0, "acknowledge": Counter(), "resolve": Counter()}
-        )
-        entry["escalations"] += 1
-        for kind, done in (("acknowledge", life.acked), ("resolve", life.resolved)):
-            if life.sla.get(kind) is None:
-                continue
-            if kind in life.breached:
-                entry[kind]["breached"] += 1
-            elif done is not None:
-                entry[kind]["met"] += 1
-            else:
-                entry[kind]["open"] += 1
-    sla: dict[str, Any] = {}
-    for name in sorted(policies):
-        entry = policies[name]
-        summary: dict[str, Any] = {"escalations": entry["escalations"]}
-        for kind in ("acknowledge", "resolve"):
-            counts: Counter[str] = entry[kind]
-            decided = counts["met"] + counts["breached"]
-            summary[kind] = {
-                "met": counts["met"],
-                "breached": counts["breached"],
-                "open": counts["open"],
-                "compliance": None if decided == 0 else round(counts["met"] / decided, 4),
-            }
-        sla[name] = summary
-    return sla
+        escalations[life.policy] += 1
+        per_kind = outcomes.setdefault(life.policy, {kind: Counter() for kind in SLA_KINDS})
+        for kind, outcome in sla_outcomes(life):
+            per_kind[kind][outcome] += 1
+    return {name: sla_summary(escalations[name], outcomes[name]) for name in sorted(escalations)}
 
 
-def _spread(values: list[int]) -> dict[str, int | None]:
+def spread(ordered: Sequence[int]) -> dict[str, int | None]:
+    """Count, median and p90 of durations already sorted."""
     return {
-        "count": len(values),
-        "median_s": percentile(values, 50),
-        "p90_s": percentile(values, 90),
+        "count": len(ordered),
+        "median_s": nearest_rank(ordered, 50),
+        "p90_s": nearest_rank(ordered, 90),
     }
 
 
@@ -148,9 +177,11 @@ def compute(store: Store) -> dict[str, Any]:
         "escalations": len(every),
         "open": sum(1 for life in every if life.closed is None),
         "closed": sum(1 for life in every if life.closed is not None),
-        "time_to_acknowledge": _spread([x.acked - x.started for x in every if x.acked is not None]),
-        "time_to_resolve": _spread(
-            [x.resolved - x.started for x in every if x.resolved is not None]
+        "time_to_acknowledge": spread(
+            sorted(x.acked - x.started for x in every if x.acked is not None)
+        ),
+        "time_to_resolve": spread(
+            sorted(x.resolved - x.started for x in every if x.resolved is not None)
         ),
         "handoffs_per_escalation": {
             "mean": round(sum(handoffs) / len(handoffs), 3) if handoffs else 0.0,

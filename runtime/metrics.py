@@ -1,83 +1,72 @@
-"""Prometheus metrics (text exposition format 0.0.4) from the store and the KPIs.
+"""Prometheus metrics of ``escalade serve``, written by ``prometheus_client``.
 
+:class:`ServerMetrics` is a collector in a registry of its own (never the
+process-wide default, so two servers in one process do not clash); ``GET
+/metrics`` answers :meth:`ServerMetrics.exposition`, the text and its content type.
+``prometheus_client`` (the ``server`` extra, as for the rest of ``escalade serve``)
+is imported only when metrics are made, so the runtime and its CLI import without it.
 The families come from three places:
 
 - the store's tables, read with its few count methods (events applied, open
   escalations by state and policy, outbox rows by status, timers, audit rows);
-- the KPIs of :mod:`escalade.runtime.kpi` (acknowledged, resolved, SLA breaches
-  and compliance by policy, ...), recomputed only when the audit trail grew;
-- the serving process itself (events received by outcome, HTTP requests), which
-  count from zero when the process starts, as Prometheus counters do.
+- the KPIs of :mod:`escalade.runtime.kpi` (escalations, acknowledged, resolved, SLA
+  breaches and compliance by policy, time to acknowledge and to resolve as
+  histograms), kept by a :class:`~escalade.runtime.kpicache.KpiCache` that reads
+  only the audit rows appended since the previous scrape;
+- the serving process itself (events received by outcome, requests refused for
+  security reasons, HTTP requests and their latency), which count from zero when
+  the process starts, as Prometheus counters do.
 
-For example ``render([Family("demo_total", "counter", "A demo.", [({"k": "v"}, 2)])])``
-gives::
-
-    # HELP demo_total A demo.
-    # TYPE demo_total counter
-    demo_total{k="v"} 2
+A scrape never takes the engine lock: it reads on a connection of its own
+(:func:`open_reader`). SQLite in WAL mode lets that connection read the last
+committed state while the engine writes, and the audit trail is append-only, so
+the rows after the last one read are all the news. The connection is read-only,
+and scrapes take turns on it under a lock of the metrics' own. An in-memory
+store, which no second connection can see, gives the process's families only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from escalade.runtime import kpi
+from escalade.runtime.kpi import SLA_KINDS
+from escalade.runtime.kpicache import Durations, KpiCache
 from escalade.runtime.store import Store
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+
 OUTBOX_STATUSES = ("pending", "sent", "delivered", "failed", "undeliverable", "dry_run")
-SLA_KINDS = ("acknowledge", "resolve")
-
-Labels = Mapping[str, str]
-
-
-@dataclass(slots=True)
-class Family:
-    """One metric family: its name, type (``counter`` or ``gauge``), help and samples."""
-
-    name: str
-    kind: str
-    help: str
-    samples: list[tuple[Labels, float]] = field(default_factory=list)
-
-
-def escape_label_value(value: str) -> str:
-    """A label value as the exposition format writes it: ``\\``, ``"`` and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    """HELP text as the exposition format writes it: ``\\`` and newline escaped."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value: float) -> str:
-    """A sample value: integers without a decimal point, ``NaN``, ``+Inf``, ``-Inf``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
-
-
-def render(families: list[Family]) -> str:
-    """The families as exposition text (every family with HELP and TYPE, even when empty)."""
-    lines: list[str] = []
-    for fam in families:
-        lines.append(f"# HELP {fam.name} {escape_help(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.kind}")
-        for labels, value in fam.samples:
-            if labels:
-                inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-                lines.append(f"{fam.name}{{{inner}}} {format_value(value)}")
-            else:
-                lines.append(f"{fam.name} {format_value(value)}")
-    return "\n".join(lines) + "\n"
+# Time to acknowledge and to resolve: a minute to a day, in seconds (+Inf beyond).
+DURATION_BUCKETS: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+# Request latency: prometheus_client's default buckets, 5 ms to 10 s (+Inf beyond).
+REQUEST_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,237 +78,355 @@ class PackInfo:
     content_hash: str
 
 
-class MetricsCollector:
-    """Builds the metric families of one store; keeps the KPIs until the audit trail grows."""
+def active_pack_info(store: Store) -> PackInfo | None:
+    """The store's active pack, its version written as the engine writes it
+    (:attr:`~escalade.runtime.engine.loaded.LoadedPack.version`: the pack's version and
+    the first 12 digits of its hash); None when no pack was ever activated."""
+    pack_id = store.active_pack()
+    if pack_id is None:
+        return None
+    for row in store.packs():
+        if row["id"] == pack_id:
+            digest = str(row["content_hash"])
+            version = f"{row['version']}+{digest.removeprefix('sha256:')[:12]}"
+            return PackInfo(pack_id, version, digest)
+    return None
 
-    def __init__(self, store: Store) -> None:
-        """``store``: the store the engine runs on (read with its count methods)."""
-        self.store = store
-        self._kpi_seq = -1
-        self._kpis: dict[str, Any] = {}
 
-    def kpis(self) -> dict[str, Any]:
-        """The KPIs, recomputed only when an audit row was appended since the last call."""
-        seq = self.store.audit_head()[0]
-        if seq != self._kpi_seq:
-            self._kpis = kpi.compute(self.store)
-            self._kpi_seq = seq
-        return self._kpis
+def open_reader(store: Store) -> Store | None:
+    """A second, read-only connection to the database of ``store``, for scrapes that must
+    not wait for the engine: SQLite (WAL) or PostgreSQL. None for an in-memory SQLite
+    store, which no other connection can see."""
+    from escalade.runtime.store.postgres import PostgresStore
+    from escalade.runtime.store.sqlite import SQLiteStore
 
-    def collect(
+    if isinstance(store, SQLiteStore) and store.path not in ("", ":memory:"):
+        return SQLiteStore(store.path, read_only=True)
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.dsn, store.schema, read_only=True)
+    return None
+
+
+class Latencies:
+    """Request durations by label values: per-bucket counts (not cumulative), sum, count."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        """Count one duration under ``labels``."""
+        buckets, total = self.series.setdefault(labels, ([0] * (len(self.bounds) + 1), [0.0]))
+        index = next((i for i, b in enumerate(self.bounds) if seconds <= b), len(self.bounds))
+        buckets[index] += 1
+        total[0] += seconds
+
+    def family(self, name: str, help_: str, label_names: Sequence[str]) -> HistogramMetricFamily:
+        """The histogram family, one series per label values."""
+        fam = _histogram(name, help_, labels=label_names)
+        for labels, (buckets, total) in sorted(self.series.items()):
+            running, cumulative = 0, []
+            for bound, count in zip((*self.bounds, float("inf")), buckets, strict=True):
+                running += count
+                cumulative.append((_le(bound), float(running)))
+            fam.add_metric(labels, cumulative, total[0])
+        return fam
+
+
+class ServerMetrics:
+    """The metrics of one server: a ``prometheus_client`` collector (``collect``) in a
+    registry of its own (:attr:`registry`).
+
+    ``reader``: a connection that only reads (:func:`open_reader`), never the
+    engine's (None: the process's families only). ``received``: the server's
+    events received by outcome; ``refused``: its requests refused for security
+    reasons, by reason (both counted by the server, read at each scrape). The
+    transport reports each answered request to :meth:`observe_request`, which
+    counts it in ``requests`` (by method, route and status: a Counter of its own
+    unless given one) and its latency in a histogram."""
+
+    def __init__(
         self,
-        pack: PackInfo | None,
+        reader: Store | None,
+        *,
         received: Mapping[str, int] | None = None,
-        requests: Mapping[tuple[str, str, int], int] | None = None,
         refused: Mapping[str, int] | None = None,
-    ) -> list[Family]:
-        """Every family. ``received``: events this process received, by outcome;
-        ``requests``: HTTP requests this process answered, by (method, route, code);
-        ``refused``: requests refused for security reasons (bad receipts), by reason."""
-        kpis = self.kpis()
-        return [
-            *self._event_families(received),
-            self._open_escalations(),
-            *[_one(name, "counter", help_, value(kpis)) for name, help_, value in KPI_COUNTERS],
-            *self._sla(kpis),
-            *self._durations(kpis),
-            self._outbox(),
-            *self._store_families(),
-            _pack_info(pack),
-            Family(
-                "escalade_security_refusals_total",
-                "counter",
-                "Requests this server refused for security reasons, by reason"
-                " (receipt_signature, receipt_state).",
-                [({"reason": k}, v) for k, v in sorted((refused or {}).items())],
-            ),
-            Family(
-                "escalade_http_requests_total",
-                "counter",
-                "HTTP requests this server answered since it started, by method, route and code.",
-                [
-                    ({"method": m, "route": r, "code": str(c)}, n)
-                    for (m, r, c), n in sorted((requests or {}).items())
-                ],
-            ),
-        ]
+        requests: Counter[tuple[str, str, int]] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.received: Mapping[str, int] = received if received is not None else {}
+        self.refused: Mapping[str, int] = refused if refused is not None else {}
+        self.cache = KpiCache()
+        self.requests: Counter[tuple[str, str, int]] = (
+            requests if requests is not None else Counter()
+        )
+        self.latency = Latencies(REQUEST_BUCKETS)
+        self._scrape = threading.Lock()  # one scrape at a time on the reader
+        self._stats = threading.Lock()  # requests are observed from many threads
+        self._close = None if reader is None else weakref.finalize(self, reader.close)
+        from prometheus_client import CollectorRegistry
 
-    def _event_families(self, received: Mapping[str, int] | None) -> list[Family]:
-        store = self.store
-        counters = store.counters()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request: ``route`` is its template (``/tickets/{id}``, never
+        the path), ``seconds`` how long the answer took."""
+        with self._stats:
+            self.requests[(method, route, status)] += 1
+            self.latency.observe((route, method), seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition of every family, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """Close the reader (also done when this object is collected)."""
+        if self._close is not None:
+            self._close()
+
+    def collect(self) -> Iterable[Metric]:
+        """Every family, read now (the registry calls this at each scrape)."""
+        if self.reader is None:
+            return self._process()
+        with self._scrape:
+            self.cache.refresh(self.reader)
+            families = [
+                *self._events(self.reader),
+                self._open_escalations(self.reader),
+                *self._kpis(),
+                self._outbox(self.reader),
+                *self._store(self.reader),
+                self._pack_info(self.reader),
+            ]
+        return [*families, *self._process()]
+
+    def _events(self, reader: Store) -> list[Metric]:
+        counters = reader.counters()
+        received = _counter(
+            "escalade_events_received_total",
+            "Events this server received since it started, by outcome"
+            " (applied, duplicate, dead_letter, refused, error).",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(dict(self.received).items()):
+            received.add_metric([outcome], n)
         return [
-            _one(
+            _counter(
                 "escalade_events_applied_total",
-                "counter",
                 "Events applied to the store (all time).",
-                store.count_events(),
+                value=reader.count_events(),
             ),
-            _one(
+            _counter(
                 "escalade_events_dead_lettered_total",
-                "counter",
                 "Malformed events sent to the dead-letter record (all time).",
-                counters.get("dead_letters", 0),
+                value=counters.get("dead_letters", 0),
             ),
-            _one(
+            _gauge(
                 "escalade_dead_letters_waiting",
-                "gauge",
                 "Dead letters not replayed yet.",
-                store.count_dead_letters(),
+                value=reader.count_dead_letters(),
             ),
-            _one(
+            _counter(
                 "escalade_unknown_fields_ignored_total",
-                "counter",
                 "Unknown event fields ignored (all time).",
-                counters.get("unknown_fields", 0),
+                value=counters.get("unknown_fields", 0),
             ),
-            Family(
-                "escalade_events_received_total",
-                "counter",
-                "Events this server received since it started, by outcome"
-                " (applied, duplicate, dead_letter, refused, error).",
-                [({"outcome": k}, v) for k, v in sorted((received or {}).items())],
-            ),
+            received,
         ]
 
-    def _store_families(self) -> list[Family]:
-        store = self.store
-        return [
-            _one(
-                "escalade_timers_pending",
-                "gauge",
-                "Timer rows waiting to fire.",
-                store.count_timers(),
-            ),
-            _one(
-                "escalade_audit_rows",
-                "gauge",
-                "Rows in the hash-chained audit trail.",
-                store.audit_head()[0],
-            ),
-            _one(
-                "escalade_clock_seconds",
-                "gauge",
-                "The store's clock (Unix seconds): the latest moment the runtime acted at.",
-                store.clock() or 0,
-            ),
-        ]
-
-    def _open_escalations(self) -> Family:
-        rows = self.store.open_by_state_and_policy()
-        return Family(
+    def _open_escalations(self, reader: Store) -> Metric:
+        fam = _gauge(
             "escalade_escalations_open",
-            "gauge",
             "Escalations not closed, by state and policy.",
-            [({"state": str(s), "policy": str(p)}, int(n)) for s, p, n in rows],
+            labels=["state", "policy"],
         )
+        for state, policy, n in reader.open_by_state_and_policy():
+            fam.add_metric([state, policy], n)
+        return fam
 
-    def _outbox(self) -> Family:
-        counts = {status: 0 for status in OUTBOX_STATUSES}
-        counts.update(self.store.outbox_by_status())
-        return Family(
-            "escalade_outbox_messages",
-            "gauge",
-            "Outbox rows by status: pending (to send), sent (no receipt yet), delivered, failed,"
-            " undeliverable (no channel configured), dry_run (recorded, nothing sent).",
-            [({"status": s}, n) for s, n in sorted(counts.items())],
-        )
+    def _kpis(self) -> list[Metric]:
+        cache = self.cache
+        counters = [
+            _counter(name, help_, value=value)
+            for name, help_, value in (
+                (
+                    "escalade_escalations_total",
+                    "Escalations started (from the audit trail).",
+                    cache.escalations,
+                ),
+                (
+                    "escalade_escalations_acknowledged_total",
+                    "Escalations acknowledged at least once (from the audit trail).",
+                    len(cache.to_acknowledge.ordered),
+                ),
+                (
+                    "escalade_escalations_resolved_total",
+                    "Escalations resolved (from the audit trail).",
+                    len(cache.to_resolve.ordered),
+                ),
+                (
+                    "escalade_escalations_closed_total",
+                    "Escalations closed (from the audit trail).",
+                    cache.closed,
+                ),
+                (
+                    "escalade_escalations_unacknowledged_total",
+                    "Escalations whose failover chain ran out without an ack.",
+                    cache.unacknowledged,
+                ),
+                (
+                    "escalade_escalations_triaged_total",
+                    "Escalations sent to Type B triage.",
+                    cache.triaged,
+                ),
+                ("escalade_handoffs_total", "Handoffs, re-routes and transfers.", cache.handoffs),
+            )
+        ]
+        return [
+            *counters,
+            *self._sla(),
+            _duration_histogram(
+                "escalade_time_to_acknowledge_seconds",
+                "Seconds from the start of an escalation to its first acknowledgement.",
+                cache.to_acknowledge,
+            ),
+            _duration_histogram(
+                "escalade_time_to_resolve_seconds",
+                "Seconds from the start of an escalation to its (latest) resolution.",
+                cache.to_resolve,
+            ),
+        ]
 
-    @staticmethod
-    def _sla(kpis: Mapping[str, Any]) -> list[Family]:
-        breached = Family(
+    def _sla(self) -> list[Metric]:
+        labels = ["policy", "sla"]
+        breached = _counter(
             "escalade_sla_breaches_total",
-            "counter",
             "SLA breaches by policy and SLA (acknowledge, resolve).",
+            labels=labels,
         )
-        met = Family("escalade_sla_met_total", "counter", "SLAs met by policy and SLA.")
-        ratio = Family(
+        met = _counter("escalade_sla_met_total", "SLAs met by policy and SLA.", labels=labels)
+        ratio = _gauge(
             "escalade_sla_compliance_ratio",
-            "gauge",
             "Met / (met + breached) by policy and SLA; no sample before the first decision.",
+            labels=labels,
         )
-        for policy, row in kpis["sla_compliance"].items():
+        for policy, row in self.cache.sla_compliance().items():
             for sla in SLA_KINDS:
-                labels = {"policy": policy, "sla": sla}
-                breached.samples.append((labels, row[sla]["breached"]))
-                met.samples.append((labels, row[sla]["met"]))
+                breached.add_metric([policy, sla], row[sla]["breached"])
+                met.add_metric([policy, sla], row[sla]["met"])
                 if row[sla]["compliance"] is not None:
-                    ratio.samples.append((labels, row[sla]["compliance"]))
+                    ratio.add_metric([policy, sla], row[sla]["compliance"])
         return [breached, met, ratio]
 
-    @staticmethod
-    def _durations(kpis: Mapping[str, Any]) -> list[Family]:
-        out = []
-        for name, key in (
-            ("escalade_time_to_acknowledge_seconds", "time_to_acknowledge"),
-            ("escalade_time_to_resolve_seconds", "time_to_resolve"),
-        ):
-            what = key.replace("_", " ")
-            fam = Family(name, "gauge", f"The {what} in seconds: percentile 50 (median) and 90.")
-            for percentile, field_name in (("50", "median_s"), ("90", "p90_s")):
-                value = kpis[key][field_name]
-                if value is not None:
-                    fam.samples.append(({"percentile": percentile}, value))
-            out.append(fam)
-        return out
+    def _outbox(self, reader: Store) -> Metric:
+        counts = dict.fromkeys(OUTBOX_STATUSES, 0)
+        counts.update(reader.outbox_by_status())
+        fam = _gauge(
+            "escalade_outbox_messages",
+            "Outbox rows by status: pending (to send), sent (no receipt yet), delivered, failed,"
+            " undeliverable (no channel configured), dry_run (recorded, nothing sent).",
+            labels=["status"],
+        )
+        for status, n in sorted(counts.items()):
+            fam.add_metric([status], n)
+        return fam
+
+    def _store(self, reader: Store) -> list[Metric]:
+        return [
+            _gauge(
+                "escalade_timers_pending",
+                "Timer rows waiting to fire.",
+                value=reader.count_timers(),
+            ),
+            _gauge(
+                "escalade_audit_rows",
+                "Rows in the hash-chained audit trail.",
+                value=self.cache.seq,
+            ),
+            _gauge(
+                "escalade_clock_seconds",
+                "The store's clock (Unix seconds): the latest moment the runtime acted at.",
+                value=reader.clock() or 0,
+            ),
+        ]
+
+    def _pack_info(self, reader: Store) -> Metric:
+        fam = _gauge(
+            "escalade_pack_info",
+            "The active rule pack (value 1; no sample when no pack is active).",
+            labels=["version", "content_hash", "pack_id"],
+        )
+        pack = active_pack_info(reader)
+        if pack is not None:
+            fam.add_metric([pack.version, pack.content_hash, str(pack.pack_id)], 1)
+        return fam
+
+    def _process(self) -> list[Metric]:
+        refusals = _counter(
+            "escalade_security_refusals_total",
+            "Requests this server refused for security reasons, by reason"
+            " (receipt_signature, receipt_state).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(dict(self.refused).items()):
+            refusals.add_metric([reason], n)
+        requests = _counter(
+            "escalade_http_requests_total",
+            "HTTP requests this server answered since it started, by method, route and code.",
+            labels=["method", "route", "code"],
+        )
+        with self._stats:
+            for (method, route, status), n in sorted(dict(self.requests).items()):
+                requests.add_metric([method, route, str(status)], n)
+            latency = self.latency.family(
+                "escalade_http_request_duration_seconds",
+                "Seconds this server took to answer a request, by route and method.",
+                ["route", "method"],
+            )
+        return [refusals, requests, latency]
 
 
-def _one(name: str, kind: str, help_: str, value: float) -> Family:
-    """A family with one unlabelled sample."""
-    return Family(name, kind, help_, [({}, value)])
+def _duration_histogram(name: str, help_: str, durations: Durations) -> HistogramMetricFamily:
+    """A histogram of durations (cumulative ``le`` buckets in seconds, their sum and count)."""
+    bounds = (*DURATION_BUCKETS, float("inf"))
+    buckets = [
+        (_le(bound), float(n))
+        for bound, n in zip(bounds, durations.cumulative(bounds), strict=True)
+    ]
+    return _histogram(name, help_, buckets=buckets, sum_value=durations.sum)
 
 
-def _pack_info(pack: PackInfo | None) -> Family:
-    samples: list[tuple[Labels, float]] = []
-    if pack is not None:
-        labels = {
-            "version": pack.version,
-            "content_hash": pack.content_hash,
-            "pack_id": str(pack.pack_id),
-        }
-        samples.append((labels, 1))
-    return Family(
-        "escalade_pack_info",
-        "gauge",
-        "The active rule pack (value 1; no sample when no pack is active).",
-        samples,
-    )
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as Prometheus clients write it: ``60.0``, ``0.005``, ``+Inf``."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-# Counters read off the KPIs: (name, help, the value in the KPI dict).
-KPI_COUNTERS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], float]], ...] = (
-    (
-        "escalade_escalations_total",
-        "Escalations started (from the audit trail).",
-        lambda k: k["escalations"],
-    ),
-    (
-        "escalade_escalations_acknowledged_total",
-        "Escalations acknowledged at least once (from the audit trail).",
-        lambda k: k["time_to_acknowledge"]["count"],
-    ),
-    (
-        "escalade_escalations_resolved_total",
-        "Escalations resolved (from the audit trail).",
-        lambda k: k["time_to_resolve"]["count"],
-    ),
-    (
-        "escalade_escalations_closed_total",
-        "Escalations closed (from the audit trail).",
-        lambda k: k["closed"],
-    ),
-    (
-        "escalade_escalations_unacknowledged_total",
-        "Escalations whose failover chain ran out without an ack.",
-        lambda k: k["unacknowledged"],
-    ),
-    (
-        "escalade_escalations_triaged_total",
-        "Escalations sent to Type B triage.",
-        lambda k: k["triaged"],
-    ),
-    (
-        "escalade_handoffs_total",
-        "Handoffs, re-routes and transfers.",
-        lambda k: k["handoffs_per_escalation"]["total"],
-    ),
-)
+def _counter(
+    name: str, help_: str, value: float | None = None, labels: Sequence[str] | None = None
+) -> CounterMetricFamily:
+    from prometheus_client.metrics_core import CounterMetricFamily
+
+    return CounterMetricFamily(name, help_, value=value, labels=labels)
+
+
+def _gauge(
+    name: str, help_: str, value: float | None = None, labels: Sequence[str] | None = None
+) -> GaugeMetricFamily:
+    from prometheus_client.metrics_core import GaugeMetricFamily
+
+    return GaugeMetricFamily(name, help_, value=value, labels=labels)
+
+
+def _histogram(
+    name: str,
+    help_: str,
+    buckets: Sequence[tuple[str, float]] | None = None,
+    sum_value: float | None = None,
+    labels: Sequence[str] | None = None,
+) -> HistogramMetricFamily:
+    from prometheus_client.metrics_core import HistogramMetricFamily
+
+    return HistogramMetricFamily(name, help_, buckets=buckets, sum_value=sum_value, labels=labels)

@@ -70,7 +70,7 @@ from typing import Any
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
 from escalade.runtime.engine.commands import assignee_problem, transfer_problem
-from escalade.runtime.metrics import CONTENT_TYPE, PackInfo, ServerMetrics, open_reader
+from escalade.runtime.metrics import PackInfo, ServerMetrics, open_reader
 from escalade.runtime.receipts import SecurityLog, verify_receipt
 from escalade.runtime.tokens import (
     ANONYMOUS,
@@ -510,7 +510,7 @@ class EscaladeServer:
     def get_metrics(self) -> Answer:
         """The Prometheus exposition (:mod:`escalade.runtime.metrics`), read on the metrics'
         own store connection: a scrape never waits for the engine."""
-        return Answer(200, self._metrics.exposition(), CONTENT_TYPE)
+        return Answer(200, *self._metrics.exposition())
 
     def get_health(self) -> Answer:
         """200 with the active pack, 503 without one (or with the ticker down)."""

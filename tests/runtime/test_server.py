@@ -25,11 +25,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from escalade.runtime.cli.serve import serve_command
 from escalade.runtime.clock import VirtualClock
 from escalade.runtime.engine import Engine
-from escalade.runtime.metrics import Family, render
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.notify.channels import SIGNATURE_HEADER
 from escalade.runtime.pack import RulePack
@@ -45,7 +46,7 @@ ENTERPRISE = REPO / "examples" / "events" / "enterprise_critical.json"
 TIMEOUT = 10.0  # seconds for any one HTTP call or wait
 
 
-# --- a strict parser for the Prometheus text exposition format 0.0.4 ---------
+# --- a strict parser for the Prometheus text exposition format ---------------
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -95,6 +96,16 @@ def _labels(text: str, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out.items()))
 
 
+def _series_of(families: dict[str, Parsed], name: str) -> Parsed | None:
+    """A histogram's ``_bucket``, ``_sum`` and ``_count`` series, each kept as a family of
+    its own (``x_count``) once its histogram ``x`` has been declared."""
+    base, _, suffix = name.rpartition("_")
+    parent = families.get(base)
+    if parent is None or parent.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
+        return None
+    return families.setdefault(name, Parsed("histogram", parent.help))
+
+
 def parse_exposition(text: str) -> dict[str, Parsed]:
     """Every family of an exposition; any deviation from the format fails the test."""
     assert text.endswith("\n"), "the exposition ends with a newline"
@@ -119,7 +130,7 @@ def parse_exposition(text: str) -> dict[str, Parsed]:
             found = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: -?\d+)?", line)
             assert found, f"{where}: not a sample"
             name, labels, value = found.groups()
-            fam = families.get(name)
+            fam = families.get(name) or _series_of(families, name)
             assert fam is not None, f"{where}: sample before its TYPE"
             key = _labels(labels or "", where)
             assert key not in fam.samples, f"{where}: the same series twice"
@@ -198,7 +209,7 @@ def get_json(url: str, **headers: str) -> tuple[int, Any]:
 def metrics(url: str) -> dict[str, Parsed]:
     status, headers, body = http(url + "/metrics")
     assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
     return parse_exposition(body.decode())
 
 
@@ -733,12 +744,19 @@ def test_metrics_parse_and_count_what_happened(serve: Callable[..., Running]) ->
 
 def test_label_values_and_help_are_escaped() -> None:
     nasty = 'a "quoted" \\ back\nslash'
-    text = render(
-        [
-            Family("x_total", "counter", "Help with \\ and\nnewline.", [({"v": nasty}, 3)]),
-            Family("y", "gauge", "Fractions.", [({}, 0.25), ({"k": "nan"}, math.nan)]),
-        ]
-    )
+    counter = CounterMetricFamily("x_total", "Help with \\ and\nnewline.", labels=["v"])
+    counter.add_metric([nasty], 3)
+    gauge = GaugeMetricFamily("y", "Fractions.", labels=["k"])
+    gauge.add_metric([], 0.25)
+    gauge.add_metric(["nan"], math.nan)
+
+    class Fixed:
+        def collect(self) -> list[Metric]:
+            return [counter, gauge]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Fixed())
+    text = generate_latest(registry).decode()
     parsed = parse_exposition(text)
     assert parsed["x_total"].value(v=nasty) == 3
     assert parsed["x_total"].help == "Help with \\ and\nnewline."
