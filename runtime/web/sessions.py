@@ -72,8 +72,9 @@ class SessionKeeper:
             "e": session.expires,
             "n": session.nonce,
         }
-        text = base64.urlsafe_b64encode(json.dumps(doc, sort_keys=True).encode()).decode()
-        return f"{text.rstrip('=')}.{self._mac(_SESSION_LABEL, text.rstrip('='))}"
+        compact = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        text = base64.urlsafe_b64encode(compact.encode()).decode().rstrip("=")
+        return f"{text}.{self._mac(_SESSION_LABEL, text)}"
 
     def read(self, cookie: str | None, now: int) -> Session | None:
         """The session of a cookie this keeper issued, unexpired and not signed out (None
