@@ -1,4 +1,5 @@
-"""``escalade serve``: the runtime's HTTP front door (standard library only).
+"""``escalade serve``: what the runtime's HTTP front door answers (the ASGI app over it,
+Starlette under uvicorn, is :mod:`escalade.runtime.web.api`).
 
 Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status):
 
@@ -11,11 +12,10 @@ Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status)
     ``results`` line by line. Bodies over ``max_body`` bytes are 413.
 ``POST /receipts/<key>``
     A delivery receipt for the outbox row with idempotency key ``<key>`` (a
-    channel that answered 202 confirms later). The body is JSON naming the key,
-    ``{"key": "<key>"}``, signed like the webhook (``X-Escalade-Signature:
-    sha256=<HMAC-SHA256 of the body>``) with the secret named by
-    ``runtime.notifiers.webhook.secret_env``. 401 for a bad signature, 404 for
-    an unknown key.
+    channel that answered 202 confirms later), signed ``X-Escalade-Signature:
+    t=<unix>,v1=<HMAC-SHA256 of "<t>.<key>">`` with the webhook's or the pager's
+    secret (:mod:`escalade.runtime.receipts`). 401 for a bad or stale signature,
+    409 for a message not awaiting a receipt on that channel (or an unknown key).
 ``GET /tickets/<id>``
     The ticket's status (as ``escalade status --format json``); 404 when none.
 ``POST /tickets/<id>/ack`` ``{"override": "why"}``, ``/resolve``, ``/close``,

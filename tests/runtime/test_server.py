@@ -916,5 +916,47 @@ def test_serve_refuses_to_start_when_the_pack_addresses_channels_it_cannot_reach
     )
     assert result.exit_code == 2, result.output
     assert "refusing to serve" in result.output and "dry_run" in result.output
-    for kind in ("email", "pager", "slack", "webhook"):
+    # owners and channels need Slack or email and the automated steps the webhook; a page
+    # to a person who also has Slack or email does not need the pager
+    for kind in ("email", "slack", "webhook"):
         assert kind in result.output
+
+
+# --- hostile events (issue #9): 422 with the reason and a dead letter, never a 500 -----
+
+
+def raw_event(**fields: str) -> bytes:
+    """An event as JSON text, with ``fields`` spliced in verbatim (escapes stay escapes)."""
+    text = json.dumps(critical("T-1", "e-1"))
+    for name, value in fields.items():
+        text = text.replace(f'"{name}": "{critical("T-1", "e-1")[name]}"', f'"{name}": {value}')
+    return text.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (raw_event(id=r'"s\ud800"'), "unpaired surrogate"),
+        (raw_event(id=r'"e\u0000"'), "id"),
+        (raw_event(at="12345"), "at"),
+        (raw_event(at='"2026-11-27T10:00:00"'), "zone"),
+        (b'{"id": "e-1", "id": "e-2", "type": "ticket.created"}', "repeated"),
+    ],
+)
+def test_a_hostile_event_is_422_and_dead_lettered_over_http(
+    serve: Callable[..., Running], body: bytes, reason: str
+) -> None:
+    run = serve()
+    status, _, answer = http(
+        run.url + "/events",
+        method="POST",
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
+    doc: Any = json.loads(answer)
+    assert status == 422, doc
+    assert doc["outcome"] == "dead_letter" and reason in doc["error"], doc
+    with run.server.lock:
+        store = run.engine.store
+        assert len(store.dead_letters()) == 1
+        assert store.count_events() == 0 and store.open_escalation("T-1") is None
