@@ -150,7 +150,7 @@ def main() -> None:
 
     # JSON parse + validation, per event, measured separately from decisions.
     pack = generate_pack(100, rng)
-    schema = pack.raw["schema"]
+    schema = pack  # a RulePack: what events are read against
     texts = [
         json.dumps(
             {"id": f"e{i}", "type": "ticket.created", "at": "2026-11-27T10:00:00Z", "data": s}

@@ -27,7 +27,7 @@ Endpoints (JSON in and out; every error is ``{"error": "..."}`` with its status)
     missing or malformed field (a transfer without a reason or an SLA, in the
     engine's words); 400 for a body that is not a JSON object (an empty body is ``{}``).
 ``GET /metrics``
-    Prometheus text exposition 0.0.4 (:mod:`escalade.runtime.metrics`).
+    Prometheus exposition through prometheus_client (:mod:`escalade.runtime.metrics`).
 ``GET /healthz``
     200 with the active pack's version; 503 when no pack is active.
 
@@ -263,9 +263,8 @@ class EscaladeServer:
 
     def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request (the transport calls this for every response)."""
-        del seconds  # the latency histogram belongs to the metrics
         with self._stats:
-            self.requests[(method, route, status)] += 1
+            self._metrics.observe_request(method, route, status, seconds)
 
     @contextmanager
     def engine_lock(self) -> Iterator[Engine]:

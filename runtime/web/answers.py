@@ -50,10 +50,21 @@ def error_body(error: str) -> bytes:
     return (json.dumps({"error": error}) + "\n").encode()
 
 
+PAGES = ("/", "/signin", "/signout", "/oncall", "/reports", "/packs", "/deadletters")
+
+
 def route_of(path: str) -> str | None:
-    """The route template of a request path (``/tickets/{id}``), or None for an unknown one."""
-    if path in ("/events", "/metrics", "/healthz"):
+    """The route template of a request path (``/tickets/{id}``), or None for an unknown one.
+
+    Templates name no ticket and no secret: they label metrics and stand in for the path
+    in the access log where the path itself is a credential (``/ack/{token}``)."""
+    if path in ("/events", "/metrics", "/healthz", "/slack/actions", *PAGES):
         return path
+    for prefix, template in (("/ack/", "/ack/{token}"), ("/static/", "/static/{file}")):
+        if path.startswith(prefix):
+            return template
+    if path.startswith("/tickets/") and "/view" in path:
+        return "/tickets/{id}/view" + ("/{action}" if not path.endswith("/view") else "")
     if path.startswith("/tickets/"):
         ticket, _, action = path.removeprefix("/tickets/").rpartition("/")
         if ticket and action in TICKET_ACTIONS:

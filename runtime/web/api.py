@@ -10,7 +10,6 @@ the engine is taken only through ``server.engine_lock()``.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 import secrets
@@ -37,6 +36,9 @@ from escalade.runtime.web.answers import (
     error_body,
     route_of,
 )
+from escalade.runtime.web.bodies import read_body
+from escalade.runtime.web.links import link_routes
+from escalade.runtime.web.pages import page_routes
 
 if TYPE_CHECKING:
     from escalade.runtime.server import EscaladeServer
@@ -53,6 +55,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ACTION_ROUTES = frozenset(f"/tickets/{{id}}/{action}" for action in TICKET_ACTIONS)
 
 
 def _respond(answer: Answer, headers: dict[str, str] | None = None) -> Response:
@@ -61,29 +64,6 @@ def _respond(answer: Answer, headers: dict[str, str] | None = None) -> Response:
 
 def _error(status: int, error: str, headers: dict[str, str] | None = None) -> Response:
     return _respond(Answer(status, error_body(error)), headers)
-
-
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The request body, at most ``limit`` bytes: 413 beyond (refused before it is read
-    when the Content-Length says so), 408 when it does not arrive within ``timeout``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"the body is {declared} bytes; the limit is {limit}")
-
-    async def collect() -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"the body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    try:
-        return await asyncio.wait_for(collect(), timeout)
-    except TimeoutError:
-        raise HttpError(408, "the body did not arrive in time") from None
 
 
 def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
@@ -124,7 +104,7 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
 
     async def ticket(request: Request) -> Response:
         name = request.path_params["ticket"]
-        if (route_of(request.url.path) or "").startswith("/tickets/{id}/"):
+        if route_of(request.url.path) in ACTION_ROUTES:
             raise HttpError(405, "GET is not allowed here", {"Allow": "POST"})
         if not name:
             raise HttpError(404, "no ticket: GET /tickets/<id>")
@@ -151,17 +131,9 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
     ]
 
 
-def _optional_routes(server: EscaladeServer) -> list[BaseRoute]:
-    """The pages and the acknowledgment links (mounted once they are built)."""
-    found: list[BaseRoute] = []
-    for module, name in (("pages", "page_routes"), ("links", "link_routes")):
-        try:
-            built = importlib.import_module(f"escalade.runtime.web.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"escalade.runtime.web.{module}":
-                raise
-            continue
-        found += getattr(built, name)(server)
+def _mounted_routes(server: EscaladeServer) -> list[BaseRoute]:
+    """The pages (when jinja2 is there), the acknowledgment links and the static files."""
+    found = [*page_routes(server), *link_routes(server)]
     if STATIC.is_dir():
         found.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     return found
@@ -204,7 +176,10 @@ class Edge:
             route = route_of(path) or "other"
             seconds = time.perf_counter() - started
             self.server.count_request(scope["method"], route, status, seconds)
-            log.info("%s %s %s %d %.1fms", request_id, scope["method"], path, status, seconds * 1e3)
+            shown = route if route.startswith("/ack/") else path  # a link is a credential
+            log.info(
+                "%s %s %s %d %.1fms", request_id, scope["method"], shown, status, seconds * 1e3
+            )
 
 
 def create_app(server: EscaladeServer) -> Starlette:
@@ -240,7 +215,7 @@ def create_app(server: EscaladeServer) -> Starlette:
         return _error(500, f"internal error ({type(exc).__name__})")
 
     app = Starlette(
-        routes=[*_optional_routes(server), *_api_routes(server)],
+        routes=[*_mounted_routes(server), *_api_routes(server)],
         exception_handlers={
             HttpError: http_error,
             HTTPException: starlette_error,

@@ -47,7 +47,7 @@ from escalade.runtime.notify.channels import SLACK_ACK_ACTION
 from escalade.runtime.pack import Person
 from escalade.runtime.store import Escalation
 from escalade.runtime.web.answers import HttpError
-from escalade.runtime.web.api import read_body
+from escalade.runtime.web.bodies import read_body
 
 if TYPE_CHECKING:
     from escalade.runtime.server import EscaladeServer

@@ -48,7 +48,6 @@ from starlette.routing import BaseRoute, Route
 
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine import Engine, PackError
-from escalade.runtime.server import EscaladeServer
 from escalade.runtime.store import Escalation
 from escalade.runtime.tokens import Principal, roles_with
 from escalade.runtime.web.answers import HttpError
@@ -78,6 +77,8 @@ from escalade.runtime.web.sessions import COOKIE, LIFETIME, Session, SessionKeep
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+
+    from escalade.runtime.server import EscaladeServer
 
 log = logging.getLogger("escalade.runtime.web.pages")
 
@@ -396,7 +397,7 @@ class Pages:
         for owner in (person, *teams):
             for esc in engine.store.open_escalations_owned_by(owner):
                 try:
-                    EscaladeServer._check_owner(engine, principal, esc.ticket)
+                    self.server._check_owner(engine, principal, esc.ticket)
                 except HttpError:
                     continue
                 found[esc.id] = esc
@@ -419,7 +420,7 @@ class Pages:
             now = display_time(engine)
             view = ticket_view(engine, ticket, now)
             if view is not None:
-                EscaladeServer._check_owner(engine, visit.principal, ticket)
+                self.server._check_owner(engine, visit.principal, ticket)
         if view is None:
             raise HttpError(404, f"ticket {ticket} has no escalation")
         done = "" if errors else DONE.get(visit.request.query_params.get("done", ""), "")

@@ -910,6 +910,7 @@ def test_serve_refuses_to_start_when_the_pack_addresses_channels_it_cannot_reach
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No notifier configured: serving would mark every page undeliverable, so it refuses."""
+    (tmp_path / "escalade.yaml").write_text("runtime: {}\n")  # not one further up the tree
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         serve_command, ["--port", "0", "--db", str(tmp_path / "s.db"), "--pack", str(PACK)]
