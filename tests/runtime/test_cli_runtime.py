@@ -202,3 +202,38 @@ def test_event_jsonl_and_report(tmp_path: Path, pack_file: Path) -> None:
     code, out = run(["report", "--format", "json", "--at", "2026-11-27T10:10:00Z"], db, pack_file)
     kpis = json.loads(out)
     assert kpis["escalations"] == 3 and kpis["dead_letters"] == 1
+
+
+def test_only_the_assignee_acks_unless_an_audited_override(tmp_path: Path, pack_file: Path) -> None:
+    db = tmp_path / "escalade.db"
+    event = json.dumps(critical("T9", "e1", status="escalated"))
+    run(["event", "-", "--at", "2026-11-27T10:00:00Z"], db, pack_file, event)
+    code, out = run(["ack", "T9", "--by", "dana", "--at", "2026-11-27T10:01:00Z"], db, pack_file)
+    assert code == 1 and "not the current assignee" in out and "alice" in out
+    code, out = run(
+        [
+            "ack",
+            "T9",
+            "--by",
+            "dana",
+            "--override",
+            "alice is in a meeting",
+            "--at",
+            "2026-11-27T10:02:00Z",
+        ],
+        db,
+        pack_file,
+    )
+    assert code == 0, out
+    s = status("T9", "2026-11-27T10:02:00Z", db, pack_file)
+    overrides = [h for h in s["history"] if h["kind"] == "ack_override"]  # type: ignore[union-attr]
+    assert overrides and overrides[0]["actor"] == "dana"
+    assert "alice is in a meeting" in overrides[0]["reason"]
+    run(["resolve", "T9", "--by", "carol", "--at", "2026-11-27T10:03:00Z"], db, pack_file)
+    s = status("T9", "2026-11-27T10:03:00Z", db, pack_file)
+    [resolved] = [h for h in s["history"] if h["kind"] == "resolved"]  # type: ignore[union-attr]
+    assert resolved["actor"] == "carol"
+    code, out = run(
+        ["resolve", "T9", "--by", "nobody", "--at", "2026-11-27T10:04:00Z"], db, pack_file
+    )
+    assert code == 2 and "not a person" in out
