@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 
 from escalade.runtime.web.answers import HttpError
+from escalade.runtime.web.bodies import read_body
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM = 64 * 1024  # bytes of a posted form
@@ -46,14 +47,11 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """A posted form (URL-encoded, at most :data:`MAX_FORM` bytes), first value per name."""
+async def read_form(request: Request, timeout: float) -> dict[str, str]:
+    """A posted form (URL-encoded, at most :data:`MAX_FORM` bytes, arriving within
+    ``timeout`` seconds: 413 and 408 otherwise), the first value of each name."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise HttpError(413, f"a form holds at most {MAX_FORM} bytes")
+    body = await read_body(request, MAX_FORM, timeout)
     if body and media != FORM_TYPE:
         raise HttpError(415, f"a page's form is sent as {FORM_TYPE}, not {media or 'nothing'}")
     try:

@@ -194,7 +194,8 @@ class Pages:
 
         async def endpoint(request: Request) -> Response:
             try:
-                form = await read_form(request) if request.method == "POST" else {}
+                posted = request.method == "POST"
+                form = await read_form(request, self.server.request_timeout) if posted else {}
             except HttpError as exc:
                 return self._failure(request, None, exc)
             return await run_in_threadpool(self._run_open, handler, request, form)
@@ -214,7 +215,8 @@ class Pages:
 
         async def endpoint(request: Request) -> Response:
             try:
-                form = await read_form(request) if request.method == "POST" else {}
+                posted = request.method == "POST"
+                form = await read_form(request, self.server.request_timeout) if posted else {}
             except HttpError as exc:
                 return self._failure(request, None, exc)
             return await run_in_threadpool(self._run, handler, role, request, form)

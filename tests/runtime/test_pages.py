@@ -554,3 +554,12 @@ def test_without_jinja2_the_api_serves_on_without_pages(
     monkeypatch.setitem(sys.modules, "jinja2", None)  # import jinja2 -> ImportError
     assert pages.page_routes(site.server) == []
     assert "the web pages need jinja2" in caplog.text
+
+
+def test_a_form_over_the_limit_is_413_before_anything_runs(site: Site) -> None:
+    site.event("T-1")
+    alice = site.signed_in("alice")
+    token = csrf_of(alice.get("/").text)
+    answer = alice.post("/tickets/T-1/view/ack", data={"csrf": token, "pad": "x" * 70_000})
+    assert answer.status_code == 413 and "limit" in element(answer.text, "error-message")
+    assert state_of(site, "T-1") == "assigned"
