@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from escalade.runtime.server import EscaladeServer
 
 log = logging.getLogger("escalade.runtime.server")
-STATIC = Path(__file__).with_name("static")
+STATIC = Path(__file__).resolve().with_name("static")  # resolve: the editable install links files
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"

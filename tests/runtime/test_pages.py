@@ -221,11 +221,6 @@ def test_every_page_renders_for_a_lead_with_its_own_title(site: Site) -> None:
     assert len(titles) == len(PAGES) + 1
 
 
-@pytest.mark.xfail(
-    reason="api.STATIC is the editable install's symlink tree, and StaticFiles refuses"
-    " symlinks out of its directory (Path(__file__).resolve() there serves it)",
-    strict=False,
-)
 def test_the_stylesheet_is_served(site: Site) -> None:
     css = site.client().get("/static/escalade.css")
     assert css.status_code == 200 and "@media" in css.text
