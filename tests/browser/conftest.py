@@ -404,23 +404,19 @@ def page(browser: Browser) -> Iterator[Any]:
 # --- what every page must be ---------------------------------------------------------
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STYLESHEET = "/static/escalade.css"  # its own test: test_the_stylesheet_applies
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/', "site-packages")
 
 
 def check_page(page: Any, browser: Browser, title: str | None = None) -> None:
     """What every page must be: no traceback in it, no dialog opened, no script error or
     content-security-policy violation in the console, no image, script or stylesheet that
-    failed to load (but :data:`STYLESHEET`, see test_the_stylesheet_applies); ``title``
-    when given."""
+    failed to load; ``title`` when given."""
     text = page.locator("body").inner_text()
     for mark in TRACEBACK_MARKS:
         assert mark not in text, f"{page.url} shows a traceback:\n{text}"
     assert browser.dialogs == [], f"{page.url} opened a dialog"
-    errors = [e for e in browser.console_errors if STYLESHEET not in e]
-    assert errors == [], f"{page.url}: {errors}"
-    failed = [f for f in browser.failed_resources if STYLESHEET not in f]
-    assert failed == [], f"{page.url}: {failed}"
+    assert browser.console_errors == [], f"{page.url}: {browser.console_errors}"
+    assert browser.failed_resources == [], f"{page.url}: {browser.failed_resources}"
     if title is not None:
         expect(page).to_have_title(title)
 

@@ -226,12 +226,6 @@ def test_markup_in_a_ticket_title_is_text_on_every_page(
 # --- the stylesheet -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="the strict editable install (make install) links every file, and StaticFiles"
-    " in runtime/web/api.py refuses a symlink out of its directory: /static/escalade.css"
-    " is a 404 (follow_symlink=True, or STATIC from Path(__file__).resolve(), serves it)",
-    strict=False,
-)
 def test_the_stylesheet_applies(page: Any, browser: Browser, served: Served) -> None:
     sign_in(page, served, "dana")
     assert browser.failed_resources == []
