@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from escalade.runtime.clock import format_time
 from escalade.runtime.engine import Engine, LoadedPack
 from escalade.runtime.pack import PackError, RulePack
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
@@ -66,6 +68,7 @@ def verified_pack(path: Path, keys: TrustedKeys) -> tuple[RulePack, str | None]:
 
 
 ACTIVATIONS = ("pack_activated", "pack_rolled_back")
+PACK_EVENTS = (*ACTIVATIONS, "pack_refused")
 
 
 def _version(text: str) -> Version | None:
@@ -129,3 +132,41 @@ def activate_file(
         raise PackRefused(problem)
     why = reason or f"activated {path}" + (f", signed by {signer}" if signer else "")
     return engine.activate(pack, at, actor=actor, reason=why)
+
+
+def pack_history(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every pack the store holds (oldest first) and every activation, rollback and refusal
+    with its actor and reason (oldest first): what ``escalade pack history`` and the Packs
+    page show."""
+    store = engine.store
+    active = store.active_pack()
+    packs = []
+    for row in store.packs():
+        loaded = engine.pack(int(row["id"]))
+        packs.append(
+            {
+                "id": row["id"],
+                "version": loaded.version,
+                "content_hash": row["content_hash"],
+                "commit": loaded.pack.commit,
+                "added_at": _when(row["added_at"]),
+                "activated_at": _when(row["activated_at"]),
+                "active": row["id"] == active,
+            }
+        )
+    events = [
+        {
+            "at": format_time(r.at),
+            "kind": r.kind,
+            "actor": r.actor,
+            "reason": r.reason,
+            "pack": r.pack_version,
+        }
+        for r in store.audit_rows()
+        if r.kind in PACK_EVENTS
+    ]
+    return packs, events
+
+
+def _when(at: int | None) -> str | None:
+    return format_time(at) if at is not None else None

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from escalade.runtime.activation import PackRefused, activate_file, trusted_keys
+from escalade.runtime.activation import PackRefused, activate_file, pack_history, trusted_keys
 from escalade.runtime.app import store_url
 from escalade.runtime.cli.options import DB_HELP
-from escalade.runtime.clock import TimeError, format_time, parse_time
+from escalade.runtime.clock import TimeError, parse_time
 from escalade.runtime.engine import ClockError, Engine
 from escalade.runtime.signing import (
     SignatureError,
@@ -25,7 +25,7 @@ from escalade.runtime.signing import (
     load_private_key,
     sign,
 )
-from escalade.runtime.store import Store, open_store
+from escalade.runtime.store import Store, StoreError, open_store
 
 DEFAULT_PACK = Path("generated/rulepack.json")
 
@@ -198,47 +198,18 @@ def _check_actor(actor: str) -> None:
         )
 
 
-def _history_rows(store: Store, engine: Engine) -> list[dict[str, Any]]:
-    active = store.active_pack()
-    rows = []
-    for row in store.packs():
-        compiled = engine.pack(int(row["id"]))
-        rows.append(
-            {
-                "id": row["id"],
-                "version": compiled.version,
-                "content_hash": row["content_hash"],
-                "commit": compiled.pack.commit,
-                "added_at": format_time(row["added_at"]) if row["added_at"] is not None else None,
-                "activated_at": (
-                    format_time(row["activated_at"]) if row["activated_at"] is not None else None
-                ),
-                "active": row["id"] == active,
-            }
-        )
-    return rows
-
-
 @pack.command("history")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--db", default=None, help=DB_HELP)
 def history_cmd(fmt: str, db: str | None) -> None:
-    """Every pack the store has seen, and each activation, rollback and refusal."""
-    store = open_store(store_url(db))
+    """Every pack the store has seen, and each activation, rollback and refusal (a read:
+    the store is opened read-only and never created)."""
     try:
-        engine = Engine(store)
-        rows = _history_rows(store, engine)
-        events = [
-            {
-                "at": format_time(r.at),
-                "kind": r.kind,
-                "actor": r.actor,
-                "reason": r.reason,
-                "pack": r.pack_version,
-            }
-            for r in store.audit_rows()
-            if r.kind in ("pack_activated", "pack_rolled_back", "pack_refused")
-        ]
+        store = open_store(store_url(db), read_only=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        rows, events = pack_history(Engine(store))
     finally:
         store.close()
     if fmt == "json":
@@ -279,7 +250,7 @@ def rollback_cmd(
     _check_actor(actor)
     store, engine, when = _open(db, at)
     try:
-        rows = _history_rows(store, engine)
+        rows, _ = pack_history(engine)
         current = next((r for r in rows if r["active"]), None)
         if current is None:
             raise click.ClickException("no pack is active: nothing to roll back")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from escalade.runtime.activation import pack_history as activation_history
 from escalade.runtime.clock import format_duration, format_time, read_time
 from escalade.runtime.engine import Engine, PackError
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack
@@ -344,39 +345,13 @@ def absences(engine: Engine, now: int) -> list[dict[str, str]]:
     ]
 
 
-PACK_EVENTS = ("pack_activated", "pack_rolled_back", "pack_refused")
-
-
 def pack_history(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every pack the store holds (newest first) and every activation, rollback and refusal
-    with its actor and reason (as ``escalade pack history``)."""
-    store = engine.store
-    active = store.active_pack()
-    packs = []
-    for row in reversed(store.packs()):
-        compiled = engine.pack(int(row["id"]))
-        packs.append(
-            {
-                "id": row["id"],
-                "version": compiled.version,
-                "content_hash": row["content_hash"],
-                "commit": compiled.pack.commit,
-                "activated_at": format_time(row["activated_at"]) if row["activated_at"] else "",
-                "active": row["id"] == active,
-            }
-        )
-    events = [
-        {
-            "at": format_time(r.at),
-            "kind": r.kind,
-            "actor": r.actor,
-            "reason": r.reason,
-            "pack": r.pack_version,
-        }
-        for r in store.audit_rows()
-        if r.kind in PACK_EVENTS
-    ]
-    return packs, list(reversed(events))
+    """Every pack the store holds and every activation, rollback and refusal, newest
+    first (as ``escalade pack history``, oldest first)."""
+    packs, events = activation_history(engine)
+    for row in packs:
+        row["activated_at"] = row["activated_at"] or ""
+    return list(reversed(packs)), list(reversed(events))
 
 
 def dead_letter_rows(engine: Engine) -> list[dict[str, Any]]:
