@@ -13,12 +13,10 @@ import hmac
 import json
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,7 +48,7 @@ from tests.runtime.test_notify_channels import (
     WEBHOOK_SECRET,
     Mailbox,
     Receiver,
-    _handler,
+    receiving,
     smtp_server,
 )
 
@@ -156,15 +154,8 @@ def settings_text(smtp_port: int, receiver: Receiver) -> str:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """Slack, the webhook and the pager on loopback, checking the signatures themselves."""
-    rec = Receiver(secrets={"/hook": WEBHOOK_SECRET, "/pager": PAGER_SECRET})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
-    rec.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with receiving() as rec:
+        yield rec
 
 
 @pytest.fixture

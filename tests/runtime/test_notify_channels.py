@@ -147,17 +147,26 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALL_PROXY", raising=False)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def receiving() -> Iterator[Receiver]:
+    """Slack, the webhook and the pager on loopback, checking the signatures themselves."""
     rec = Receiver(secrets={"/hook": WEBHOOK_SECRET, "/pager": PAGER_SECRET})
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
     rec.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as rec:
+        yield rec
 
 
 @pytest.fixture
