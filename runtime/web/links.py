@@ -227,8 +227,8 @@ def slack_answer(
 
 
 def page(status: int, title: str, paragraphs: list[str], form: str | None = None) -> HTMLResponse:
-    """A minimal HTML page: every value escaped, no script, no style; ``form`` is the label
-    of a button that posts to the same URL."""
+    """A minimal HTML page in the site's stylesheet: every value escaped, no script;
+    ``form`` is the label of a button that posts to the same URL."""
     body = "".join(f"<p>{html.escape(text)}</p>\n" for text in paragraphs)
     if form is not None:
         body += f'<form method="post"><button type="submit">{html.escape(form)}</button></form>\n'
@@ -236,6 +236,7 @@ def page(status: int, title: str, paragraphs: list[str], form: str | None = None
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n<meta name="robots" content="noindex">\n'
+        '<link rel="stylesheet" href="/static/escalade.css">\n'
         f"<title>{html.escape(title)} · Escalade</title>\n</head>\n<body>\n<main>\n"
         f"<h1>{html.escape(title)}</h1>\n{body}</main>\n</body>\n</html>\n"
     )
