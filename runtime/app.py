@@ -12,6 +12,7 @@ returned for the caller to show.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +101,9 @@ def configured_notifier(settings: RuntimeSettings) -> tuple[Notifier, list[str]]
     warnings = [
         f"${name} is not set; deliveries that need it will fail" for name in notifiers.missing_env()
     ]
+    link_env = settings.server.link_secret_env
+    if link_env and not os.environ.get(link_env):
+        warnings.append(f"${link_env} is not set; messages go out without acknowledgment links")
     return ChannelNotifier.from_settings(notifiers), warnings
 
 

@@ -129,6 +129,7 @@ class NotifierSettings:
         """Every environment variable these settings read secrets from."""
         names = [
             self.slack.webhook_url_env if self.slack else None,
+            self.slack.signing_secret_env if self.slack else None,
             self.email.password_env if self.email else None,
             self.webhook.secret_env if self.webhook else None,
             self.pager.secret_env if self.pager else None,
