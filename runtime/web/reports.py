@@ -109,6 +109,7 @@ class Chart:
 
 
 WIDTH = 480  # the SVG's own units; the page scales it to the column
+MAX_COLUMN = 40  # the widest a day's column gets (one day alone is not the whole chart)
 ROW_HEIGHT = 38  # a label line, then its bar
 BAR_HEIGHT = 14
 VALUE_ROOM = 96  # right of the longest bar, for its figure
@@ -148,7 +149,7 @@ def columns_chart(
     """Vertical bars of ``(label, count)`` in order; every few carry their label."""
     plot, below = 160, 22
     top = max((v for _, v in values), default=0) or 1
-    step = WIDTH / max(len(values), 1)
+    step = min(WIDTH / max(len(values), 1), MAX_COLUMN)  # a few days stay narrow columns
     every = max(1, math.ceil(len(values) / 8))
     bars = tuple(
         Bar(
