@@ -10,7 +10,7 @@ through :mod:`escalade.runtime.tokens`, as ``escalade token create`` makes them.
 
 Chromium runs headless with a fresh user data dir and without its background networking
 (a closed network: it would otherwise try to reach Google). The modules skip, saying
-why, only when ``/usr/bin/chromium`` is missing: ``scripts/chromium-for-tests.sh``
+why, only when ``/usr/bin/chromium`` is missing: ``scripts/debian-tool-for-tests.sh /usr/bin/chromium chromium fonts-dejavu-core``
 installs it, and CI runs that script.
 """
 
@@ -80,7 +80,7 @@ def require_chromium() -> None:
     """Skip the calling test module, saying why, when Debian's Chromium is not installed."""
     if not CHROMIUM.exists():
         pytest.skip(
-            f"{CHROMIUM} is missing: run scripts/chromium-for-tests.sh (as root on Debian;"
+            f"{CHROMIUM} is missing: run scripts/debian-tool-for-tests.sh /usr/bin/chromium chromium (as root on Debian;"
             " CI does) to install Debian's chromium package",
             allow_module_level=True,
         )
