@@ -189,8 +189,9 @@ class Pages:
         ]
 
     # --- the request cycle ---------------------------------------------------------
-    def _open(self, handler: OpenHandler) -> Endpoint:
-        """An endpoint anyone may reach (the sign-in form)."""
+    def _endpoint(self, run: Callable[[Request, dict[str, str]], Response]) -> Endpoint:
+        """An endpoint that reads a POSTed form (within the limits), then runs ``run`` in the
+        thread pool; a form that cannot be read is an error page."""
 
         async def endpoint(request: Request) -> Response:
             try:
@@ -198,9 +199,13 @@ class Pages:
                 form = await read_form(request, self.server.request_timeout) if posted else {}
             except HttpError as exc:
                 return self._failure(request, None, exc)
-            return await run_in_threadpool(self._run_open, handler, request, form)
+            return await run_in_threadpool(run, request, form)
 
         return endpoint
+
+    def _open(self, handler: OpenHandler) -> Endpoint:
+        """An endpoint anyone may reach (the sign-in form)."""
+        return self._endpoint(lambda request, form: self._run_open(handler, request, form))
 
     def _run_open(self, handler: OpenHandler, request: Request, form: dict[str, str]) -> Response:
         try:
@@ -212,16 +217,7 @@ class Pages:
 
     def _guarded(self, handler: Handler, role: str = "responder") -> Endpoint:
         """An endpoint for a signed-in person whose role includes ``role``."""
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                posted = request.method == "POST"
-                form = await read_form(request, self.server.request_timeout) if posted else {}
-            except HttpError as exc:
-                return self._failure(request, None, exc)
-            return await run_in_threadpool(self._run, handler, role, request, form)
-
-        return endpoint
+        return self._endpoint(lambda request, form: self._run(handler, role, request, form))
 
     def _run(self, handler: Handler, role: str, request: Request, form: dict[str, str]) -> Response:
         visit = None
