@@ -16,8 +16,11 @@ example produces nothing.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from escalade.compiler.model import FIELD_KINDS
 
 Severity = Literal["error", "warning"]
 
@@ -26,9 +29,10 @@ Severity = Literal["error", "warning"]
 class Code:
     """One diagnostic code and its documentation.
 
-    ``description`` is the one-line summary (SARIF ``fullDescription``);
-    ``meaning``, ``why`` and ``fix`` are Markdown paragraphs; ``example`` and
-    ``fixed`` are policy source that triggers the code and that does not.
+    ``description`` is the one-line summary (SARIF ``shortDescription``; its
+    ``fullDescription`` adds ``meaning``); ``meaning``, ``why`` and ``fix`` are
+    Markdown paragraphs; ``example`` and ``fixed`` are policy source that
+    triggers the code and that does not (``escalade explain-code`` prints them).
     """
 
     code: str
@@ -970,3 +974,60 @@ CODES: dict[str, Code] = {c.code: c for c in _CODES}
 def lookup(code: str) -> Code:
     """Return the registered code; an unknown code is a programming error."""
     return CODES[code]
+
+
+# --------------------------------------------------------------------------- help that teaches
+
+# How to declare each kind of name, as a line to copy: where it usually lives and the
+# declaration itself (``{name}`` is the undeclared name). A help line for an unknown
+# name shows it, so "unknown owner 'pat'" says how to declare pat.
+DECLARATIONS: dict[str, tuple[str, str]] = {
+    "person": ("the directory", 'person {name} {{ email "{name}@example.com" }}'),
+    "team": ("the directory", "team {name} {{ members alice, bob }}"),
+    "channel": ("the directory", 'channel {name} {{ slack "#{name}" }}'),
+    "event": ("the schema", "event {name}"),
+    "object": ("the schema", "schema {name} {{ id: text }}"),
+    "template": ("a policy file", 'template {name}() {{ step manual "what to do" }}'),
+    "policy": (
+        "a policy file",
+        'policy {name} {{ approvers "@org/team"  owner primary alice ack 15m  '
+        "owner backup bob  exception unknown triage bob }}",
+    ),
+}
+
+
+def declaration(kind: str, name: str) -> str:
+    """The declaration of ``name`` as a ``kind`` (a key of ``DECLARATIONS``), as code."""
+    return DECLARATIONS[kind][1].format(name=name)
+
+
+def declare_help(name: str, kinds: Sequence[str]) -> str:
+    """A help line showing how to declare ``name`` as any of ``kinds``, e.g.
+    ``declare it in the directory: `person pat { email "pat@example.com" }` or
+    `team pat { members alice, bob }```."""
+    where = DECLARATIONS[kinds[0]][0]
+    shown = " or ".join(f"`{declaration(k, name)}`" for k in kinds)
+    return f"declare it in {where}: {shown}"
+
+
+def object_help(obj: str) -> str:
+    """How to declare a schema object and an event kind that carries it."""
+    return (
+        f"declare it in the schema: `{declaration('object', obj)}`, "
+        f"with its event kinds: `{declaration('event', obj + '.created')}`"
+    )
+
+
+def field_help(obj: str, field: str) -> str:
+    """How to add a field to a schema object (the types it may have)."""
+    types = ", ".join(k if k != "enum" else "enum(a, b)" for k in FIELD_KINDS)
+    return f"add it to `schema {obj} {{ ... }}`: `{field}: text` (types: {types})"
+
+
+def find_code(text: str) -> Code | None:
+    """The code named ``text``: its code (``E302``, any case) or its name (``ambiguous-route``)."""
+    wanted = text.strip()
+    found = CODES.get(wanted.upper())
+    if found is not None:
+        return found
+    return next((c for c in CODES.values() if c.name == wanted.lower()), None)

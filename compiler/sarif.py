@@ -1,7 +1,9 @@
 """Diagnostics for CI: SARIF 2.1.0 (code scanning) and GitHub workflow annotations.
 
 ``render_sarif`` writes one run whose rules are the whole code registry
-(``ruleId`` = the stable code, ``name`` = its name), results with
+(``ruleId`` = the stable code, ``name`` = its name, ``fullDescription`` = what
+it means, ``help`` = its documentation and ``helpUri`` = its section of
+docs/diagnostics.md), results with
 repository-relative URIs (``uriBaseId: %SRCROOT%``), regions, notes as
 related locations, and the witness event in ``properties``.
 ``render_github`` writes one ``::error``/``::warning`` line per finding::
@@ -18,15 +20,18 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from escalade.compiler.codes import CODES
+from escalade.compiler.codes import CODES, Code
 from escalade.compiler.diagnostics import Diagnostic
 from escalade.compiler.formats import detail_lines
 from escalade.compiler.nodes import Span
-from escalade.compiler.rules_doc import code_markdown, code_text
+from escalade.compiler.rules_doc import anchor, code_markdown, code_text
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
 INFORMATION_URI = "https://github.com/escalade/escalade"
+# The documentation as published with the sources (docs/ of the default branch).
+DOCS_URI = f"{INFORMATION_URI}/blob/main/docs/"
+DIAGNOSTICS_DOC = "diagnostics.md"
 _LEVEL = {"error": "error", "warning": "warning"}
 
 
@@ -75,6 +80,11 @@ def _location(span: Span, root: str | os.PathLike[str] | None) -> dict[str, Any]
     }
 
 
+def help_uri(code: Code) -> str:
+    """Where a code is documented: its section of docs/diagnostics.md."""
+    return f"{DOCS_URI}{DIAGNOSTICS_DOC}#{anchor(code)}"
+
+
 def sarif_rules() -> list[dict[str, Any]]:
     """Every registered code as a SARIF reportingDescriptor, in registry order; the help
     text is the code's documentation from the registry (as in docs/diagnostics.md)."""
@@ -82,9 +92,10 @@ def sarif_rules() -> list[dict[str, Any]]:
         {
             "id": c.code,
             "name": c.name,
-            "shortDescription": {"text": f"{c.code} {c.name}"},
-            "fullDescription": {"text": c.description},
+            "shortDescription": {"text": c.description},
+            "fullDescription": {"text": f"{c.description} {c.meaning}"},
             "help": {"text": code_text(c), "markdown": code_markdown(c, heading="###")},
+            "helpUri": help_uri(c),
             "defaultConfiguration": {"level": _LEVEL[c.severity]},
             "properties": {"tags": ["escalade", c.severity]},
         }
