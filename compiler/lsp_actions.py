@@ -64,7 +64,8 @@ def suggestion_fix(diag: Diagnostic, text: str) -> Fix | None:
     suggestion = found.group(1)
     inside = span_text(text, diag.span)
     best: tuple[float, str, int] | None = None
-    for wrong in _QUOTED.findall(diag.message):
+    quoted = _QUOTED.findall(diag.message)
+    for wrong in [*quoted, *(w for q in quoted if " " in q for w in q.split())]:
         hit = _word(wrong).search(inside)
         if wrong == suggestion or hit is None:
             continue

@@ -24,6 +24,7 @@ from pygls.lsp.client import LanguageClient
 
 from escalade.compiler import load_policy_set
 from escalade.compiler.fmt import format_source
+from escalade.compiler.lsp_actions import offset_of, suggestion_fix
 from escalade.compiler.lsp_workspace import analyze
 from escalade.compiler.parse import parser
 from tests.conftest import REPO
@@ -221,6 +222,37 @@ def test_only_the_changed_file_is_parsed_again(
     run_ = analyze(folder, {support: again})
     assert parsed == [again]
     assert run_.result.errors == 0
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "code"),
+    [
+        ("ticket.priority ==", "ticket.priorty ==", "E101"),
+        ("ticket.status not", "tickt.status not", "E101"),
+        ("owner backup ines", "owner backup inez", "E101"),
+        ("trigger ticket.sla_breached", "trigger ticket.sla_breachd", "E101"),
+        ("step snapshot", "step snapshott", "E105"),
+        ("use standard_qa", "use standard_q", "E101"),
+        ("{{ ticket.title }}", "{{ ticket.titel }}", "E103"),
+        ("on failover", "on failovr", "E101"),
+    ],
+)
+def test_the_did_you_mean_fix_restores_the_intended_text(
+    policy_repo: Path, right: str, wrong: str, code: str
+) -> None:
+    """The quick fix of each kind of misspelling puts back exactly what was meant."""
+    folder = policy_repo / "policies"
+    support = (folder / "support.esc").resolve()
+    original = support.read_text("utf-8")
+    assert right in original
+    text = original.replace(right, wrong, 1)
+    found = analyze(folder, {support: text}).result.diagnostics
+    assert [d.code for d in found] == [code]
+    fix = suggestion_fix(found[0], text)
+    assert fix is not None
+    start = offset_of(text, fix.span.line, fix.span.col)
+    end = offset_of(text, fix.span.end_line, fix.span.end_col)
+    assert text[:start] + fix.new_text + text[end:] == original
 
 
 # --------------------------------------------------------------------------- navigation
