@@ -25,6 +25,7 @@ from pygls.lsp.client import LanguageClient
 from escalade.compiler import load_policy_set
 from escalade.compiler.fmt import format_source
 from escalade.compiler.lsp_actions import offset_of, suggestion_fix
+from escalade.compiler.lsp_complete import complete
 from escalade.compiler.lsp_workspace import analyze
 from escalade.compiler.parse import parser
 from tests.conftest import REPO
@@ -407,3 +408,15 @@ def test_formatting_gives_the_canonical_layout(policy_repo: Path) -> None:
             assert apply(messy, list(edits)) == canonical
 
     run(scenario)
+
+
+def test_keywords_offered_are_the_ones_the_grammar_accepts_there() -> None:
+    inside = complete("policy p {\n  \n}\n", 2, 3, None)
+    statements = {i.label for i in inside if i.kind == "keyword"}
+    assert {"owner", "step", "when", "trigger", "exception"} <= statements
+    assert not statements & {"schema", "person", "policy"}
+    top = {i.label for i in complete("", 1, 1, None) if i.kind == "keyword"}
+    assert {"schema", "person", "team", "policy", "event"} <= top
+    assert not top & {"owner", "step"}
+    check = {i.label for i in complete("policy p {\n  check \n}\n", 2, 9, None)}
+    assert check == {"delivery", "state", "close"}
