@@ -20,6 +20,7 @@ from escalade.compiler.backends.codeowners import (
     CodeownersError,
     render_codeowners,
 )
+from escalade.compiler.backends.rivals import policy_rivals
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.backends.runbooks import render_runbooks
 from escalade.compiler.config import (
@@ -112,7 +113,9 @@ def build_outputs(
     out = rel_posix(output, root)
     prefix = "" if out == "." else out + "/"
     files: dict[str, bytes] = {f"{prefix}{PACK_NAME}": canonical_bytes(raw)}
-    runbooks = render_runbooks(pack, source_prefix=_up(f"{prefix}{RUNBOOK_DIR}"))
+    runbooks = render_runbooks(
+        pack, policy_rivals(result.pset), source_prefix=_up(f"{prefix}{RUNBOOK_DIR}")
+    )
     for name, text in runbooks.items():
         files[f"{prefix}{RUNBOOK_DIR}/{name}"] = text.encode("utf-8")
     files[codeowners_path] = render_codeowners(result.pset, output=prefix).encode("utf-8")

@@ -5,7 +5,7 @@ Pages are rendered with Jinja2 (``StrictUndefined``, templates in
 rule pack, so a runbook says exactly what the runtime will do. Nothing here
 touches syntax nodes.
 
->>> pages = render_runbooks(pack)                  # doctest: +SKIP
+>>> pages = render_runbooks(pack, policy_rivals(pset))   # doctest: +SKIP
 >>> sorted(pages)[:2]                              # doctest: +SKIP
 ['README.md', 'content_review.md']
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 
+from escalade.compiler.backends.rivals import Rivals
 from escalade.runtime.clock import duration_words, format_time, read_time
 from escalade.runtime.conditions import format_value
 from escalade.runtime.pack import Policy, RulePack, Step
@@ -378,10 +379,24 @@ class HandoffSource:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class PackFacts:
+    """What pages need from the whole pack, computed once: the handoffs into each policy
+    and the policies that compete with it for events (:func:`policy_rivals`)."""
+
+    sources: Mapping[str, Sequence[HandoffSource]]
+    rivals: Mapping[str, Rivals]
+
+    @classmethod
+    def of(cls, pack: RulePack, rivals: Mapping[str, Rivals]) -> PackFacts:
+        return cls(_handoff_sources(pack), rivals)
+
+
 def _handoff_sources(pack: RulePack) -> dict[str, list[HandoffSource]]:
+    """``{policy: the handoffs into it}`` for the whole pack (computed once per build)."""
     found: dict[str, list[HandoffSource]] = {}
+    words = Phrasing(pack, None)
     for p in pack.policies:
-        words = Phrasing(pack, None)
         for h in p.handoffs:
             why = words.cond(h.when) if h.when is not None else _failure_words(h.failure)
             found.setdefault(h.policy, []).append(HandoffSource(p.name, why))
@@ -420,29 +435,29 @@ def _starts(pack: RulePack, policy: Policy, sources: Sequence[HandoffSource]) ->
     return text
 
 
-def _precedence(pack: RulePack, policy: Policy) -> str:
+def _precedence(policy: Policy, rivals: Rivals) -> str:
+    """The priority, and the policies that can match the same events on either side of it."""
     if not policy.triggers:
         return (
             "It keeps the priority of the escalation it takes over, and that "
             "escalation's SLA clocks keep running from its start"
         )
-    rivals = sorted(
-        (
-            q
-            for q in pack.policies
-            if q.name != policy.name and set(q.triggers) & set(policy.triggers)
-        ),
-        key=lambda q: (-q.priority, q.name),
-    )
-    lower = [f"`{q.name}`" for q in rivals if q.priority < policy.priority]
-    higher = [f"`{q.name}`" for q in rivals if q.priority > policy.priority]
     text = f"Priority {policy.priority}"
-    if lower:
-        text += f": it takes precedence over {_and(lower)}"
-    if higher:
-        verb = "takes" if len(higher) == 1 else "take"
-        text += f"{';' if lower else ':'} {_and(higher)} {verb} precedence over it"
+    if rivals.lower_total:
+        text += f": it takes precedence over {_named(rivals.lower, rivals.lower_total)}"
+    if rivals.higher_total:
+        verb = "takes" if rivals.higher_total == 1 else "take"
+        named = _named(rivals.higher, rivals.higher_total)
+        text += f"{';' if rivals.lower_total else ':'} {named} {verb} precedence over it"
     return text
+
+
+def _named(names: Sequence[str], total: int) -> str:
+    """The names given (the first few of ``total``), then how many more there are."""
+    shown = [f"`{name}`" for name in names]
+    if total > len(names):
+        shown.append(f"{total - len(names):,} more (the [index](README.md) lists every policy)")
+    return _and(shown)
 
 
 def on_failure(pack: RulePack, policy: Policy, failure: str) -> str:
@@ -522,7 +537,9 @@ def _triage(pack: RulePack, policy: Policy) -> str | None:
 _MOMENTS = ("failover", "breach", "acknowledge", "resolve")
 
 
-def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..") -> RunbookView:
+def policy_view(
+    pack: RulePack, policy: Policy, facts: PackFacts, *, source_prefix: str = "../.."
+) -> RunbookView:
     """The view model of one policy's runbook."""
     d = Describer(pack)
     owners = tuple(
@@ -565,19 +582,20 @@ def policy_view(pack: RulePack, policy: Policy, *, source_prefix: str = "../..")
     )
     link = f"{source_prefix}/{policy.file}#L{policy.line}" if source_prefix else None
     moments = sorted(policy.on.items(), key=lambda kv: (*_MOMENTS, kv[0]).index(kv[0]))
+    sources = facts.sources.get(policy.name, ())
     return RunbookView(
         name=policy.name,
         title=policy.title or policy.name,
         description=policy.description,
-        starts=_starts(pack, policy, _handoff_sources(pack).get(policy.name, [])),
-        precedence=_precedence(pack, policy),
+        starts=_starts(pack, policy, sources),
+        precedence=_precedence(policy, facts.rivals[policy.name]),
         owners=owners,
         rotations=rotations,
         chain_note=chain_note,
         sla=", ".join(sla_parts) if sla_parts else None,
         timeline_note=timeline_note,
         timeline=tuple(_timeline(pack, policy, d)),
-        mermaid=mermaid_flowchart(pack, policy),
+        mermaid=mermaid_flowchart(pack, policy, sources),
         steps=tuple(StepView(d.step(s), s.guide) for s in policy.steps),
         moments=tuple(
             MomentView(moment, tuple(StepView(d.step(s), s.guide) for s in steps))
@@ -663,12 +681,12 @@ def mermaid_label(text: str) -> str:
     return '"' + out.replace("\n", " ") + '"'
 
 
-def mermaid_flowchart(pack: RulePack, policy: Policy) -> str:
+def mermaid_flowchart(pack: RulePack, policy: Policy, sources: Sequence[HandoffSource]) -> str:
     """The escalation and exception paths as a GitHub-renderable Mermaid flowchart.
 
     Ids are ``[A-Za-z][A-Za-z0-9_]*`` and every label is double-quoted with entity
-    codes, so no policy text can break the diagram."""
-    chart = _Flowchart(pack, policy)
+    codes, so no policy text can break the diagram. ``sources``: the handoffs into it."""
+    chart = _Flowchart(pack, policy, sources)
     chart.draw_start()
     owners = chart.draw_chain()
     chart.draw_exhaustion(owners)
@@ -680,9 +698,10 @@ class _Flowchart:
     """One policy's Mermaid flowchart as it is drawn: a node is declared where it is
     first used, edges in the order they are drawn."""
 
-    def __init__(self, pack: RulePack, policy: Policy) -> None:
+    def __init__(self, pack: RulePack, policy: Policy, sources: Sequence[HandoffSource]) -> None:
         self.pack = pack
         self.policy = policy
+        self.sources = sources
         self.d = Describer(pack, md=False)
         self.words = Phrasing(pack, _subject(policy), md=False)
         self.lines = ["flowchart TD"]
@@ -720,8 +739,7 @@ class _Flowchart:
             later = f", {duration_words(policy.after)} later" if policy.after else ""
             self.node("start", f"{', '.join(policy.triggers)}{later}{cond}", "round")
         else:
-            handoffs = _handoff_sources(self.pack).get(policy.name, [])
-            sources = sorted({h.policy for h in handoffs})
+            sources = sorted({h.policy for h in self.sources})
             self.node("start", f"handoff from {', '.join(sources) or 'another policy'}", "round")
 
     def draw_chain(self) -> list[str]:
@@ -788,6 +806,7 @@ def _environment() -> jinja2.Environment:
         # Describer/Phrasing (markdown_text), before it reaches a template.
         autoescape=False,  # noqa: S701
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the package: no stat of the file per page
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -822,12 +841,16 @@ def render_runbook(view: RunbookView) -> str:
     return _environment().get_template("runbook.md.j2").render(rb=view)
 
 
-def render_runbooks(pack: RulePack, *, source_prefix: str = "../..") -> dict[str, str]:
-    """``{file name: Markdown}`` for every policy plus ``README.md``."""
+def render_runbooks(
+    pack: RulePack, rivals: Mapping[str, Rivals], *, source_prefix: str = "../.."
+) -> dict[str, str]:
+    """``{file name: Markdown}`` for every policy plus ``README.md``; ``rivals`` from
+    :func:`~escalade.compiler.backends.rivals.policy_rivals` on the set the pack was built from."""
+    facts = PackFacts.of(pack, rivals)
     pages = {}
     rows = []
     for policy in pack.policies:
-        view = policy_view(pack, policy, source_prefix=source_prefix)
+        view = policy_view(pack, policy, facts, source_prefix=source_prefix)
         pages[f"{policy.name}.md"] = render_runbook(view)
         primary = policy.owners[0] if policy.owners else None
         rows.append(

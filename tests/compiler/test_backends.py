@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 from pathlib import Path
@@ -18,12 +19,16 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from escalade.compiler import CheckResult, algebra
+from escalade.compiler.algebra import meet
 from escalade.compiler.backends.codeowners import OWNER_RE, line_problem, render_codeowners
+from escalade.compiler.backends.rivals import Rivals, policy_rivals
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.backends.runbooks import mermaid_label, render_runbooks
 from escalade.compiler.build import build_outputs, load_for_build
 from escalade.compiler.cli import main
 from escalade.compiler.config import ConfigError, load_config
+from escalade.compiler.passes import analysis
 from escalade.runtime.pack import RulePack, canonical_bytes, pack_schema
 from tests.conftest import BROKEN, check_golden
 
@@ -48,7 +53,7 @@ def test_golden_pack_runbooks_codeowners(name: str) -> None:
     assert result.errors == 0 and result.pset is not None
     pack = built(case)
     check_golden(case / "expected" / f"{name}.rulepack.json", pack.to_bytes().decode("utf-8"))
-    for page, text in render_runbooks(pack).items():
+    for page, text in render_runbooks(pack, policy_rivals(result.pset)).items():
         check_golden(case / "expected" / "runbooks" / page, text)
     check_golden(case / "expected" / "CODEOWNERS", render_codeowners(result.pset))
 
@@ -261,3 +266,136 @@ def test_build_outputs_match_canonical_bytes(policies_dir: Path) -> None:
     raw = json.loads(outputs.files["generated/rulepack.json"])
     assert canonical_bytes(raw) == outputs.files["generated/rulepack.json"]
     assert outputs.files["generated/rulepack.json"].endswith(b"}\n")
+
+
+# --------------------------------------------------------------------------- precedence
+
+
+def _set_text(policies: list[tuple[str, int, str, str]]) -> str:
+    """A policy set: (name, priority, triggers, condition) each, on one small schema."""
+    head = (
+        "event ticket.created\nevent ticket.updated\n"
+        "schema ticket { id: text  queue: text  severity: enum(low, medium, high, critical)"
+        "  tier: enum(free, gold)  score: number  tags: set }\n"
+        'person ann { email "ann@example.com" }\nperson ben { email "ben@example.com" }\n'
+    )
+    return head + "".join(
+        f'policy {name} {{\n  title "{name}"  approvers "@acme/ops"  priority {priority}\n'
+        f"  trigger {triggers}\n  when {when}\n"
+        "  owner primary ann ack 5m  owner backup ben\n  exception unknown triage ben\n}\n"
+        for name, priority, triggers, when in policies
+    )
+
+
+def _checked(tmp_path: Path, policies: list[tuple[str, int, str, str]]) -> CheckResult:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "set.esc").write_text(_set_text(policies))
+    result = load_for_build(tmp_path, tmp_path, "0.0.0")
+    assert result.pset is not None
+    return result
+
+
+def _all_pairs(result: CheckResult) -> dict[str, tuple[list[str], list[str]]]:
+    """The baseline: every pair of policies, every pair of their cubes."""
+    pset = result.pset
+    assert pset is not None
+    regions = analysis.analyse(pset).regions
+    ranked = sorted(pset.policies.values(), key=lambda p: (-p.priority, p.name))
+    out: dict[str, tuple[list[str], list[str]]] = {p.name: ([], []) for p in ranked}
+    for p in ranked:
+        for q in ranked:
+            if q.priority == p.priority or not set(p.triggers) & set(q.triggers):
+                continue
+            cubes_p, cubes_q = regions[p.name].cubes, regions[q.name].cubes
+            if any(meet(a, b) is not None for a in cubes_p for b in cubes_q):
+                out[p.name][0 if q.priority > p.priority else 1].append(q.name)
+    return out
+
+
+def test_rivals_are_the_overlapping_policies_of_an_all_pairs_baseline(tmp_path: Path) -> None:
+    rng = random.Random(12)
+    atoms = [
+        lambda: f'ticket.queue == "q{rng.randrange(5)}"',
+        lambda: f"ticket.severity in ({', '.join(rng.sample(['low', 'high', 'critical'], 2))})",
+        lambda: f"ticket.severity == {rng.choice(['low', 'medium', 'high', 'critical'])}",
+        lambda: f'ticket.tags has "{rng.choice(["vip", "noise"])}"',
+        lambda: f"ticket.score > {rng.randrange(5)}",
+        lambda: f"ticket.tier == {rng.choice(['free', 'gold'])}",
+    ]
+
+    def conjunction() -> str:
+        return " and ".join(rng.choice(atoms)() for _ in range(rng.choice([1, 2, 3])))
+
+    policies = []
+    for i in range(60):
+        when = conjunction()
+        if rng.random() < 0.3:  # several cubes for one policy
+            when = f"({when}) or ({conjunction()}) or ({conjunction()})"
+        triggers = rng.choice(
+            ["ticket.created", "ticket.updated", "ticket.created, ticket.updated"]
+        )
+        policies.append((f"p{i:02d}", rng.randrange(1, 25), triggers, when))  # ties too
+    result = _checked(tmp_path, policies)
+    assert result.pset is not None
+    baseline = _all_pairs(result)
+    assert sum(len(h) for h, _ in baseline.values()) > 200  # a set with real competition
+    for named in (3, 1000):
+        rivals = policy_rivals(result.pset, named=named)
+        for name, (higher, lower) in baseline.items():
+            assert rivals[name] == Rivals(
+                tuple(higher[:named]), len(higher), tuple(lower[:named]), len(lower)
+            ), name
+
+
+def test_a_page_names_a_few_rivals_and_counts_the_rest(tmp_path: Path) -> None:
+    """A catch-all under every other policy: its page stays the same size as the set grows."""
+    pages = {}
+    for count in (15, 60):
+        policies = [("catch_all", 0, "ticket.created", "ticket.score > 0")]
+        policies += [
+            (f"q{i:02d}", 10 + i, "ticket.created", f'ticket.queue == "q{i}" and ticket.score > 1')
+            for i in range(count)
+        ]
+        policies += [
+            ("elsewhere", 500, "ticket.updated", "ticket.score > 0"),  # another event kind
+            ("never_both", 400, "ticket.created", "ticket.score < 0"),  # no event matches both
+        ]
+        result = _checked(tmp_path / str(count), policies)
+        assert result.pset is not None and result.errors == 0
+        pack = RulePack.from_dict(build_pack(result.pset))
+        pages[count] = render_runbooks(pack, policy_rivals(result.pset))
+        index = pages[count]["README.md"]
+        assert all(f"[`{p.name}`]({p.name}.md)" in index for p in pack.policies)
+    small, large = pages[15]["catch_all.md"], pages[60]["catch_all.md"]
+    named = ", ".join(f"`q{i:02d}`" for i in range(59, 49, -1))
+    assert (
+        f"**Starts** when a ticket is created, its score is above 0. Priority 0: {named} and "
+        "50 more (the [index](README.md) lists every policy) take precedence over it.\n" in large
+    )
+    assert len(large) - len(small) == len("50") - len("5")  # only the count grows
+    assert "Priority 500.\n" in pages[60]["elsewhere.md"]
+    assert "Priority 400.\n" in pages[60]["never_both.md"]
+    # other queues never match the same ticket: only the catch-all competes
+    assert "Priority 59: it takes precedence over `catch_all`.\n" in pages[60]["q49.md"]
+
+
+def test_an_undecided_policy_competes_with_every_policy_of_its_kinds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(algebra, "MAX_CUBES", 0)  # every `and` is beyond the analysis budget
+    result = _checked(
+        tmp_path,
+        [
+            ("undecided", 50, "ticket.created", "ticket.severity == low and ticket.tier == gold"),
+            ("above", 90, "ticket.created", "ticket.severity == critical"),
+            ("below", 10, "ticket.created", "ticket.severity == high"),
+            ("other_kind", 70, "ticket.updated", "ticket.severity == low"),
+        ],
+    )
+    assert result.pset is not None
+    assert any(d.code == "W307" for d in result.diagnostics)
+    rivals = policy_rivals(result.pset)
+    assert rivals["undecided"] == Rivals(("above",), 1, ("below",), 1)
+    assert rivals["above"] == Rivals((), 0, ("undecided",), 1)
+    assert rivals["below"] == Rivals(("undecided",), 1, (), 0)
+    assert rivals["other_kind"] == Rivals()

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from escalade.compiler.backends.rivals import policy_rivals
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.backends.runbooks import (
+    PackFacts,
     Phrasing,
     markdown_cell,
     markdown_text,
@@ -26,10 +28,21 @@ SHAPES = REPO / "tests" / "cases" / "backends" / "shapes"
 
 
 @pytest.fixture(scope="module")
-def pack() -> RulePack:
+def shapes() -> tuple[RulePack, PackFacts]:
     result = load_for_build(SHAPES, REPO, "0.0.0")
     assert result.pset is not None and result.errors == 0
-    return RulePack.from_dict(build_pack(result.pset))
+    pack = RulePack.from_dict(build_pack(result.pset))
+    return pack, PackFacts.of(pack, policy_rivals(result.pset))
+
+
+@pytest.fixture(scope="module")
+def pack(shapes: tuple[RulePack, PackFacts]) -> RulePack:
+    return shapes[0]
+
+
+@pytest.fixture(scope="module")
+def facts(shapes: tuple[RulePack, PackFacts]) -> PackFacts:
+    return shapes[1]
 
 
 def cmp(field: str, op: str, value: Any) -> dict[str, Any]:
@@ -125,7 +138,7 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
     )
     result = load_for_build(tmp_path, tmp_path, "0.0.0")
     assert result.pset is not None and result.errors == 0, result.diagnostics
-    pages = render_runbooks(RulePack.from_dict(build_pack(result.pset)))
+    pages = render_runbooks(RulePack.from_dict(build_pack(result.pset)), policy_rivals(result.pset))
     for text in pages.values():
         prose = text.split("```mermaid")[0] + text.split("```")[-1]
         assert not re.search(r"(?<!\\)<(img|script|b>)", prose), prose
@@ -135,8 +148,8 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
     assert "then sent to \\<img src=x\\>@example.com" in pages["x.md"]
 
 
-def test_after_trigger_timeline_counts_from_the_event(pack: RulePack) -> None:
-    view = policy_view(pack, pack.policy("numbers_and_times"))
+def test_after_trigger_timeline_counts_from_the_event(pack: RulePack, facts: PackFacts) -> None:
+    view = policy_view(pack, pack.policy("numbers_and_times"), facts)
     assert view.timeline_note is not None and "starts 15m after it" in view.timeline_note
     rows = [(r.at, r.what) for r in view.timeline]
     assert rows[0][0] == "0m" and "nothing happens yet" in rows[0][1]
@@ -148,16 +161,16 @@ def test_after_trigger_timeline_counts_from_the_event(pack: RulePack) -> None:
     assert "chain exhausted at 1h 45m" in view.mermaid
 
 
-def test_last_level_without_ack_keeps_it(pack: RulePack) -> None:
-    view = policy_view(pack, pack.policy("negations"))
+def test_last_level_without_ack_keeps_it(pack: RulePack, facts: PackFacts) -> None:
+    view = policy_view(pack, pack.policy("negations"), facts)
     assert "stays with **Cho Min** until acknowledged" in view.timeline[-1].what
     assert "unacknowledged" not in " ".join(r.what for r in view.timeline)
     assert view.triage is not None and "nobody acknowledges" not in view.triage
     assert "If nobody in desk is available, Cho Min (escalation owner) takes it" in view.triage
 
 
-def test_handoff_only_policy_names_its_sources(pack: RulePack) -> None:
-    view = policy_view(pack, pack.policy("quiet"))
+def test_handoff_only_policy_names_its_sources(pack: RulePack, facts: PackFacts) -> None:
+    view = policy_view(pack, pack.policy("quiet"), facts)
     assert view.starts == (
         "only by a handoff from [`negations`](negations.md) when the ticket is tagged `noise`, "
         "when an automated step fails or when a quality check fails"
@@ -167,15 +180,15 @@ def test_handoff_only_policy_names_its_sources(pack: RulePack) -> None:
     assert view.timeline[-1].what == "unacknowledged → hand off to [`last_resort`](last_resort.md)"
 
 
-def test_checks_say_what_happens_when_they_fail(pack: RulePack) -> None:
-    view = policy_view(pack, pack.policy("negations"))
+def test_checks_say_what_happens_when_they_fail(pack: RulePack, facts: PackFacts) -> None:
+    view = policy_view(pack, pack.policy("negations"), facts)
     assert view.checks[0].endswith("if one never is: hand off to [`quiet`](quiet.md)")
     assert "an event shows the ticket's status is *open*; if none does" in view.checks[1]
     assert view.checks[2].endswith("(close is refused until then)")
 
 
-def test_rotation_says_who_is_on_call_when(pack: RulePack) -> None:
-    view = policy_view(pack, pack.policy("negations"))
+def test_rotation_says_who_is_on_call_when(pack: RulePack, facts: PackFacts) -> None:
+    view = policy_view(pack, pack.policy("negations"), facts)
     assert view.rotations == (
         "**ops** hands over every Monday at 09:00 UTC, in this order: Ann Lee (from 2026-01-05),"
         " Ben Ruiz (from 2026-01-12), Cho Min (from 2026-01-19), then round again. "
