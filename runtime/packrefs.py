@@ -8,6 +8,7 @@ reported with its JSON pointer (``/policies/2/owners/0/ref``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from escalade.runtime.conditions import atoms, split_field
@@ -26,6 +27,16 @@ def _conditions(p: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[st
             yield f"{at}/exceptions/{i}/when", e["when"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """What a pack's references may name, read once for every policy."""
+
+    kinds: Mapping[str, Mapping[str, Any]]  # person, team, channel -> the directory's
+    policies: frozenset[str]
+    events: frozenset[str]
+    objects: Mapping[str, Mapping[str, Any]]
+
+
 def reference_problems(raw: Mapping[str, Any]) -> list[str]:
     """Cross-references the schema cannot express: names resolve, policies are sorted."""
     out: list[str] = []
@@ -38,23 +49,24 @@ def reference_problems(raw: Mapping[str, Any]) -> list[str]:
         for i, member in enumerate(t["members"]):
             if member not in people:
                 out.append(f"/directory/teams/{team}/members/{i}: no person {member!r}")
+    known = _Names(
+        kinds={"person": people, "team": teams, "channel": directory["channels"]},
+        policies=frozenset(names),
+        events=frozenset(raw["schema"]["events"]),
+        objects=raw["schema"]["objects"],
+    )
     for i, p in enumerate(raw["policies"]):
-        out += _policy_references(raw, p, f"/policies/{i}", set(names))
+        out += _policy_references(p, f"/policies/{i}", known)
     return out
 
 
-def _policy_references(
-    raw: Mapping[str, Any], p: Mapping[str, Any], at: str, known: set[str]
-) -> list[str]:
+def _policy_references(p: Mapping[str, Any], at: str, known: _Names) -> list[str]:
     """One policy's references: triggers, owners, triage, handoffs, channels, fields."""
-    directory = raw["directory"]
-    kinds = {"person": directory["people"], "team": directory["teams"]}
-    kinds["channel"] = directory["channels"]
-    events = set(raw["schema"]["events"])
+    kinds = known.kinds
     out = [
         f"{at}/triggers/{j}: event {trig!r} is not in /schema/events"
         for j, trig in enumerate(p["triggers"])
-        if trig not in events
+        if trig not in known.events
     ]
     out += [
         f"{at}/owners/{j}/ref: no {o['kind']} {o['ref']!r} in the directory"
@@ -64,7 +76,7 @@ def _policy_references(
     if p["triage"] is not None and p["triage"]["ref"] not in kinds[p["triage"]["kind"]]:
         out.append(f"{at}/triage/ref: no {p['triage']['kind']} {p['triage']['ref']!r}")
     for j, e in enumerate(p["exceptions"]):
-        if e["handoff"] not in known:
+        if e["handoff"] not in known.policies:
             out.append(f"{at}/exceptions/{j}/handoff: no policy {e['handoff']!r}")
         if (e["when"] is None) == (e["failure"] is None):
             out.append(f"{at}/exceptions/{j}: give exactly one of `when` and `failure`")
@@ -79,7 +91,7 @@ def _policy_references(
             for k, a in enumerate(s["args"]):
                 if "ref" in a and a["ref"] not in kinds[a["kind"]]:
                     out.append(f"{at}/{where}/{j}/args/{k}: no {a['kind']} {a['ref']!r}")
-    objects = raw["schema"]["objects"]
+    objects = known.objects
     for where, cond in _conditions(p, at):
         for atom in atoms(cond):
             obj, name = split_field(atom["field"])
