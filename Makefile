@@ -59,7 +59,7 @@ runtime-only: wheelhouse
 	rm -rf $(RUNTIME_VENV)
 	$(PYTHON) -m venv $(RUNTIME_VENV) || python3 -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-index --find-links $(WHEELHOUSE) \
-	  click pyyaml jsonschema cryptography packaging "setuptools>=77" wheel
+	  click pyyaml jsonschema jsonschema-rs cryptography packaging "setuptools>=77" wheel
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-index --find-links $(WHEELHOUSE) --no-deps .
 	cd /tmp && $(abspath $(RUNTIME_VENV))/bin/python $(abspath tests/isolation/runtime_only.py)
 

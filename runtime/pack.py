@@ -12,6 +12,14 @@ failure raises :class:`PackError` listing every problem with its location in
 the pack (a JSON pointer such as ``/policies/2/owners/0/ack``); nothing is
 half-loaded.
 
+The verdicts are those of the strict JSON reader, of ``jsonschema`` and of
+re-serializing the content, reached faster: canonical bytes (what the compiler
+writes) are parsed by the plain parser and checked to be canonical, a compiled
+validator gives the schema verdict (:mod:`escalade.runtime.packschema`), and the
+hash of canonical bytes is one sha256 over them (:func:`intact_hash`). Any other
+bytes, and any pack the compiled validator refuses, take the reference path,
+which also words the problems.
+
 >>> pack = RulePack.load("generated/rulepack.json")   # doctest: +SKIP
 >>> pack.version, pack.policy("enterprise_critical").priority   # doctest: +SKIP
 ('1.0.0', 100)
@@ -21,23 +29,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from escalade.runtime import canonical, packschema
+from escalade.runtime.canonical import parse_canonical, plain_json
 from escalade.runtime.clock import read_time
 from escalade.runtime.packrefs import reference_problems
+from escalade.runtime.packschema import schema_problems
 from escalade.runtime.textio import TextError, loads_json
 
 FORMAT = "escalade.rulepack/v1"
-SCHEMA_RESOURCE = "rulepack.schema.json"
 MAX_PROBLEMS = 50
 
 parse_time = read_time  # pack and policy times: a zone is required (the compiler imports this)
+canonical_bytes = canonical.canonical_bytes  # the one byte form of a pack (the compiler's too)
+pack_schema = packschema.pack_schema  # the published JSON Schema
 
 
 class PackError(ValueError):
@@ -57,12 +67,6 @@ class PackError(ValueError):
 # --------------------------------------------------------------------------- bytes and hash
 
 
-def canonical_bytes(pack: Mapping[str, Any]) -> bytes:
-    """The one byte form of a pack: sorted keys, 2-space indent, UTF-8, trailing newline."""
-    text = json.dumps(pack, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
-
-
 def compute_content_hash(pack: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` over the canonical bytes with ``content_hash=""`` and ``commit=null``."""
     metadata = dict(pack.get("metadata") or {})
@@ -80,47 +84,54 @@ def seal(pack: Mapping[str, Any]) -> dict[str, Any]:
     return sealed
 
 
-# --------------------------------------------------------------------------- schema
+# Where canonical pack bytes hold the two values the content hash leaves out (blanked).
+_METADATA = b'\n  "metadata": {\n'
+_HASH_LINE = re.compile(rb'\n    "content_hash": "(sha256:[0-9a-f]{64})"(?=,?\n)')
+_COMMIT_LINE = re.compile(rb'\n    "commit": (null|"(?:[^"\\\n]|\\.)*")(?=,?\n)')
 
 
-@cache
-def pack_schema() -> dict[str, Any]:
-    """The published JSON Schema (Draft 2020-12) of ``escalade.rulepack/v1``."""
-    text = resources.files("escalade.runtime").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+def intact_hash(data: bytes) -> tuple[str, bytes] | None:
+    """The content hash pack bytes state, and the JSON text of their commit, when the
+    bytes hash to it with those two values blanked (``""`` and ``null``); else None.
+    No parsing: one sha256 over the bytes.
+
+    On the canonical bytes of a pack (what the compiler and :func:`seal` write) this
+    is the content-hash check itself: blanking those two lines gives the bytes
+    :func:`compute_content_hash` hashes. On any bytes, a result equal to a hash
+    :func:`compute_content_hash` computed (a stored pack's) means they are that
+    pack's canonical bytes, as sha256 does not collide."""
+    start = data.find(_METADATA)
+    end = data.find(b"\n  }", start + 1)
+    if start < 0 or end < 0 or data.rfind(_METADATA) != start:
+        return None
+    claimed = _HASH_LINE.search(data, start, end + 1)
+    commit = _COMMIT_LINE.search(data, start, end + 1)
+    if claimed is None or commit is None:
+        return None
+    cuts = sorted([(*claimed.span(1), b""), (*commit.span(1), b"null")])
+    view, digest, last = memoryview(data), hashlib.sha256(), 0
+    for cut, after, blank in cuts:
+        digest.update(view[last:cut])
+        digest.update(blank)
+        last = after
+    digest.update(view[last:])
+    stated = claimed.group(1).decode("ascii")
+    if "sha256:" + digest.hexdigest() != stated:
+        return None
+    return stated, commit.group(1)
 
 
-@cache
-def _validator() -> Any:
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(pack_schema())
-
-
-def _pointer(path: Sequence[Any]) -> str:
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
-
-
-def schema_problems(pack: Any) -> list[str]:
-    """Every place ``pack`` breaks the published schema, as ``/json/pointer: message``."""
-    old = sys.getrecursionlimit()
-    # Conditions nest up to 200 deep; each level costs the validator several frames.
-    sys.setrecursionlimit(max(old, 20_000))
-    try:
-        errors = sorted(_validator().iter_errors(pack), key=lambda e: list(map(str, e.path)))
-    finally:
-        sys.setrecursionlimit(old)
-    from jsonschema.exceptions import best_match
-
-    out = []
-    for err in errors:
-        # A failed oneOf/if-then: the most relevant sub-error says what is wrong.
-        best = best_match(err.context) if err.context else err
-        if best is None or len(best.absolute_path) < len(err.absolute_path):
-            best = err
-        out.append(f"{_pointer(list(best.absolute_path))}: {best.message}")
-    return out
+def _hash_holds(raw: Mapping[str, Any], data: bytes | None) -> bool:
+    """The content hash ``raw`` states is its content's. ``data``: the canonical bytes of
+    ``raw`` (None: not read from them), checked with one hash over them."""
+    meta = raw["metadata"]
+    found = intact_hash(data) if data is not None else None
+    if found is not None and (found[0], json.loads(found[1])) == (
+        meta["content_hash"],
+        meta["commit"],
+    ):
+        return True
+    return bool(meta["content_hash"] == compute_content_hash(raw))
 
 
 # --------------------------------------------------------------------------- typed view
@@ -436,15 +447,32 @@ class RulePack:
         cls, data: bytes, *, source: str = "<pack>", verify_hash: bool = True
     ) -> RulePack:
         """Parse and validate pack bytes; raises :class:`PackError`."""
+        raw = parse_canonical(data)  # what the compiler and seal() write: read fast
+        if raw is not None:
+            return cls._checked(raw, source, verify_hash, data)
         try:
             raw = loads_json(data, source)
         except TextError as exc:
             raise PackError(source, [str(exc).removeprefix(f"{source}:").lstrip()]) from None
-        return cls.from_dict(raw, source=source, verify_hash=verify_hash)
+        return cls._checked(raw, source, verify_hash, None, json_typed=True)
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str = "<pack>", verify_hash: bool = True) -> RulePack:
         """Validate an already-parsed pack; raises :class:`PackError`."""
+        return cls._checked(raw, source, verify_hash, None)
+
+    @classmethod
+    def _checked(
+        cls,
+        raw: Any,
+        source: str,
+        verify_hash: bool,
+        data: bytes | None,
+        *,
+        json_typed: bool = False,
+    ) -> RulePack:
+        """Validate ``raw`` and build its typed view. ``data``: the canonical bytes of
+        ``raw``, when it was read from them; ``json_typed``: ``raw`` was parsed from JSON."""
         if not isinstance(raw, dict):
             raise PackError(source, [f"/: a pack is a JSON object, not {_json_type(raw)}"])
         if raw.get("format") != FORMAT:
@@ -453,17 +481,17 @@ class RulePack:
                 source,
                 [f"/format: expected {FORMAT!r}, got {got!r} (a pack for another version?)"],
             )
-        problems = schema_problems(raw)
+        # Parsed JSON holds JSON's own types only; a caller's dict may hold anything.
+        typed = json_typed or data is not None or plain_json(raw)
+        problems = schema_problems(raw, json_typed=typed)
         if not problems:
             problems = reference_problems(raw)
-        if not problems and verify_hash:
+        if not problems and verify_hash and not _hash_holds(raw, data):
             want = raw["metadata"]["content_hash"]
-            have = compute_content_hash(raw)
-            if want != have:
-                problems = [
-                    f"/metadata/content_hash: the pack says {want or '(empty)'} but its content "
-                    f"hashes to {have}; it was changed after it was built"
-                ]
+            problems = [
+                f"/metadata/content_hash: the pack says {want or '(empty)'} but its content "
+                f"hashes to {compute_content_hash(raw)}; it was changed after it was built"
+            ]
         if problems:
             raise PackError(source, problems)
         return cls._build(raw)
