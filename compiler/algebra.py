@@ -44,6 +44,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
+from itertools import compress
+from operator import or_
 from typing import Any
 
 from escalade.compiler import model as m
@@ -60,8 +63,10 @@ __all__ = [
     "Undecided",
     "Variable",
     "Witness",
+    "bit_list",
     "difference",
     "find_outside",
+    "find_outside_indexed",
     "implies",
     "iter_bits",
     "meet",
@@ -134,11 +139,39 @@ class Budget:
 
 
 def iter_bits(x: int) -> Iterator[int]:
-    """Indices of the set bits of ``x``, lowest first: ``list(iter_bits(0b101)) == [0, 2]``."""
-    while x:
-        low = x & -x
-        yield low.bit_length() - 1
-        x ^= low
+    """Indices of the set bits of ``x``, lowest first: ``list(iter_bits(0b101)) == [0, 2]``.
+
+    Each step costs the same whatever the size of ``x``: a bit set over thousands
+    of cubes is scanned as text, not cut down one bit at a time (which copies it)."""
+    if x.bit_length() <= 128:
+        while x:
+            low = x & -x
+            yield low.bit_length() - 1
+            x ^= low
+        return
+    yield from bit_list(x)
+
+
+_DIGIT_VALUES = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def bit_list(x: int) -> list[int]:
+    """``list(iter_bits(x))`` for bit sets of any size, at a cost that does not grow with
+    the size of ``x`` per bit: dense sets in one pass at C speed, sparse ones by search."""
+    size = x.bit_length()
+    if size <= 128:
+        return list(iter_bits(x))
+    if x.bit_count() * 32 >= size:
+        flags = bin(x)[:1:-1].encode("ascii").translate(_DIGIT_VALUES)  # flags[i] = bit i
+        return list(compress(range(size), flags))
+    digits = bin(x)  # "0b1...": bit i is digits[last - i]
+    last = len(digits) - 1
+    end = len(digits)
+    out: list[int] = []
+    while (at := digits.rfind("1", 2, end)) >= 0:
+        out.append(last - at)
+        end = at
+    return out
 
 
 # --------------------------------------------------------------------------- variables
@@ -745,6 +778,33 @@ def find_outside(
     return _search(domains, cube, subs, budget)
 
 
+def find_outside_indexed(
+    domains: Domains,
+    cube: Cube,
+    index: CubeIndex,
+    bits: int,
+    budget: Budget | None = None,
+    ids: Sequence[int] | None = None,
+) -> Cube | None:
+    """``find_outside(domains, cube, index.select(bits), budget)``: the same answer, the
+    same steps, with the probe read off the index (a few bit operations per variable
+    instead of a pass over every sub), for the analyzer's long lists of subs.
+    ``ids`` is ``bit_list(bits)`` when the caller has it already."""
+    budget = budget or Budget()
+    if not bits:
+        budget.tick()
+        return cube
+    if ids is None:
+        ids = bit_list(bits)
+    probe = index.escape(domains, cube, bits, ids)
+    if probe is not None:
+        piece, rest = probe
+        found = _search(domains, piece, index.select(rest), budget)
+        if found is not None:
+            return found
+    return _search(domains, cube, list(map(index.cubes.__getitem__, ids)), budget)
+
+
 def _escape(domains: Domains, cube: Cube, subs: Sequence[Cube]) -> tuple[Cube, list[Cube]] | None:
     """Restrict ``cube`` to cells no sub allows, where there are such; (piece, subs it still meets)."""
     used: dict[int, int] = {}
@@ -869,6 +929,63 @@ class CubeIndex:
                     groups = self._multi.setdefault(var, {})
                     groups[mask] = groups.get(mask, 0) | bit
         self._cache: dict[tuple[int, int], int] = {}
+        self._masks: dict[int, list[int]] = {}  # var -> each cube's mask on it (0: free)
+        self._with: dict[tuple[int, int], int] = {}  # (var, cell) -> cubes allowing it
+
+    def select(self, bits: int) -> list[Cube]:
+        """The cubes of the bit set ``bits``, in index order."""
+        return list(map(self.cubes.__getitem__, bit_list(bits)))
+
+    def escape(
+        self, domains: Domains, cube: Cube, bits: int, ids: Sequence[int]
+    ) -> tuple[Cube, int] | None:
+        """The probe of ``find_outside`` over the subs ``bits``: ``cube`` restricted, on every
+        variable some sub constrains, to the cells no such sub allows (where there are
+        any), and the subs that constrain none of those variables; None when none escape.
+        ``ids`` lists the subs (``bit_list(bits)``).
+
+        Per variable, a few cells are looked up (cubes allowing each) or, for many
+        cells, the subs' masks are combined without a Python step per sub."""
+        piece = dict(cube)
+        rest = bits
+        escaped = False
+        for var, constrained in self._constrained.items():
+            members = constrained & bits
+            if not members:
+                continue
+            allowed = cube.get(var)
+            if allowed is None:
+                allowed = domains.full(var)
+            if allowed.bit_count() <= 8 and len(self._multi.get(var, ())) <= 32:
+                free = 0
+                for cell in iter_bits(allowed):
+                    if not self._allowing(var, cell) & members:
+                        free |= 1 << cell
+            else:
+                free = allowed & ~reduce(or_, map(self._masks_of(var).__getitem__, ids), 0)
+            if free:
+                piece[var] = free
+                rest &= ~constrained
+                escaped = True
+        return (piece, rest) if escaped else None
+
+    def _allowing(self, var: int, cell: int) -> int:
+        """Bit set of the cubes that constrain ``var`` and allow ``cell``."""
+        key = (var, cell)
+        hit = self._with.get(key)
+        if hit is None:
+            hit = self._single.get(var, {}).get(cell, 0)
+            for gmask, members in self._multi.get(var, {}).items():
+                if gmask >> cell & 1:
+                    hit |= members
+            self._with[key] = hit
+        return hit
+
+    def _masks_of(self, var: int) -> list[int]:
+        masks = self._masks.get(var)
+        if masks is None:
+            masks = self._masks[var] = [c.get(var, 0) for c in self.cubes]
+        return masks
 
     def touching(self, q: Cube) -> int:
         """Bit set of the cubes that share a point with ``q``."""

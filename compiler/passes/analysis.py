@@ -21,9 +21,11 @@ skipped, and so is every question whose answer depends on them.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import attrgetter
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
@@ -36,7 +38,8 @@ from escalade.compiler.algebra import (
     Region,
     Undecided,
     Witness,
-    find_outside,
+    bit_list,
+    find_outside_indexed,
     iter_bits,
     meet,
 )
@@ -94,31 +97,30 @@ class KindTable:
         ordered = sorted(members, key=lambda pr: -pr[0].priority)
         cubes: list[Cube] = []
         self.owner: list[m.Policy] = []
+        self.owner_names: list[str] = []
         self.cubes_of: dict[str, list[int]] = {}
         for policy, region in ordered:
             for cube in region.cubes:
                 self.cubes_of.setdefault(policy.name, []).append(len(cubes))
                 cubes.append(cube)
                 self.owner.append(policy)
+                self.owner_names.append(policy.name)
         self.index = CubeIndex(cubes)
         self.cubes = self.index.cubes
-        self._equal: dict[int, int] = {}
-        for i, policy in enumerate(self.owner):
-            self._equal[policy.priority] = self._equal.get(policy.priority, 0) | (1 << i)
-        self.priorities = sorted(self._equal, reverse=True)
+        # cube i has priority -self._negated[i]; ascending, so a priority's cubes are one range
+        self._negated = [-policy.priority for policy in self.owner]
+        self.priorities = sorted({policy.priority for policy in self.owner}, reverse=True)
         self.blocked: int | None = None  # highest priority of an unanalysable policy here
 
     def above(self, priority: int) -> int:
-        """Bit set of the cubes of strictly higher priority."""
-        mask = 0
-        for prio, bits in self._equal.items():
-            if prio > priority:
-                mask |= bits
-        return mask
+        """Bit set of the cubes of strictly higher priority (a prefix of the index)."""
+        return (1 << bisect_left(self._negated, -priority)) - 1
 
     def equal(self, priority: int) -> int:
         """Bit set of the cubes of exactly this priority."""
-        return self._equal.get(priority, 0)
+        start = bisect_left(self._negated, -priority)
+        end = bisect_right(self._negated, -priority)
+        return ((1 << end) - 1) & ~((1 << start) - 1)
 
     def decidable_below(self, priority: int) -> bool:
         """False when an unanalysable policy of higher priority could change the answer."""
@@ -139,6 +141,7 @@ class SetAnalysis:
     _shadowed: list[Shadowing] | None = field(init=False, default=None)
     _gaps: list[Gap] | None = field(init=False, default=None)
     _dead_exceptions: list[tuple[m.Policy, m.Handoff]] | None = field(init=False, default=None)
+    _rank: dict[str, tuple[int, n.Span]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         pset = self.pset
@@ -246,8 +249,8 @@ class SetAnalysis:
             piece = meet(table.cubes[i], table.cubes[j])
             if piece is None:
                 continue
-            higher = [table.cubes[k] for k in iter_bits(table.index.touching(piece) & above)]
-            rest = find_outside(self.domains, piece, higher, budget)
+            higher = table.index.touching(piece) & above
+            rest = find_outside_indexed(self.domains, piece, table.index, higher, budget)
             if rest is not None:
                 return self.domains.witness(rest)
         return None
@@ -279,7 +282,7 @@ class SetAnalysis:
 
     def _shadowed_by(self, p: m.Policy) -> tuple[m.Policy, ...] | None:
         """The higher-priority policies that cover ``p`` on every kind, or None if it wins somewhere."""
-        by: dict[str, m.Policy] = {}
+        by: dict[str, None] = {}
         budget = Budget(DEFAULT_STEPS)
         for kind in dict.fromkeys(p.triggers):
             table = self.tables[kind]
@@ -288,13 +291,15 @@ class SetAnalysis:
             above = table.above(p.priority)
             for i in table.cubes_of.get(p.name, []):
                 cube = table.cubes[i]
-                touching = list(iter_bits(table.index.touching(cube) & above))
-                higher = [table.cubes[k] for k in touching]
-                if find_outside(self.domains, cube, higher, budget) is not None:
+                higher = table.index.touching(cube) & above
+                ids = bit_list(higher)
+                outside = find_outside_indexed(self.domains, cube, table.index, higher, budget, ids)
+                if outside is not None:
                     return None
-                for k in touching:
-                    by.setdefault(table.owner[k].name, table.owner[k])
-        return tuple(sorted(by.values(), key=lambda q: (-q.priority, q.span)))
+                by.update(dict.fromkeys(map(table.owner_names.__getitem__, ids)))
+        if not self._rank:  # highest priority first, then source order
+            self._rank = {q.name: (-q.priority, q.span) for q in self.pset.policies.values()}
+        return tuple(map(self.pset.policies.__getitem__, sorted(by, key=self._rank.__getitem__)))
 
     # -- E303 ---------------------------------------------------------------------
     def dead_exceptions(self) -> list[tuple[m.Policy, m.Handoff]]:
@@ -370,16 +375,23 @@ class SetAnalysis:
             return None
         budget = Budget(DEFAULT_STEPS)
         for cube in region.cubes:
-            subs = [table.cubes[k] for k in iter_bits(table.index.touching(cube))]
-            rest = find_outside(self.domains, cube, subs, budget)
+            subs = table.index.touching(cube)
+            rest = find_outside_indexed(self.domains, cube, table.index, subs, budget)
             if rest is not None:
                 return self.domains.witness(rest)
         return None
 
 
+_ORDERED: list[tuple[m.PolicySet, list[m.Policy]]] = []
+
+
 def ordered_policies(pset: m.PolicySet) -> list[m.Policy]:
-    """Policies in source order (file, line), the order findings are reported in."""
-    return sorted(pset.policies.values(), key=lambda p: (p.span, p.name))
+    """Policies in source order (file, line), the order findings are reported in.
+
+    Sorted once for the most recent set (every pass asks)."""
+    if not _ORDERED or _ORDERED[0][0] is not pset:
+        _ORDERED[:] = [(pset, sorted(pset.policies.values(), key=lambda p: (p.span, p.name)))]
+    return list(_ORDERED[0][1])
 
 
 _LAST: list[tuple[m.PolicySet, SetAnalysis]] = []
@@ -620,20 +632,27 @@ def check_shadowed(pset: m.PolicySet, diags: Collector) -> None:
     ``critical_default`` (priority 10, ``ticket.severity == critical``) under a
     priority-100 policy on ``ticket.severity in (high, critical)`` → W304.
     """
-    for sh in analyse(pset).shadowed():
+    found = analyse(pset).shadowed()
+    # one note per shadowing policy, shared by every finding that names it
+    notes = {
+        q.name: Note(q.name_span, f"'{q.name}' (priority {q.priority}) matches first")
+        for q in (pset.policies.values() if found else ())
+    }
+    for sh in found:
         p = sh.policy
-        names = ", ".join(f"'{q.name}'" for q in sh.by)
+        by = list(map(attrgetter("name"), sh.by))
         diags.report(
             "W304",
             p.name_span,
             f"policy '{p.name}' (priority {p.priority}) never owns an event: higher-priority "
-            f"{'policy' if len(sh.by) == 1 else 'policies'} {names} always match first",
+            f"{'policy' if len(by) == 1 else 'policies'} {', '.join(map(_QUOTED, by))} "
+            "always match first",
             help="raise its priority, narrow the higher-priority conditions, or remove it",
-            notes=[
-                Note(q.name_span, f"'{q.name}' (priority {q.priority}) matches first")
-                for q in sh.by
-            ],
+            notes=list(map(notes.__getitem__, by)),
         )
+
+
+_QUOTED = "'{}'".format
 
 
 def check_coverage(pset: m.PolicySet, diags: Collector) -> None:
