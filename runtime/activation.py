@@ -6,6 +6,10 @@ validation runs (schema, references, content hash). Only then does the engine
 activate it, unless it is a downgrade (a lower version, or a pack a later
 activation superseded): that only ``pack rollback`` may do, with its reason. Any failure is recorded in the audit trail as ``pack_refused``
 and the previously active pack stays active.
+
+A file that holds the active pack's bytes (``escalade event --pack P`` run after
+run) is that pack: one hash says so, and it was validated when it was activated,
+so it is neither validated nor activated again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from escalade.runtime.clock import format_time
 from escalade.runtime.engine import Engine, LoadedPack
-from escalade.runtime.pack import PackError, RulePack
+from escalade.runtime.pack import PackError, RulePack, intact_hash
 from escalade.runtime.settings import RuntimeSettings, SettingsError, load_settings
 from escalade.runtime.signing import SignatureError, TrustedKeys
 
@@ -46,8 +50,13 @@ def trusted_keys(
     return TrustedKeys.from_files(every)
 
 
-def verified_pack(path: Path, keys: TrustedKeys) -> tuple[RulePack, str | None]:
-    """Read, signature-check (when ``keys``) and validate a pack; raises PackRefused."""
+def verified_pack(
+    path: Path, keys: TrustedKeys, engine: Engine | None = None
+) -> tuple[RulePack, str | None]:
+    """Read, signature-check (when ``keys``) and validate a pack; raises PackRefused.
+
+    With ``engine``, a file that holds the bytes of the store's active pack is that
+    pack, checked by one hash: it was validated when it was activated."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -60,11 +69,26 @@ def verified_pack(path: Path, keys: TrustedKeys) -> tuple[RulePack, str | None]:
             signer = keys.verify(data, signature)
         except (SignatureError, OSError) as exc:
             raise PackRefused(str(exc)) from None
+    active = _active_pack_of(engine, data) if engine is not None else None
+    if active is not None:
+        return active.pack, signer
     try:
         pack = RulePack.from_bytes(data, source=str(path))
     except PackError as exc:
         raise PackRefused(str(exc)) from None
     return pack, signer
+
+
+def _active_pack_of(engine: Engine, data: bytes) -> LoadedPack | None:
+    """The store's active pack when ``data`` are its canonical bytes (commit aside)."""
+    store = engine.store
+    current = store.active_pack()
+    if current is None:
+        return None
+    found = intact_hash(data)
+    if found is None or found[0] != store.pack_hash(current):
+        return None
+    return engine.pack(current)
 
 
 ACTIVATIONS = ("pack_activated", "pack_rolled_back")
@@ -122,10 +146,13 @@ def activate_file(
 ) -> LoadedPack:
     """Verify and activate ``path``; on refusal, audit it and raise PackRefused."""
     try:
-        pack, signer = verified_pack(path, keys)
+        pack, signer = verified_pack(path, keys, engine)
     except PackRefused as exc:
         engine.refuse_pack(str(path), str(exc), at, actor)
         raise
+    current = engine.store.active_pack()
+    if current is not None and engine.store.pack_hash(current) == pack.content_hash:
+        return engine.pack(current)  # already active: nothing changes, nothing to audit
     problem = downgrade_problem(engine, pack)
     if problem is not None:
         engine.refuse_pack(str(path), problem, at, actor)

@@ -187,7 +187,8 @@ def open_reader(
     (it must exist with an up-to-date schema), no timer fires, the clock does not move.
 
     ``pack_path`` (else the store's active pack, else ``generated/rulepack.json``) is
-    loaded in memory for what needs the current directory (``oncall``), never activated."""
+    loaded in memory for what needs the current directory (``oncall``), never activated;
+    a file that holds the active pack's bytes is that pack (one hash, no validation)."""
     settings = settings or runtime_settings()
     try:
         store = open_store(store_url(db, settings), read_only=True)
@@ -200,10 +201,13 @@ def open_reader(
             candidate = DEFAULT_PACK
         if candidate is not None:
             try:
-                pack, _signer = verified_pack(Path(candidate), trusted_keys((), settings))
+                keys = trusted_keys((), settings)
+                pack, _signer = verified_pack(Path(candidate), keys, app.engine)
             except (PackRefused, SignatureError) as exc:
                 raise AppError(f"refusing the pack {candidate}: {exc}") from None
-            app.engine.pin(pack)
+            active = store.active_pack()
+            if active is None or store.pack_hash(active) != pack.content_hash:
+                app.engine.pin(pack)  # the active pack itself needs no pin
         yield app
     finally:
         store.close()
