@@ -41,11 +41,16 @@ def canonical_text(doc: Any) -> str | None:
     """The canonical text of ``doc`` (:func:`reference_bytes` before UTF-8), or None for
     a document the fast encoder leaves to ``json.dumps`` (see the module's docstring)."""
     parts: list[str] = []
+    out = parts.append
     try:
-        _encode(doc, "", parts.append)
-    except (_Unusual, RecursionError):
+        kind = type(doc)
+        if kind is dict or kind is list:
+            _container(doc, "", out)
+        else:
+            out(encode_basestring(doc) if kind is str else _scalar(doc, kind))
+    except (_Unusual, TypeError, RecursionError):  # TypeError: a key that is not text
         return None
-    parts.append("\n")
+    out("\n")
     return "".join(parts)
 
 
@@ -64,74 +69,85 @@ def parse_canonical(data: bytes) -> Any | None:
     return doc if canonical_text(doc) == text else None
 
 
-def _encode(value: Any, indent: str, out: Callable[[str], None]) -> None:
-    kind = type(value)
-    if kind is str:
-        out(encode_basestring(value))
-    elif kind is dict:
-        _encode_dict(value, indent, out)
-    elif kind is list:
-        if not value:
-            out("[]")
-            return
-        inner = indent + "  "
-        sep, then = "[\n" + inner, ",\n" + inner
-        for item in value:
-            out(sep)
-            _encode(item, inner, out)
-            sep = then
-        out("\n" + indent + "]")
-    elif value is None:
-        out("null")
-    elif value is True:
-        out("true")
-    elif value is False:
-        out("false")
-    elif kind is int:
-        out(int.__repr__(value))
-    elif kind is float and math.isfinite(value):
-        out(float.__repr__(value))
-    else:
-        raise _Unusual
-
-
-def _encode_dict(value: dict[Any, Any], indent: str, out: Callable[[str], None]) -> None:
-    if not value:
-        out("{}")
-        return
+def _container(value: dict[Any, Any] | list[Any], indent: str, out: Callable[[str], None]) -> None:
+    """A dict or list at ``indent``; one string per item where it can (fewer appends)."""
     inner = indent + "  "
-    sep, then = "{\n" + inner, ",\n" + inner
-    try:
-        keys = sorted(value)
-    except TypeError:  # keys of mixed types: json.dumps says so
-        raise _Unusual from None
-    for key in keys:
-        if type(key) is not str:
-            raise _Unusual
-        out(sep)
-        out(encode_basestring(key))
-        out(": ")
-        _encode(value[key], inner, out)
-        sep = then
-    out("\n" + indent + "}")
+    sep = ",\n" + inner
+    if type(value) is dict:
+        if not value:
+            out("{}")
+            return
+        lead = "{\n" + inner
+        for key in sorted(value):
+            item = value[key]
+            kind = type(item)
+            if kind is str:
+                out(f"{lead}{encode_basestring(key)}: {encode_basestring(item)}")
+            elif kind is dict or kind is list:
+                out(f"{lead}{encode_basestring(key)}: ")
+                _container(item, inner, out)
+            else:
+                out(f"{lead}{encode_basestring(key)}: {_scalar(item, kind)}")
+            lead = sep
+        out("\n" + indent + "}")
+        return
+    if not value:
+        out("[]")
+        return
+    lead = "[\n" + inner
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            out(lead + encode_basestring(item))
+        elif kind is dict or kind is list:
+            out(lead)
+            _container(item, inner, out)
+        else:
+            out(lead + _scalar(item, kind))
+        lead = sep
+    out("\n" + indent + "]")
+
+
+def _scalar(value: Any, kind: type) -> str:
+    """null, true, false, an int or a finite float; anything else is unusual."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    raise _Unusual
 
 
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def plain_json(doc: Any) -> bool:
+def plain_json(doc: Any, max_depth: int) -> bool:
     """True when ``doc`` is made of dict (with text keys), list, str, int, float, bool and
-    None only, the exact types ``json.loads`` gives (no subclass, no tuple)."""
+    None only, the exact types ``json.loads`` gives (no subclass, no tuple), nested at
+    most ``max_depth`` containers deep."""
     try:
-        return _plain(doc)
+        return _plain(doc, max_depth)
     except RecursionError:
         return False
 
 
-def _plain(value: Any) -> bool:
+def _plain(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind is dict:
-        return all(type(k) is str for k in value) and all(map(_plain, value.values()))
+        if depth <= 0 or not all(type(k) is str for k in value):
+            return False
+        return all(_plain(v, depth - 1) for v in value.values())
     if kind is list:
-        return all(map(_plain, value))
+        return depth > 0 and all(_plain(v, depth - 1) for v in value)
     return kind in _SCALARS
+
+
+def canonical_depth_at_most(data: bytes, max_depth: int) -> bool:
+    """For canonical bytes: no container nests deeper than ``max_depth`` (the contents
+    of a container ``n`` deep are indented by ``2n`` spaces)."""
+    return data.find(b"\n" + b" " * (2 * max_depth + 2)) < 0

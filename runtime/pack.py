@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from escalade.runtime import canonical, packschema
-from escalade.runtime.canonical import parse_canonical, plain_json
+from escalade.runtime.canonical import canonical_depth_at_most, parse_canonical, plain_json
 from escalade.runtime.clock import read_time
 from escalade.runtime.packrefs import reference_problems
-from escalade.runtime.packschema import schema_problems
+from escalade.runtime.packschema import FAST_MAX_DEPTH, schema_problems
 from escalade.runtime.textio import TextError, loads_json
 
 FORMAT = "escalade.rulepack/v1"
@@ -454,7 +454,7 @@ class RulePack:
             raw = loads_json(data, source)
         except TextError as exc:
             raise PackError(source, [str(exc).removeprefix(f"{source}:").lstrip()]) from None
-        return cls._checked(raw, source, verify_hash, None, json_typed=True)
+        return cls._checked(raw, source, verify_hash, None)
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str = "<pack>", verify_hash: bool = True) -> RulePack:
@@ -462,17 +462,9 @@ class RulePack:
         return cls._checked(raw, source, verify_hash, None)
 
     @classmethod
-    def _checked(
-        cls,
-        raw: Any,
-        source: str,
-        verify_hash: bool,
-        data: bytes | None,
-        *,
-        json_typed: bool = False,
-    ) -> RulePack:
+    def _checked(cls, raw: Any, source: str, verify_hash: bool, data: bytes | None) -> RulePack:
         """Validate ``raw`` and build its typed view. ``data``: the canonical bytes of
-        ``raw``, when it was read from them; ``json_typed``: ``raw`` was parsed from JSON."""
+        ``raw``, when it was read from them."""
         if not isinstance(raw, dict):
             raise PackError(source, [f"/: a pack is a JSON object, not {_json_type(raw)}"])
         if raw.get("format") != FORMAT:
@@ -481,8 +473,11 @@ class RulePack:
                 source,
                 [f"/format: expected {FORMAT!r}, got {got!r} (a pack for another version?)"],
             )
-        # Parsed JSON holds JSON's own types only; a caller's dict may hold anything.
-        typed = json_typed or data is not None or plain_json(raw)
+        # Canonical bytes parse to JSON's own types; a caller's dict may hold anything.
+        if data is not None:
+            typed = canonical_depth_at_most(data, FAST_MAX_DEPTH)
+        else:
+            typed = plain_json(raw, FAST_MAX_DEPTH)
         problems = schema_problems(raw, json_typed=typed)
         if not problems:
             problems = reference_problems(raw)

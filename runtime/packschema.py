@@ -8,7 +8,10 @@ finds nothing wrong the pack is valid. So a pack is refused exactly when
 ``jsonschema`` refuses it, provided the compiled validator never accepts what
 ``jsonschema`` refuses: it is stricter in one place (``$`` in a pattern does not
 match before a final newline) and it reads a tuple as an array, so it is only
-asked about documents made of JSON's own types (``json_typed``).
+asked about documents made of JSON's own types (``json_typed``). It recurses on
+the thread's stack (about 1 KB a level: a 256 KB thread stack overflows near 300
+levels), so it is only asked about documents at most :data:`FAST_MAX_DEPTH` deep;
+a deeper one (a condition nested a hundred times) is left to ``jsonschema``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from importlib import resources
 from typing import Any
 
 SCHEMA_RESOURCE = "rulepack.schema.json"
+FAST_MAX_DEPTH = 128  # containers; packs built from real policies nest about 10 deep
 
 
 @cache
@@ -50,9 +54,9 @@ def fast_validator() -> Any | None:
 
 
 def fast_verdict(pack: Any) -> bool | None:
-    """True when the compiled validator accepts ``pack`` (a document of JSON types only),
-    False when it refuses it, None when it cannot tell (not installed, or a value it
-    cannot read)."""
+    """True when the compiled validator accepts ``pack`` (JSON types only, at most
+    :data:`FAST_MAX_DEPTH` deep), False when it refuses it, None when it cannot tell (not
+    installed, or a value it cannot read)."""
     validator = fast_validator()
     if validator is None:
         return None
@@ -69,8 +73,9 @@ def _pointer(path: Sequence[Any]) -> str:
 def schema_problems(pack: Any, *, json_typed: bool = False) -> list[str]:
     """Every place ``pack`` breaks the published schema, as ``/json/pointer: message``.
 
-    ``json_typed``: ``pack`` holds only dict, list, str, int, float, bool and None (it
-    was parsed from JSON), so the compiled validator may give the verdict."""
+    ``json_typed``: ``pack`` holds only dict, list, str, int, float, bool and None and
+    nests at most :data:`FAST_MAX_DEPTH` deep, so the compiled validator may give the
+    verdict."""
     if json_typed and fast_verdict(pack):
         return []
     old = sys.getrecursionlimit()
