@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from escalade.runtime import audit, kpi
+from escalade.runtime.cli.escalations import deadletter_replay
 from escalade.runtime.cli.options import read_options, reading
 from escalade.runtime.clock import format_duration, format_time
 
@@ -87,6 +88,9 @@ def oncall_command(team: str, db: str | None, pack_path: str | None, at: str | N
 @click.group("deadletter")
 def deadletter_group() -> None:
     """Inspect and replay rejected events."""
+
+
+deadletter_group.add_command(deadletter_replay)  # replaying changes escalations: it lives there
 
 
 @deadletter_group.command("list")
