@@ -32,7 +32,8 @@ from tests.conftest import REPO
 
 # An answer that never comes fails the test instead of hanging it (not a timing check).
 WAIT = 60.0
-SERVER = [sys.executable, "-m", "escalade.compiler.lsp"]
+# the installed command, next to the interpreter running the tests
+SERVER = [str(Path(sys.executable).parent / "escalade"), "lsp"]
 
 
 @pytest.fixture
@@ -393,7 +394,8 @@ def test_formatting_gives_the_canonical_layout(policy_repo: Path) -> None:
     assert canonical is not None and canonical != messy
 
     async def scenario() -> None:
-        async with session(policy_repo) as s:
+        # the module entry point, for editors started without the command line
+        async with session(policy_repo, [sys.executable, "-m", "escalade.compiler.lsp"]) as s:
             uri = s.open(path, messy)
             edits = await asyncio.wait_for(
                 s.client.text_document_formatting_async(
