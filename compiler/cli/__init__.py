@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "build": f"{_HERE}.build:build_command",
     "explain": f"{_HERE}.explain:explain_command",
     "explain-code": f"{_HERE}.explain_code:explain_code_command",
+    "init": f"{_HERE}.init:init_command",
     "fmt": f"{_HERE}.fmt:fmt_command",
     "graph": f"{_HERE}.graph:graph_command",
     "lsp": f"{_HERE}.lsp:lsp_command",
