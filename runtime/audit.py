@@ -9,18 +9,18 @@ every append. :func:`verify` reports the first row that does not fit.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from escalade.runtime.store import AuditRow, Store
+from escalade.runtime.store.rows import dumps
 
 GENESIS = "0" * 64
 
 
 def row_digest(row: AuditRow) -> str:
     """The hash a row must carry, given its ``prev``."""
-    body = json.dumps(row.chained(), sort_keys=True, separators=(",", ":"))
+    body = dumps(row.chained())  # sorted keys, no spaces: json.dumps(..., sort_keys=True, ...)
     return hashlib.sha256((row.prev + body).encode()).hexdigest()
 
 

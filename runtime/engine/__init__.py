@@ -12,6 +12,7 @@
     timers       what a due timer does, by kind
     commands     operator decisions: ack, resolve, close, transfer, post-mortem
     status       a ticket's escalation as operators read it
+    intake       events in: one per transaction, or many in one (the batch API)
     shell        :class:`Engine`: one transaction per input, dispatch after the commit
 
 Imports go down that list only (a test checks there is no cycle).

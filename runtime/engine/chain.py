@@ -10,11 +10,9 @@ Type B triage.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from escalade.runtime.clock import format_duration, format_time
-from escalade.runtime.conditions import format_condition
 from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
@@ -22,6 +20,16 @@ from escalade.runtime.engine.ownership import resolve_ref
 from escalade.runtime.engine.unowned import take_unowned
 from escalade.runtime.pack import Owner, Step
 from escalade.runtime.store import Escalation, Timer
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): ``copy.deepcopy`` for what a ticket
+    state holds, several times faster."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
 
 
 def route(
@@ -89,7 +97,7 @@ def start(
         pack_id=pack.id,
         priority=rules.priority,
         started_at=m.now,
-        snapshot=copy.deepcopy(state),
+        snapshot=json_copy(state),
         account=account if isinstance(account, str) else None,
     )
     rt.store.insert_escalation(esc)
@@ -141,7 +149,7 @@ def enter(
                 esc,
                 pack,
                 rules.name,
-                reason=f"check state {format_condition(check.when)} holds at start",
+                reason=f"check state {rules.state_check_text(index)} holds at start",
             )
             continue
         rt.store.add_timer(
@@ -434,14 +442,13 @@ def on_update(rt: Runtime, esc: Escalation, state: dict[str, Any], m: Moment) ->
         index = int(timer.payload.get("index", 0))
         if index < len(rules.state_checks) and rules.state_checks[index][1](state):
             rt.store.delete_timer(timer.id)
-            check = rules.state_checks[index][0]
             rt.audit(
                 m,
                 "check_passed",
                 esc,
                 pack,
                 rules.name,
-                reason=f"check state {format_condition(check.when)}: {m.cause} shows it",
+                reason=f"check state {rules.state_check_text(index)}: {m.cause} shows it",
             )
     if esc.state == "resolved" or esc.facts.handoffs_stopped:
         return

@@ -100,6 +100,9 @@ class Runtime:
         self.links = links
         self.packs: dict[int, LoadedPack] = {}
         self.outbox_dirty = True  # rows may be pending from an earlier process
+        # Pending rows may be in the database (an earlier process, a requeue), not only
+        # among those the open transaction queued (Store.queued_outbox).
+        self.outbox_stored = True
 
     def pack(self, pack_id: int) -> LoadedPack:
         """The pack ``pack_id`` of the store, compiled (cached)."""

@@ -1,11 +1,14 @@
 """The outbox after the commit: dispatch to the notifier, receipts, retries, fallbacks.
 
 A networked notifier is called with NO transaction open, so the store's write
-lock is never held across a network call; each receipt is then written in its
-own short transaction. A crash between the send and its receipt leaves the row
-pending, and the next dispatch (of this process or the next) sends it again
-under the same idempotency key. An in-process (``transactional``) notifier
-delivers inside the decision's own transaction instead (one commit per event).
+lock is never held across a network call; the receipts of a round of sends (at
+most :data:`RECEIPTS_PER_COMMIT`) are then written together in one short
+transaction. A crash between a send and its receipt leaves the row pending, and
+the next dispatch (of this process or the next) sends it again under the same
+idempotency key. An in-process (``transactional``) notifier delivers inside the
+decision's own transaction instead (one commit per event): the messages the
+decision queued are delivered before they are written, so each is written once,
+with its receipt.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from escalade.runtime.receipts import receipt_channels
 from escalade.runtime.store import Escalation, OutboxMessage, Timer
 
 DISPATCH_ROUNDS = 8  # receipts that queue more rows (fallbacks, triage notices): bounded
+RECEIPTS_PER_COMMIT = 100  # sends whose receipts one transaction records
 
 
 def what(msg: OutboxMessage) -> str:
@@ -51,15 +55,26 @@ class Outbox:
                 if not rt.outbox_dirty:
                     break
                 rt.outbox_dirty = False
-                for msg in rt.store.pending_outbox():
-                    result = self._attempt(msg)
-                    with rt.store.transaction():
-                        self._record(msg, result, now)
-                    sent += 1
+                pending = rt.store.pending_outbox()
+                for start in range(0, len(pending), RECEIPTS_PER_COMMIT):
+                    part = pending[start : start + RECEIPTS_PER_COMMIT]
+                    sent += self._send_and_record(part, now)
         except BaseException:
             rt.outbox_dirty = True  # whatever is still pending goes out next time
             raise
         return sent
+
+    def _send_and_record(self, msgs: list[OutboxMessage], now: int) -> int:
+        """Send ``msgs`` with no transaction open, then record their receipts in one."""
+        results = [(msg, self._attempt(msg)) for msg in msgs]
+        store = self.rt.store
+        with store.transaction():
+            # Sent with no transaction open: a receipt recorded meanwhile wins.
+            current = store.outbox_statuses([msg.id for msg in msgs])
+            for msg, result in results:
+                if current.get(msg.id) == "pending":
+                    self._record(msg, result, now)
+        return len(results)
 
     def deliver_now(self, now: int) -> None:
         """The fast path: an in-process notifier delivers inside the decision's transaction."""
@@ -67,12 +82,17 @@ class Outbox:
             self._deliver_pending(now)
 
     def _deliver_pending(self, now: int) -> int:
+        rt = self.rt
         sent = 0
         for _ in range(DISPATCH_ROUNDS):
-            if not self.rt.outbox_dirty:
+            if not rt.outbox_dirty:
                 break
-            self.rt.outbox_dirty = False
-            for msg in self.rt.store.pending_outbox():
+            rt.outbox_dirty = False
+            stored, rt.outbox_stored = rt.outbox_stored, False
+            # What this transaction queued is delivered before it is written; rows already
+            # in the database (an earlier process, a retry) are read when there may be some.
+            msgs = rt.store.pending_outbox() if stored else rt.store.queued_outbox()
+            for msg in msgs:
                 self._record(msg, self._attempt(msg), now)
                 sent += 1
         return sent
@@ -87,17 +107,17 @@ class Outbox:
     def _record(self, msg: OutboxMessage, result: Delivery, now: int) -> None:
         """Write one attempt's receipt (inside a transaction) and decide what follows it."""
         store = self.rt.store
-        if not self.in_transaction:
-            # Sent with no transaction open: a receipt recorded meanwhile wins.
-            current = store.outbox_message(msg.id)
-            if current is None or current.status != "pending":
-                return
         status = "sent" if result.receipt == "pending" else result.receipt
         msg.attempts += 1
-        msg.status = status
-        msg.reason = result.reason or None
-        store.mark_outbox(msg.id, status, now, msg.attempts, result.reason or None)
+        reason = result.reason or None
+        msg.status, msg.reason = status, reason
+        if msg.id:
+            store.mark_outbox(msg.id, status, now, msg.attempts, reason)
+        else:  # still queued in this transaction: written with its receipt at the commit
+            msg.attempted_at = now
+            msg.delivered_at = now if status == "delivered" else msg.delivered_at
         if result.receipt not in COUNTS_AS_DELIVERED:
+            store.outbox_id(msg)  # what follows names the message by its id
             undelivered(self.rt, msg, result, Moment(now=now, cause=f"delivery of {msg.key}"))
 
     def confirm(self, key: str, channel: str | None, now: int) -> tuple[str, str]:
@@ -297,4 +317,4 @@ def requeue(rt: Runtime, msg: OutboxMessage, now: int) -> None:
     """Send ``msg`` again under its key: by the fast path in this transaction, else by
     the dispatch after the commit (never a network call inside a transaction)."""
     rt.store.mark_outbox(msg.id, "pending", now, msg.attempts, attempted=False)
-    rt.outbox_dirty = True
+    rt.outbox_dirty = rt.outbox_stored = True

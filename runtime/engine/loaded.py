@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from escalade.runtime.conditions import Predicate, compile_condition
+from escalade.runtime.conditions import Predicate, compile_condition, format_condition
 from escalade.runtime.matcher import Matcher
 from escalade.runtime.pack import (
     Channel,
@@ -39,6 +39,11 @@ class PolicyRules:
     handoffs: tuple[tuple[Handoff, Predicate | None], ...]
     state_checks: tuple[tuple[StateCheck, Predicate], ...]
     close_checks: tuple[tuple[CloseCheck, Predicate | None], ...]  # None: a post-mortem
+    state_check_texts: tuple[str, ...] = ()  # each state check's condition, as written
+
+    def state_check_text(self, index: int) -> str:
+        """State check ``index``'s condition as the audit trail words it."""
+        return self.state_check_texts[index]
 
     @property
     def name(self) -> str:
@@ -76,6 +81,7 @@ def compile_policy(policy: Policy, when: Predicate) -> PolicyRules:
             (h, compile_condition(h.when) if h.when is not None else None) for h in policy.handoffs
         ),
         state_checks=tuple((c, compile_condition(c.when)) for c in policy.state_checks),
+        state_check_texts=tuple(format_condition(c.when) for c in policy.state_checks),
         close_checks=tuple(
             (c, compile_condition(c.when) if c.when is not None else None)
             for c in policy.close_checks

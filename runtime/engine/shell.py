@@ -17,36 +17,26 @@ in the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from escalade.runtime import audit
-from escalade.runtime.clock import Clock, SystemClock, format_duration, format_time
-from escalade.runtime.engine import chain, commands, timers
+from escalade.runtime.clock import Clock, SystemClock, format_time
+from escalade.runtime.engine import chain, commands
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Refused, Runtime
 from escalade.runtime.engine.delivery import Outbox
+from escalade.runtime.engine.intake import BATCH, Intake, Outcome, RawEvent, merge_fields
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules, no_active_pack
 from escalade.runtime.engine.ownership import on_call
 from escalade.runtime.engine.status import ticket_status
-from escalade.runtime.events import Event, EventError, parse_event, storable_text
+from escalade.runtime.events import EventError, parse_event
 from escalade.runtime.notify import Notifier, RecordingNotifier
 from escalade.runtime.pack import FORMAT, PackError, RulePack
 from escalade.runtime.settings import LastResort
-from escalade.runtime.store import DeadLetter, DuplicateEvent, Escalation, Store
+from escalade.runtime.store import Escalation, Store
 
 Decide = Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Moment], str]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one input."""
-
-    status: str  # applied | duplicate | dead_letter | refused
-    message: str
-    ticket: str | None = None
-    escalation_id: int | None = None
-    unknown_fields: tuple[str, ...] = ()
+__all__ = ["Engine", "Outcome", "merge_fields", "typed_pack"]
 
 
 def typed_pack(body: Mapping[str, Any] | RulePack) -> RulePack:
@@ -82,6 +72,7 @@ class Engine:
         self.notifier: Notifier = notifier if notifier is not None else RecordingNotifier()
         self.rt = Runtime(store, self.limits, last_resort)
         self.outbox = Outbox(self.rt, self.notifier)
+        self.intake = Intake(self)
         self._active_id: int | None = None
         self._pinned: LoadedPack | None = None
 
@@ -124,7 +115,7 @@ class Engine:
         theirs. ``kind`` and ``reason`` say why in the audit trail (``pack_rolled_back``)."""
         pack = typed_pack(body)
         loaded = LoadedPack.of(0, pack)  # refuse an unusable pack before storing it
-        now = self._now(at)
+        now = self.processing_time(at)
         text = json.dumps(pack.raw, sort_keys=True)
         with self.store.transaction():
             pack_id = self.store.add_pack(pack.content_hash, pack.version, text, now)
@@ -150,7 +141,7 @@ class Engine:
         self, source: str, why: str, at: int | None = None, actor: str = "escalade"
     ) -> None:
         """Record that a pack was refused; the active pack stays active."""
-        now = self._now(at)
+        now = self.processing_time(at)
         current = self.store.active_pack()
         with self.store.transaction():
             audit.append(
@@ -169,7 +160,7 @@ class Engine:
         Another process (``escalade pack activate``/``rollback``, an ``event`` run)
         may have activated a pack or queued outbox rows since; the next call sees them."""
         self._active_id = None
-        self.rt.outbox_dirty = True
+        self.rt.outbox_dirty = self.rt.outbox_stored = True
 
     def pack(self, pack_id: int) -> LoadedPack:
         """The compiled pack ``pack_id`` (cached)."""
@@ -192,7 +183,7 @@ class Engine:
         return self.pack(pack_id)
 
     # --- time -----------------------------------------------------------------
-    def _now(self, at: int | None) -> int:
+    def processing_time(self, at: int | None) -> int:
         """Processing time: ``at`` when given, else the wall clock — never before the
         store's clock (a rehearsal with ``--at`` ahead of the wall clock keeps its time)."""
         stored = self.store.clock()
@@ -211,13 +202,15 @@ class Engine:
             )
 
     def advance(self, at: int | None = None, *, move_clock: bool = True) -> int:
-        """Fire every timer due up to ``at`` (in due order, each in its own transaction).
+        """Fire every timer due up to ``at`` (in due order; quiet timers share a transaction,
+        one that queues a message for a notifier outside the transaction commits and is
+        dispatched before the next fires).
 
         ``move_clock``: also record ``at`` as the store's clock (``escalade tick``); a
         server's timer loop passes False, so it writes only when a timer is due."""
-        now = self._now(at)
+        now = self.processing_time(at)
         self.check_time(now)
-        fired = self._fire_due(now)
+        fired = self.intake.fire_apart(now)
         if move_clock and (self.store.clock() or now - 1) < now:
             with self.store.transaction():
                 self.store.set_clock(now)
@@ -226,72 +219,25 @@ class Engine:
 
     tick = advance
 
-    def _fire_due(self, now: int) -> int:
-        fired = 0
-        while True:
-            if not self.store.due_timers(now, 1):
-                break
-            with self.store.transaction():
-                # Taken again under the write lock (FOR UPDATE SKIP LOCKED on PostgreSQL):
-                # another worker may have fired it since the look above.
-                due = self.store.due_timers(now, 1)
-                if not due:
-                    continue
-                timer = due[0]
-                self.store.delete_timer(timer.id)
-                self.store.set_clock(timer.due)
-                timers.fire(self.rt, timer, Moment(now=timer.due, cause=f"{timer.kind} timer"))
-                self.outbox.deliver_now(timer.due)
-            fired += 1
-            self.dispatch(timer.due)
-        return fired
-
     # --- events ---------------------------------------------------------------
-    def receive(self, raw: str | bytes | Mapping[str, Any], at: int | None = None) -> Outcome:
-        """Apply one event. Malformed: dead-lettered, nothing else changes. Seen id: no-op."""
-        pack = self.active()
-        try:
-            event = parse_event(raw, pack.pack)
-        except EventError as exc:
-            return self._dead_letter(raw, exc, at)
-        if self.store.has_event(event.id):
-            return _duplicate(event)
-        now = self._now(at)  # processing time: an event's `at` never moves the clock
-        self.check_time(now)
-        ahead = event.at - now
-        if ahead > self.limits.max_clock_skew:
-            why = (
-                f"from the future: `at` {format_time(event.at)} is {format_duration(ahead)} ahead"
-                f" of the processing clock {format_time(now)} (runtime.max_clock_skew is"
-                f" {format_duration(self.limits.max_clock_skew)})"
-            )
-            return self._dead_letter(raw, EventError(why, event.id), at)
-        self._fire_due(now)
-        try:
-            with self.store.transaction():
-                self.store.set_clock(now)
-                m = Moment(now=now, cause=f"event {event.id} ({event.type})")
-                esc_id = self._apply(pack, event, m)
-                self.outbox.deliver_now(now)
-        except DuplicateEvent:
-            return _duplicate(event)  # another worker applied the same id since the check
-        self.dispatch(now)
-        note = f"; ignored unknown fields: {', '.join(event.unknown)}" if event.unknown else ""
-        return Outcome(
-            "applied", f"event {event.id} applied{note}", event.ticket, esc_id, event.unknown
-        )
+    def receive(self, raw: RawEvent, at: int | None = None) -> Outcome:
+        """Apply one event in one transaction. Malformed: dead-lettered, nothing else
+        changes. Seen id: no-op. :class:`ClockError` for a time before the store's clock."""
+        return self.intake.receive(raw, at)
 
-    def _dead_letter(
-        self, raw: str | bytes | Mapping[str, Any], exc: EventError, at: int | None
-    ) -> Outcome:
-        text = storable_text(raw)  # what any store keeps: no NUL, no lone surrogate
-        now = self._now(at)
-        with self.store.transaction():
-            letter_id = self.store.add_dead_letter(
-                DeadLetter(raw=text.strip(), error=str(exc), received_at=now, event_id=exc.event_id)
-            )
-            self.store.bump("dead_letters")
-        return Outcome("dead_letter", f"rejected (dead letter #{letter_id}): {exc}")
+    def receive_many(
+        self,
+        events: Iterable[RawEvent | tuple[RawEvent, int | None]],
+        at: int | None = None,
+        *,
+        batch: int = BATCH,
+    ) -> list[Outcome]:
+        """Apply many events, up to ``batch`` per transaction (one commit), each checked on
+        its own; one :class:`Outcome` per event, in order, after its commit. Items are raw
+        events or ``(raw, at)`` pairs (their own processing time). A time before the
+        store's clock is ``refused`` for that event; an event that raises is ``error``
+        while the others are applied (see :mod:`~escalade.runtime.engine.intake`)."""
+        return self.intake.receive_many(events, at, batch=batch)
 
     def replay_dead_letters(
         self, at: int | None = None, *, by: str = "operator"
@@ -306,7 +252,7 @@ class Engine:
                 continue
             outcome = self.receive(letter.raw, at)
             with self.store.transaction():
-                now = self._now(at)
+                now = self.processing_time(at)
                 self.store.mark_replayed(letter.id, now)
                 audit.append(
                     self.store,
@@ -322,26 +268,6 @@ class Engine:
             results.append((letter.id, outcome))
         return results
 
-    def _apply(self, pack: LoadedPack, event: Event, m: Moment) -> int | None:
-        store = self.store
-        state, times = store.ticket_state(event.ticket)
-        merge_fields(state, times, event)
-        store.put_ticket_state(event.ticket, state, times)
-        store.add_event(event.id, event.type, event.at, event.ticket, event.raw)
-        if event.unknown:
-            store.bump("unknown_fields", len(event.unknown))
-        esc = store.open_escalation(event.ticket)
-        if esc is not None:
-            chain.on_update(self.rt, esc, state, m)
-            esc = store.open_escalation(event.ticket)
-        candidate = pack.owner_of(event.type, state)
-        if esc is not None and (candidate is None or candidate.priority <= esc.priority):
-            return esc.id
-        if candidate is None:
-            store.bump("events_unowned")
-            return None
-        return chain.route(self.rt, event.ticket, pack, candidate, state, m)
-
     # --- ownership --------------------------------------------------------------
     def oncall(
         self, pack: LoadedPack, team: str, at: int, absent: Mapping[str, int] | None = None
@@ -356,21 +282,21 @@ class Engine:
         :class:`~escalade.runtime.engine.delivery.Outbox`); how many were sent."""
         if not self.rt.outbox_dirty:
             return 0
-        return self.outbox.dispatch(self._now(at))
+        return self.outbox.dispatch(self.processing_time(at))
 
     def record_receipt(self, key: str, at: int | None = None) -> bool:
         """An in-process caller knows the message ``key`` that awaited a receipt was
         delivered; False when no such message awaits one."""
-        return self.outbox.confirm(key, None, self._now(at))[0] != "refused"
+        return self.outbox.confirm(key, None, self.processing_time(at))[0] != "refused"
 
     def confirm_receipt(self, key: str, channel: str, at: int | None = None) -> tuple[str, str]:
         """A signed receipt from ``channel`` (``webhook`` or ``pager``) for outbox ``key``:
         ``(confirmed | replay | refused, why)`` (see ``Outbox.confirm``)."""
-        return self.outbox.confirm(key, channel, self._now(at))
+        return self.outbox.confirm(key, channel, self.processing_time(at))
 
     # --- operator commands --------------------------------------------------------
     def _command(self, ticket: str, at: int | None, actor: str, decide: Decide) -> Outcome:
-        now = self._now(at)
+        now = self.processing_time(at)
         self.advance(now)
         refusal: str | None = None
         with self.store.transaction():
@@ -464,7 +390,7 @@ class Engine:
         self, person: str, until: int, at: int | None = None, by: str = "operator"
     ) -> Outcome:
         """Mark ``person`` absent; escalations waiting on them move on at once."""
-        now = self._now(at)
+        now = self.processing_time(at)
         self.advance(now)
         pack = self.active()
         if person not in pack.people:
@@ -518,25 +444,3 @@ class Engine:
         """The ticket's latest escalation: policy, state, owner, level, timers and history,
         with countdowns from ``at`` (default: the wall clock). Reading never writes."""
         return ticket_status(self.rt, ticket, self.clock.now() if at is None else at)
-
-
-def merge_fields(state: dict[str, Any], times: dict[str, int], event: Event) -> None:
-    """Merge ``event``'s fields into the ticket ``state``, field by field by the event's
-    ``at``: a late event never overwrites a field a newer event set (None removes one)."""
-    for obj, fields in event.data.items():
-        target = state.setdefault(obj, {})
-        for key, value in fields.items():
-            path = f"{obj}.{key}"
-            if times.get(path, -(2**62)) > event.at:
-                continue  # a newer event already set this field
-            times[path] = event.at
-            if value is None:
-                target.pop(key, None)
-            else:
-                target[key] = value
-
-
-def _duplicate(event: Event) -> Outcome:
-    return Outcome(
-        "duplicate", f"event {event.id} was already applied; nothing changed", event.ticket
-    )

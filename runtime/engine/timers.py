@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from escalade.runtime.conditions import format_condition
 from escalade.runtime.engine.chain import assign, breach, failure, run_steps, start
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.delivery import fire_delivery, fire_redeliver
@@ -69,8 +68,7 @@ def fire_state_check(
     index = int(timer.payload.get("index", 0))
     if timer.payload.get("policy") != esc.policy or index >= len(rules.state_checks):
         return
-    check = rules.state_checks[index][0]
-    reason = f"check state {format_condition(check.when)}: no event showed it in time"
+    reason = f"check state {rules.state_check_text(index)}: no event showed it in time"
     failure(rt, esc, pack, rules, "check_failed", m, reason)
 
 

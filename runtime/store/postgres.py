@@ -156,10 +156,13 @@ class PostgresStore(SQLStore):
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._depth == 0 and self._conn.closed:
             self._connect()  # the server dropped us between decisions: nothing was open
+        self.statements += 1
         return self._conn.execute(sql, params)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Raw SQL (``%s`` placeholders), for tests and tools (not used by the engine)."""
+        """Raw SQL (``%s`` placeholders), for tests and tools (not used by the engine); inside
+        a transaction, what it holds for the commit is written first."""
+        self.flush()
         return self._x(sql, params)
 
     def close(self) -> None:
@@ -205,13 +208,16 @@ class PostgresStore(SQLStore):
     def _begin(self) -> None:
         if self._conn.closed:
             self._connect()
+        self.statements += 1
         self._conn.execute("BEGIN")
 
     def _lock(self) -> None:
         # One decision at a time per schema: the audit chain is one sequence.
+        self.statements += 1
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
 
     def _commit(self) -> None:
+        self.statements += 1
         self._conn.execute("COMMIT")
 
     def _rollback(self) -> None:
@@ -219,6 +225,7 @@ class PostgresStore(SQLStore):
         if self._conn.closed:
             return
         try:
+            self.statements += 1
             self._conn.execute("ROLLBACK")
         except self._psycopg.OperationalError:
             self._conn.close()
@@ -232,6 +239,16 @@ class PostgresStore(SQLStore):
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._x(_pg(sql), params)
+
+    def _exec_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self._depth == 0 and self._conn.closed:
+            self._connect()
+        self.statements += len(rows)
+        with self._conn.cursor() as cur:
+            cur.executemany(_pg(sql), rows)
+
+    def _exec_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self._x(_pg(sql), params).rowcount)
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         return int(self._x(_pg(sql + " RETURNING id"), params).fetchone()[0])

@@ -22,8 +22,10 @@ from urllib.parse import quote
 
 from escalade.runtime.store import StoreError, schema_problem
 from escalade.runtime.store.sql import SQLStore
+from escalade.runtime.store.unit import InsertNew
 
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA", "OFF")  # PRAGMA synchronous values, WAL mode
+RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # INSERT ... RETURNING
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything the engine needs
@@ -170,38 +172,59 @@ class SQLiteStore(SQLStore):
 
     # --- connection and transactions -------------------------------------------
     def _begin(self) -> None:
+        self.statements += 1
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock
 
     def _commit(self) -> None:
+        self.statements += 1
         self._db.execute("COMMIT")
 
     def _rollback(self) -> None:
+        self.statements += 1
         self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         self._db.close()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """Raw SQL, for tests and tools that inspect the file (not used by the engine)."""
+        """Raw SQL, for tests and tools that inspect the file (not used by the engine); inside
+        a transaction, what it holds for the commit is written first."""
+        self.flush()
         return self._db.execute(sql, params)
 
     # --- the hooks of SQLStore -------------------------------------------------
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.statements += 1
         return self._db.execute(sql, params).fetchone()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.statements += 1
         return self._db.execute(sql, params).fetchall()
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.statements += 1
         self._db.execute(sql, params)
 
+    def _exec_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.statements += len(rows)
+        self._db.executemany(sql, rows)
+
+    def _exec_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
+        return int(self._db.execute(sql, params).rowcount)
+
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        self.statements += 1
         return int(self._db.execute(sql, params).lastrowid or 0)
 
     def _insert_new(self, sql: str, params: Sequence[Any], unique: str) -> int | None:
         # OR IGNORE: the row is skipped when `unique` (the table's only user key) is taken.
+        self.statements += 1
         cur = self._db.execute(sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1), params)
         return int(cur.lastrowid or 0) if cur.rowcount else None
+
+    def _insert_one_by_one(self) -> InsertNew | None:
+        return None if RETURNING else self._insert_new
 
     def _is_unique_violation(self, exc: Exception) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)

@@ -1,0 +1,360 @@
+"""The append-mostly tables of the SQL stores: timers, absences, audit, outbox, dead letters
+and counters (the same SQL in SQLite and PostgreSQL).
+
+A mixin of :class:`~escalade.runtime.store.sql.SQLStore`, kept apart so each module
+stays small. Inside a transaction, rows appended to the timers, outbox, audit and
+counters wait in the transaction's :class:`~escalade.runtime.store.unit.Unit` and
+are written together before the commit; a query of one of those tables writes
+that table's waiting rows first, so it never misses one. Outside a transaction
+every call writes at once.
+
+Absences are read once and kept across transactions while the ``absences`` meta
+row (a version every :meth:`Appends.set_absence` raises, in the same
+transaction) stays the same, so a decision does not read them again unless
+someone marked a person absent since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from escalade.runtime.store import AuditRow, DeadLetter, OutboxMessage, Timer
+from escalade.runtime.store.rows import (
+    AUDIT_COLUMNS,
+    AUDIT_MARKS,
+    DEAD_LETTER_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_MARKS,
+    OUTBOX_WRITTEN,
+    TIMER_COLUMNS,
+    TIMER_WRITTEN,
+    audit_of,
+    audit_values,
+    dead_letter_of,
+    outbox_of,
+    outbox_values,
+    timer_of,
+    timer_values,
+)
+from escalade.runtime.store.unit import NO_TIMER, InsertNew, Unit
+
+
+class _Store(Protocol):
+    _unit: Unit | None
+    _absent: tuple[int | None, dict[str, int]] | None
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def _insert(self, sql: str, params: Sequence[Any]) -> int: ...
+    def _insert_new(self, sql: str, params: Sequence[Any], unique: str) -> int | None: ...
+    def _lock_due_timers(self) -> str: ...
+    def _meta(self, key: str) -> str | None: ...
+    def _set_meta(self, key: str, value: str) -> None: ...
+    def _count(self, sql: str) -> int: ...
+    def _insert_one_by_one(self) -> InsertNew | None: ...
+
+
+def _flushed_timers(store: _Store) -> None:
+    unit = store._unit
+    if unit is not None and unit.timers:
+        unit.flush_timers(store._exec)
+
+
+def _flushed_outbox(store: _Store) -> None:
+    unit = store._unit
+    if unit is not None and unit.outbox:
+        unit.flush_outbox(store._rows, store._insert_one_by_one())
+
+
+class Appends:
+    """Timers, absences, audit rows, outbox messages, dead letters and counters."""
+
+    _unit: Unit | None
+    _absent: tuple[int | None, dict[str, int]] | None
+
+    # --- timers --------------------------------------------------------------
+    def add_timer(self: _Store, timer: Timer) -> int:
+        """The new timer's id; 0 inside a transaction, which writes it before its commit."""
+        if self._unit is not None:
+            self._unit.add_timer(timer)
+            return 0
+        timer.id = self._insert(
+            f"INSERT INTO timers({TIMER_WRITTEN}) VALUES (?, ?, ?, ?, ?, ?)", timer_values(timer)
+        )
+        return timer.id
+
+    def cancel_timers(self: _Store, escalation_id: int, kinds: Sequence[str] | None = None) -> None:
+        unit = self._unit
+        if unit is not None:
+            unit.drop_timers(escalation_id, kinds)
+            if escalation_id in unit.fresh:
+                return  # started in this transaction: none of its timers is written yet
+        if kinds is None:
+            self._exec("DELETE FROM timers WHERE escalation_id = ?", (escalation_id,))
+            return
+        marks = ", ".join("?" for _ in kinds)
+        self._exec(
+            f"DELETE FROM timers WHERE escalation_id = ? AND kind IN ({marks})",
+            (escalation_id, *kinds),
+        )
+
+    def due_timers(self: _Store, until: int, limit: int) -> list[Timer]:
+        _flushed_timers(self)
+        rows = self._rows(
+            f"SELECT {TIMER_COLUMNS} FROM timers WHERE due <= ? ORDER BY due, id LIMIT ?"
+            + self._lock_due_timers(),
+            (until, limit),
+        )
+        return [timer_of(r) for r in rows]
+
+    def take_due_timers(self: _Store, until: int, limit: int) -> list[Timer]:
+        """Remove and return at most ``limit`` timers due by ``until``, in due order. In a
+        transaction that knows no timer is due yet this reads nothing: the transaction
+        read the earliest due time when it opened and lowers it as timers are added."""
+        unit = self._unit
+        if unit is not None and unit.next_due > until:
+            return []
+        _flushed_timers(self)
+        # One row past the due ones says when the next timer is due.
+        rows = [
+            timer_of(r)
+            for r in self._rows(
+                f"SELECT {TIMER_COLUMNS} FROM timers ORDER BY due, id LIMIT ?"
+                + self._lock_due_timers(),
+                (limit + 1,),
+            )
+        ]
+        due = [t for t in rows[:limit] if t.due <= until]
+        if due:
+            marks = ", ".join("?" for _ in due)
+            self._exec(f"DELETE FROM timers WHERE id IN ({marks})", [t.id for t in due])
+        if unit is not None:
+            rest = rows[len(due) :]
+            unit.next_due = rest[0].due if rest else NO_TIMER
+        return due
+
+    def delete_timer(self: _Store, timer_id: int) -> None:
+        self._exec("DELETE FROM timers WHERE id = ?", (timer_id,))
+
+    def timers_of(self: _Store, escalation_id: int) -> list[Timer]:
+        _flushed_timers(self)
+        rows = self._rows(
+            f"SELECT {TIMER_COLUMNS} FROM timers WHERE escalation_id = ? ORDER BY due, id",
+            (escalation_id,),
+        )
+        return [timer_of(r) for r in rows]
+
+    def has_timer(self: _Store, ticket: str, kind: str, key: str) -> bool:
+        if self._unit is not None and self._unit.has_timer(ticket, kind, key):
+            return True
+        row = self._row(
+            "SELECT 1 FROM timers WHERE ticket = ? AND kind = ? AND key = ?", (ticket, kind, key)
+        )
+        return row is not None
+
+    def count_timers(self: _Store) -> int:
+        _flushed_timers(self)
+        return self._count("SELECT COUNT(*) FROM timers")
+
+    # --- absences ------------------------------------------------------------
+    def set_absence(self: _Store, person: str, until: int) -> None:
+        self._exec(
+            "INSERT INTO absences(person, until) VALUES (?, ?)"
+            " ON CONFLICT(person) DO UPDATE SET until = excluded.until",
+            (person, until),
+        )
+        unit, kept = self._unit, self._absent
+        if unit is None:
+            self._absent = None
+            self._set_meta("absences", str(int(self._meta("absences") or 0) + 1))
+            return
+        fresh = kept is not None and kept[0] == unit.absences_version
+        unit.absences_version = (unit.absences_version or 0) + 1
+        unit.absences_dirty = True
+        self._absent = (
+            (unit.absences_version, {**kept[1], person: until}) if fresh and kept else None
+        )
+
+    def absences(self: _Store, at: int) -> dict[str, int]:
+        unit = self._unit
+        if unit is None:
+            rows = self._rows("SELECT person, until FROM absences WHERE until > ?", (at,))
+            return {str(p): int(u) for p, u in rows}
+        kept = self._absent
+        if kept is None or kept[0] != unit.absences_version:
+            rows = self._rows("SELECT person, until FROM absences")
+            kept = self._absent = (unit.absences_version, {str(p): int(u) for p, u in rows})
+        return {p: u for p, u in kept[1].items() if u > at}
+
+    # --- audit ---------------------------------------------------------------
+    def append_audit(self: _Store, row: AuditRow) -> None:
+        unit = self._unit
+        if unit is not None:
+            unit.audit.append(row)
+            unit.head, unit.head_dirty = (row.seq, row.hash), True
+            return
+        self._exec(f"INSERT INTO audit({AUDIT_COLUMNS}) VALUES ({AUDIT_MARKS})", audit_values(row))
+        self._set_meta("audit_head", f"{row.seq}:{row.hash}")
+
+    def audit_head(self: _Store) -> tuple[int, str]:
+        if self._unit is not None:
+            return self._unit.head
+        row = self._row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+    def audit_recorded_head(self: _Store) -> tuple[int, str]:
+        value = self._meta("audit_head")
+        if value is None:
+            return 0, ""
+        seq, _, digest = value.partition(":")
+        return int(seq), digest
+
+    def audit_rows(
+        self: _Store, escalation_id: int | None = None, after: int = 0
+    ) -> Iterator[AuditRow]:
+        unit = self._unit
+        if unit is not None and unit.audit:
+            unit.flush_audit(self._exec)
+        sql = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?"
+        params: tuple[Any, ...] = (after,)
+        if escalation_id is not None:
+            sql += " AND escalation_id = ?"
+            params = (after, escalation_id)
+        for r in self._rows(sql + " ORDER BY seq", params):
+            yield audit_of(r)
+
+    # --- outbox --------------------------------------------------------------
+    def add_outbox(self: _Store, msg: OutboxMessage) -> bool:
+        """Queue ``msg``; False when its key is taken. Inside a transaction it is written
+        before the commit (a key taken then is skipped) and True is all it can say."""
+        if self._unit is not None:
+            self._unit.outbox.append(msg)
+            self._unit.unseen.append(msg)
+            return True
+        new_id = self._insert_new(
+            f"INSERT INTO outbox({OUTBOX_WRITTEN}) VALUES ({OUTBOX_MARKS})",
+            outbox_values(msg),
+            "key",
+        )
+        if new_id is None:
+            return False
+        msg.id = new_id
+        return True
+
+    def queued_outbox(self: _Store) -> list[OutboxMessage]:
+        """The messages this transaction queued since the last call and has not written yet
+        (id 0). A delivery inside the transaction changes their status fields (as
+        ``mark_outbox`` would) and the commit writes them as they are then; outside a
+        transaction, none."""
+        unit = self._unit
+        if unit is None:
+            return []
+        found, unit.unseen = unit.unseen, []
+        return [m for m in found if m.status == "pending"]
+
+    def outbox_id(self: _Store, msg: OutboxMessage) -> int:
+        """``msg``'s id (0 when its key was taken): a message still queued in the transaction
+        is written now, with every other queued one, to have it."""
+        if msg.id == 0:
+            _flushed_outbox(self)
+        return msg.id
+
+    def pending_outbox(self: _Store) -> list[OutboxMessage]:
+        _flushed_outbox(self)
+        rows = self._rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id"
+        )
+        return [outbox_of(r) for r in rows]
+
+    def outbox_message(self: _Store, msg_id: int) -> OutboxMessage | None:
+        _flushed_outbox(self)
+        row = self._row(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (msg_id,))
+        return None if row is None else outbox_of(row)
+
+    def outbox_statuses(self: _Store, ids: Sequence[int]) -> dict[int, str]:
+        """The status of each outbox row of ``ids`` (one query)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._rows(f"SELECT id, status FROM outbox WHERE id IN ({marks})", list(ids))
+        return {int(i): str(s) for i, s in rows}
+
+    def outbox_by_key(self: _Store, key: str) -> OutboxMessage | None:
+        _flushed_outbox(self)
+        # `key` is UNIQUE, so its index answers this without a scan.
+        row = self._row(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
+        return None if row is None else outbox_of(row)
+
+    def mark_outbox(
+        self: _Store,
+        msg_id: int,
+        status: str,
+        at: int,
+        attempts: int,
+        reason: str | None = None,
+        attempted: bool = True,
+    ) -> None:
+        delivered = status == "delivered"
+        self._exec(
+            "UPDATE outbox SET status = ?, attempts = ?,"
+            " delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END,"
+            " reason = CASE WHEN ? THEN ? ELSE COALESCE(?, reason) END,"
+            " attempted_at = CASE WHEN ? THEN ? ELSE attempted_at END WHERE id = ?",
+            (status, attempts, delivered, at, attempted, reason, reason, attempted, at, msg_id),
+        )
+
+    def outbox(self: _Store, escalation_id: int | None = None) -> list[OutboxMessage]:
+        _flushed_outbox(self)
+        if escalation_id is None:
+            rows = self._rows(f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")
+        else:
+            rows = self._rows(
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE escalation_id = ? ORDER BY id",
+                (escalation_id,),
+            )
+        return [outbox_of(r) for r in rows]
+
+    def outbox_by_status(self: _Store) -> dict[str, int]:
+        _flushed_outbox(self)
+        rows = self._rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        return {str(s): int(n) for s, n in rows}
+
+    # --- dead letters --------------------------------------------------------
+    def add_dead_letter(self: _Store, letter: DeadLetter) -> int:
+        letter.id = self._insert(
+            "INSERT INTO dead_letters(event_id, raw, error, received_at) VALUES (?, ?, ?, ?)",
+            (letter.event_id, letter.raw, letter.error, letter.received_at),
+        )
+        return letter.id
+
+    def dead_letters(self: _Store, include_replayed: bool = False) -> list[DeadLetter]:
+        sql = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters"
+        if not include_replayed:
+            sql += " WHERE replayed_at IS NULL"
+        return [dead_letter_of(r) for r in self._rows(sql + " ORDER BY id")]
+
+    def mark_replayed(self: _Store, letter_id: int, at: int) -> None:
+        self._exec("UPDATE dead_letters SET replayed_at = ? WHERE id = ?", (at, letter_id))
+
+    def count_dead_letters(self: _Store) -> int:
+        return self._count("SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL")
+
+    # --- counters ------------------------------------------------------------
+    def bump(self: _Store, name: str, by: int = 1) -> None:
+        unit = self._unit
+        if unit is not None:  # one statement for every counter, before the commit
+            unit.counters[name] = unit.counters.get(name, 0) + by
+            return
+        self._exec(
+            "INSERT INTO counters(name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+            (name, by),
+        )
+
+    def counters(self: _Store) -> dict[str, int]:
+        unit = self._unit
+        if unit is not None and unit.counters:
+            unit.flush_counters(self._exec)
+        return {str(n): int(v) for n, v in self._rows("SELECT name, value FROM counters")}

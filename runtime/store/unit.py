@@ -1,0 +1,266 @@
+"""What one transaction of a SQL store has read, and what it writes only at its end.
+
+Inside the outermost transaction the store holds the write lock (SQLite's
+``BEGIN IMMEDIATE``, PostgreSQL's advisory lock), so nobody else changes the
+rows a decision reads: a :class:`Unit` keeps them for the rest of the
+transaction, and keeps the rows the decision appends, to write each table in
+one multi-row statement just before the COMMIT (or before a query that must
+see them). What it keeps:
+
+- the meta rows (clock, audit head, absences version) and the earliest timer's
+  due time, read in ONE statement when the transaction opens;
+- each ticket the decision touched: its state, its open escalation and whether
+  it ever had a closed one (one query per ticket);
+- appended rows not written yet: audit rows, timers, outbox messages, counter
+  increments, ticket states and escalation updates.
+
+Nothing here outlives the transaction: a rollback drops the unit and every
+buffered write with it, a commit writes them first. The store methods in
+:mod:`~escalade.runtime.store.sql` decide when a query needs a flush.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from escalade.runtime.store import AuditRow, OutboxMessage, Timer
+from escalade.runtime.store.rows import (
+    AUDIT_COLUMNS,
+    ESC_ASSIGNMENTS,
+    OUTBOX_WRITTEN,
+    TIMER_WRITTEN,
+    audit_values,
+    chunks,
+    esc_update,
+    flat,
+    outbox_values,
+    timer_values,
+    values_list,
+)
+
+Run = Callable[[str, Sequence[Any]], None]
+RunMany = Callable[[str, Sequence[Sequence[Any]]], None]
+RunRows = Callable[[str, Sequence[Any]], list[Any]]
+InsertNew = Callable[[str, Sequence[Any], str], "int | None"]
+
+# One statement reads what every decision needs: the clock, the audit head, the version
+# of the absences and the earliest due timer (the timers' index answers MIN at once).
+META_LOAD = (
+    "SELECT key, value FROM meta WHERE key IN ('clock', 'audit_head', 'absences')"
+    " UNION ALL SELECT 'next_due', CAST(MIN(due) AS TEXT) FROM timers"
+)
+NO_TIMER = 2**62  # a due time after every real one: "no timer is due before it"
+
+
+@dataclass(slots=True)
+class Unit:
+    """One transaction's reads and its writes not yet sent (see the module docstring)."""
+
+    clock: int | None = None
+    head: tuple[int, str] = (0, "")
+    absences_version: int | None = None
+    next_due: int = NO_TIMER  # a lower bound of every timer's due time (DB and buffer)
+    clock_dirty: bool = False
+    head_dirty: bool = False
+    absences_dirty: bool = False
+    # ticket -> (state JSON, times JSON), None: no row; the open escalation row (of the
+    # tickets viewed); whether it ever had a closed escalation
+    viewed: set[str] = field(default_factory=set)
+    tickets: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    open: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
+    closed: dict[str, bool] = field(default_factory=dict)
+    by_id: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    # writes held until the flush
+    ticket_writes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    esc_writes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    fresh: set[int] = field(default_factory=set)  # inserted here; no timer of theirs written
+    timers: list[Timer] = field(default_factory=list)
+    timed: Counter[int | None] = field(default_factory=Counter)  # buffered timers by escalation
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    unseen: list[OutboxMessage] = field(default_factory=list)  # queued since queued_outbox()
+    audit: list[AuditRow] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def loaded(cls, rows: Sequence[Sequence[Any]]) -> Unit:
+        """A unit from the rows of :data:`META_LOAD`."""
+        values = {str(k): v for k, v in rows}
+        unit = cls()
+        if values.get("clock") is not None:
+            unit.clock = int(values["clock"])
+        head = values.get("audit_head")
+        if head is not None:
+            seq, _, digest = str(head).partition(":")
+            unit.head = (int(seq), digest)
+        if values.get("absences") is not None:
+            unit.absences_version = int(values["absences"])
+        if values.get("next_due") is not None:
+            unit.next_due = int(values["next_due"])
+        return unit
+
+    # --- timers held in the buffer ----------------------------------------------
+    def add_timer(self, timer: Timer) -> None:
+        self.timers.append(timer)
+        self.timed[timer.escalation_id] += 1
+        self.next_due = min(self.next_due, timer.due)
+
+    def drop_timers(self, escalation_id: int, kinds: Sequence[str] | None) -> None:
+        """Forget buffered timers of ``escalation_id`` (of ``kinds``, or all)."""
+        if not self.timed[escalation_id]:
+            return
+        kept = [
+            t
+            for t in self.timers
+            if t.escalation_id != escalation_id or (kinds is not None and t.kind not in kinds)
+        ]
+        self.timed[escalation_id] -= len(self.timers) - len(kept)
+        self.timers = kept
+
+    def has_timer(self, ticket: str, kind: str, key: str) -> bool:
+        return any(t.ticket == ticket and t.kind == kind and t.key == key for t in self.timers)
+
+    # --- tickets and escalations ----------------------------------------------------
+    def view(self, ticket: str, row: Sequence[Any]) -> None:
+        """Take in ``ticket`` as :data:`~escalade.runtime.store.sql.TICKET_VIEW` read it; what
+        this transaction wrote already (its state, escalation updates) wins."""
+        self.viewed.add(ticket)
+        self.tickets.setdefault(ticket, None if row[0] is None else (row[0], row[1]))
+        self.closed[ticket] = self.closed.get(ticket, False) or bool(row[2])
+        found = None if row[3] is None else tuple(row[3:])
+        if found is not None:
+            found = self.by_id.setdefault(int(found[0]), found)
+        self.open[ticket] = None if found is None or found[5] == "closed" else found
+
+    def keep_escalation(self, row: tuple[Any, ...], written: bool) -> None:
+        """Remember an escalation row (``ESC_COLUMNS`` order) as the store now has it;
+        ``written``: it is in the database already, else it is written at the flush."""
+        esc_id, ticket, closed = int(row[0]), str(row[1]), row[5] == "closed"
+        self.by_id[esc_id] = row
+        if not written:
+            self.esc_writes[esc_id] = row
+        if closed:
+            self.closed[ticket] = True
+        if ticket not in self.viewed:
+            return  # view() prefers this row to the database's when the ticket is read
+        current = self.open.get(ticket)
+        if not closed:
+            self.open[ticket] = row
+        elif current is not None and int(current[0]) == esc_id:
+            self.open[ticket] = None
+
+    # --- the flush ------------------------------------------------------------------
+    def pending(self) -> bool:
+        """Whether anything waits to be written."""
+        return bool(
+            self.ticket_writes
+            or self.esc_writes
+            or self.timers
+            or self.outbox
+            or self.audit
+            or self.counters
+        )
+
+    def flush_tickets(self, run: Run) -> None:
+        rows = [(t, s, times) for t, (s, times) in self.ticket_writes.items()]
+        self.ticket_writes = {}
+        for part in chunks(rows):
+            run(
+                f"INSERT INTO tickets(ticket, state, times) VALUES {values_list(3, len(part))}"
+                " ON CONFLICT(ticket) DO UPDATE SET state = excluded.state, times = excluded.times",
+                flat(part),
+            )
+
+    def flush_escalations(self, many: RunMany) -> None:
+        if not self.esc_writes:
+            return
+        rows = [esc_update(row) for row in self.esc_writes.values()]
+        self.esc_writes = {}
+        many(f"UPDATE escalations SET {ESC_ASSIGNMENTS} WHERE id = ?", rows)
+
+    def flush_timers(self, run: Run) -> None:
+        rows = [timer_values(t) for t in self.timers]
+        self.timers = []
+        self.timed.clear()
+        self.fresh.clear()  # their timers may be in the database from now on
+        for part in chunks(rows):
+            run(
+                f"INSERT INTO timers({TIMER_WRITTEN}) VALUES {values_list(6, len(part))}",
+                flat(part),
+            )
+
+    def flush_outbox(self, rows: RunRows, insert_new: InsertNew | None) -> None:
+        """Write the queued messages as they are now (a delivery in the transaction changed
+        their status already) and give each its id; a key taken already is skipped (id 0),
+        as ``add_outbox`` does. ``insert_new``: one row at a time, for a SQLite without
+        ``RETURNING`` (before 3.35); otherwise one statement per chunk of rows."""
+        queued, self.outbox, self.unseen = self.outbox, [], []
+        if insert_new is not None:
+            for msg in queued:
+                sql = f"INSERT INTO outbox({OUTBOX_WRITTEN}) VALUES {values_list(13, 1)}"
+                msg.id = insert_new(sql, outbox_values(msg), "key") or 0
+            return
+        by_key = {m.key: m for m in queued}
+        for part in chunks([outbox_values(m) for m in queued]):
+            for new_id, key in rows(
+                f"INSERT INTO outbox({OUTBOX_WRITTEN}) VALUES {values_list(13, len(part))}"
+                " ON CONFLICT(key) DO NOTHING RETURNING id, key",
+                flat(part),
+            ):
+                by_key[str(key)].id = int(new_id)
+
+    def flush_audit(self, run: Run) -> None:
+        rows = [audit_values(r) for r in self.audit]
+        self.audit = []
+        for part in chunks(rows):
+            run(
+                f"INSERT INTO audit({AUDIT_COLUMNS}) VALUES {values_list(12, len(part))}",
+                flat(part),
+            )
+
+    def flush_counters(self, run: Run) -> None:
+        rows = list(self.counters.items())
+        self.counters = {}
+        for part in chunks(rows):
+            run(
+                f"INSERT INTO counters(name, value) VALUES {values_list(2, len(part))}"
+                " ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+                flat(part),
+            )
+
+    def flush(self, run: Run, many: RunMany, rows: RunRows, insert_new: InsertNew | None) -> None:
+        """Write everything held, each table in one statement (or a few, for many rows)."""
+        if self.ticket_writes:
+            self.flush_tickets(run)
+        self.flush_escalations(many)
+        if self.timers:
+            self.flush_timers(run)
+        if self.outbox:
+            self.flush_outbox(rows, insert_new)
+        if self.audit:
+            self.flush_audit(run)
+        if self.counters:
+            self.flush_counters(run)
+
+    def meta_rows(self) -> list[tuple[str, str]]:
+        """The meta rows the transaction changed (written in one statement at the end)."""
+        rows = []
+        if self.head_dirty:
+            rows.append(("audit_head", f"{self.head[0]}:{self.head[1]}"))
+        if self.clock_dirty and self.clock is not None:
+            rows.append(("clock", str(self.clock)))
+        if self.absences_dirty:
+            rows.append(("absences", str(self.absences_version or 0)))
+        return rows
+
+
+def write_meta(run: Run, rows: Sequence[tuple[str, str]]) -> None:
+    """Upsert ``rows`` of the meta table in one statement."""
+    if rows:
+        run(
+            f"INSERT INTO meta(key, value) VALUES {values_list(2, len(rows))}"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            flat(rows),
+        )
