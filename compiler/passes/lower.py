@@ -57,8 +57,9 @@ def lower(root: str, files: Sequence[n.SourceFile], diags: Collector, version: s
     kinds.update({k: "team" for k in teams})
     kinds.update({k: "channel" for k in channels})
     policies: dict[str, m.Policy] = {}
+    policy_names = set(policy_decls)  # once: a copy per policy made lowering quadratic
     for name, decl in policy_decls.items():
-        stmts = expand(decl.body, templates, kinds, set(policy_decls), diags)
+        stmts = expand(decl.body, templates, kinds, policy_names, diags)
         policies[name] = _policy(decl, stmts, kinds, diags)
     coverage = tuple(
         m.Coverage(tuple(e.value for e in d.events), d.cond, d.span)
