@@ -206,13 +206,14 @@ class Intake:
         last: int | None = None
         while todo:
             results: dict[int, Outcome] = {}
+            times: list[int] = []
             current: int | None = None
             try:
                 with self.core.store.transaction():
                     for current in todo:
                         results[current], now = self._guarded(*chunk[current])
                         if now is not None:
-                            last = now if last is None else max(last, now)
+                            times.append(now)
                     current = None
             except Exception as exc:
                 self._rolled_back()
@@ -225,6 +226,7 @@ class Intake:
                 todo = [i for i in todo if i not in failed]
                 continue
             done.update(results)
+            last = max(times, default=None)
             break
         return [done[i] for i in range(len(chunk))], last
 
