@@ -46,7 +46,10 @@ on loopback only). ``/metrics`` and ``/healthz`` stay open for scrapers and
 probes, and receipts carry their own signature.
 
 The engine is not thread-safe: every request and the ticker take one lock. The
-ticker fires due timers every ``tick_interval`` seconds (``Engine.advance``).
+events of concurrent ``POST /events`` requests share that lock and a transaction
+(:mod:`escalade.runtime.groupcommit`): one commit for them all, each answered with
+its own events' outcomes once they are committed. The ticker fires due timers every
+``tick_interval`` seconds (``Engine.advance``).
 SIGTERM and SIGINT stop the server gracefully: no new requests, the ticker
 stops, the request holding the engine finishes, then the store closes.
 Runtime-side: no compiler imports.
@@ -70,6 +73,7 @@ from typing import Any
 from escalade.runtime.clock import TimeError, format_time, parse_duration
 from escalade.runtime.engine import ClockError, Engine, Outcome, PackError, Refused
 from escalade.runtime.engine.commands import assignee_problem, transfer_problem
+from escalade.runtime.groupcommit import MAX_BATCH, GroupCommit, ReadSide, event_result
 from escalade.runtime.metrics import PackInfo, ServerMetrics, open_reader
 from escalade.runtime.receipts import SecurityLog, verify_receipt
 from escalade.runtime.tokens import (
@@ -99,7 +103,6 @@ JSONL_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
 )
 JSON_TYPES = frozenset({"application/json", "text/json", ""})
-OUTCOME_STATUS = {"applied": 200, "duplicate": 200, "dead_letter": 422, "refused": 409}
 
 Environ = Mapping[str, str]
 
@@ -128,10 +131,12 @@ class EscaladeServer:
         request_timeout: float = REQUEST_TIMEOUT,
         lock_timeout: float = LOCK_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         """Bind ``host:port`` (0: any free port, see :attr:`port`); :meth:`start` serves.
 
-        ``max_connections`` bounds the concurrent connections and requests (503 beyond)."""
+        ``max_connections`` bounds the concurrent connections and requests (503 beyond);
+        ``max_batch`` the events of concurrent requests one transaction applies."""
         if tick_interval <= 0 or max_body < 1 or request_timeout <= 0 or lock_timeout <= 0:
             raise ValueError(
                 "tick_interval, max_body, request_timeout and lock_timeout must be > 0"
@@ -147,6 +152,8 @@ class EscaladeServer:
         self.request_timeout = request_timeout
         self.lock_timeout = lock_timeout
         self.lock = threading.Lock()
+        self.group = GroupCommit(self.engine_lock, max_batch)
+        self.reads = ReadSide(engine.store, self.engine_lock)  # credentials, off the engine
         self.received: Counter[str] = Counter()
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self._stats = threading.Lock()  # handler threads count concurrently
@@ -161,6 +168,7 @@ class EscaladeServer:
             requests=self.requests,
         )
         self._tokens_seen = False  # see _has_tokens
+        self._pack_seen = False  # see post_events
         self._closed = False
         self.ticker_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
@@ -228,6 +236,7 @@ class EscaladeServer:
             self._uvicorn.should_exit = True
             self._thread.join(timeout)
         self.close_engine(timeout)
+        self.reads.close()
         self._socket.close()
 
     def close_engine(self, timeout: float = 10.0) -> None:
@@ -303,8 +312,8 @@ class EscaladeServer:
         scheme, _, given = (header or "").partition(" ")
         given = given.strip() if scheme.lower() == "bearer" else ""
         if token_id_of(given) is not None:
-            with self.engine_lock() as engine:
-                principal = authenticate(engine.store, given)
+            with self.reads.store() as store:
+                principal = authenticate(store, given)
             if principal is not None:
                 return principal
         if self.token_env is not None:
@@ -322,8 +331,8 @@ class EscaladeServer:
         """Whether the store ever held a token: from then on every guarded route needs one
         (tokens are revoked, never deleted, so revoking them all does not open the server)."""
         if not self._tokens_seen:
-            with self.engine_lock() as engine:
-                self._tokens_seen = bool(engine.store.tokens())
+            with self.reads.store() as store:
+                self._tokens_seen = bool(store.tokens())
         return self._tokens_seen
 
     @staticmethod
@@ -362,48 +371,26 @@ class EscaladeServer:
             )
         if not lines:
             raise HttpError(400, "the body holds no event")
-        with self.engine_lock() as engine:
-            try:
-                engine.active()
-            except PackError as exc:
-                raise HttpError(503, str(exc)) from None
-        results = [self._receive(raw, n if batch else None) for n, raw in lines]
+        if not self._pack_seen:  # once a pack is active, one always is: no lock needed again
+            with self.engine_lock() as engine:
+                try:
+                    engine.active()
+                except PackError as exc:
+                    raise HttpError(503, str(exc)) from None
+            self._pack_seen = True
+        try:  # the events of concurrent requests share a transaction (group commit)
+            outcomes = self.group.submit([raw for _, raw in lines])
+        except HttpError as exc:  # the engine stayed busy, or the server is closing
+            outcomes = [Outcome("error", exc.error, error=exc) for _ in lines]
+        numbered = zip(lines, outcomes, strict=True)
+        results = [event_result(o, n if batch else None) for (n, _), o in numbered]
+        with self._stats:
+            self.received.update(o.status for o in outcomes)
         if not batch:
             return json_answer(results[0]["status"], results[0])
         every_ok = all(r["status"] == 200 for r in results)
         totals = Counter(str(r["outcome"]) for r in results)
         return json_answer(200 if every_ok else 207, {"results": results, "totals": totals})
-
-    def _receive(self, raw: bytes, line: int | None) -> dict[str, Any]:
-        status = 500
-        try:
-            with self.engine_lock() as engine:
-                outcome = engine.receive(raw)
-        except ClockError as exc:
-            outcome = Outcome("refused", str(exc))
-        except HttpError as exc:
-            outcome, status = Outcome("error", exc.error), exc.status
-        except Exception as exc:
-            log.exception("applying an event failed")
-            outcome = Outcome("error", f"internal error ({type(exc).__name__}); see the server log")
-        with self._stats:
-            self.received[outcome.status] += 1
-        result: dict[str, Any] = {
-            "status": OUTCOME_STATUS.get(outcome.status, status),
-            "outcome": outcome.status,
-            "message": outcome.message,
-        }
-        if line is not None:
-            result["line"] = line
-        if outcome.status in ("dead_letter", "refused", "error"):
-            result["error"] = outcome.message
-        if outcome.ticket is not None:
-            result["ticket"] = outcome.ticket
-        if outcome.escalation_id is not None:
-            result["escalation"] = outcome.escalation_id
-        if outcome.unknown_fields:
-            result["unknown_fields"] = list(outcome.unknown_fields)
-        return result
 
     def post_receipt(self, key: str, body: bytes, signature: str | None) -> Answer:
         """A receiving system confirms message ``key``: the signature (``t=<unix>,v1=<hex>``

@@ -48,6 +48,7 @@ class Outcome:
     ticket: str | None = None
     escalation_id: int | None = None
     unknown_fields: tuple[str, ...] = ()
+    error: Exception | None = None  # what an `error` outcome raised (a bug, logged)
 
 
 class Core(Protocol):
@@ -193,7 +194,10 @@ class Intake:
             outcomes += done
             last = chunk_last if last is None or chunk_last is None else max(last, chunk_last)
         if last is not None:
-            core.dispatch(last)
+            try:
+                core.dispatch(last)
+            except Exception:  # committed: the outcomes stand; what is pending goes out later
+                log.exception("dispatching the outbox after a batch failed")
         return outcomes
 
     def _commit_chunk(
@@ -301,5 +305,6 @@ def _duplicate(event: Event) -> Outcome:
     )
 
 
-def _error(exc: BaseException) -> Outcome:
-    return Outcome("error", f"internal error ({type(exc).__name__}); see the log")
+def _error(exc: Exception) -> Outcome:
+    message = f"internal error ({type(exc).__name__}); see the log"
+    return Outcome("error", message, error=exc)
