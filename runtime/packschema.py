@@ -43,27 +43,36 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(pack_schema())
 
 
-@cache
-def fast_validator() -> Any | None:
-    """The compiled validator, or None where ``jsonschema_rs`` is not installed."""
+def compile_fast(schema: dict[str, Any]) -> Any | None:
+    """A compiled validator of ``schema``, or None where ``jsonschema_rs`` is not installed."""
     try:
         import jsonschema_rs
     except ImportError:
         return None
-    return jsonschema_rs.Draft202012Validator(pack_schema())
+    return jsonschema_rs.Draft202012Validator(schema)
 
 
-def fast_verdict(pack: Any) -> bool | None:
-    """True when the compiled validator accepts ``pack`` (JSON types only, at most
-    :data:`FAST_MAX_DEPTH` deep), False when it refuses it, None when it cannot tell (not
-    installed, or a value it cannot read)."""
-    validator = fast_validator()
+@cache
+def fast_validator() -> Any | None:
+    """The compiled validator of the pack schema (None: ``jsonschema_rs`` not installed)."""
+    return compile_fast(pack_schema())
+
+
+def compiled_verdict(validator: Any | None, document: Any) -> bool | None:
+    """True when the compiled ``validator`` accepts ``document``, False when it refuses it,
+    None when it cannot tell (no validator, or a value it cannot read: only JSON's own types
+    at most :data:`FAST_MAX_DEPTH` deep should be asked)."""
     if validator is None:
         return None
     try:
-        return bool(validator.is_valid(pack))
+        return bool(validator.is_valid(document))
     except (ValueError, TypeError, OverflowError, RecursionError):
         return None
+
+
+def fast_verdict(pack: Any) -> bool | None:
+    """:func:`compiled_verdict` of the pack schema's compiled validator on ``pack``."""
+    return compiled_verdict(fast_validator(), pack)
 
 
 def _pointer(path: Sequence[Any]) -> str:

@@ -46,15 +46,19 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import yaml
 
 from escalade.runtime.clock import TimeError, parse_duration
+from escalade.runtime.packschema import FAST_MAX_DEPTH, compile_fast, compiled_verdict
 from escalade.runtime.settings_schema import INLINE_SECRETS, RUNTIME_SCHEMA
+
+if TYPE_CHECKING:
+    import jsonschema
 
 CONFIG_NAME = "escalade.yaml"
 DEFAULT_TIMEOUT = 5.0
@@ -355,7 +359,30 @@ def _replaced_inline(err: jsonschema.ValidationError) -> bool:
     return bool(missing) and all(inline.get(n) in err.instance for n in missing)
 
 
+@cache
+def _fast_validator() -> Any | None:
+    return compile_fast(RUNTIME_SCHEMA)
+
+
+def _json_typed(value: Any, depth: int = 0) -> bool:
+    """Only JSON's own types, not too deep: what the compiled validator may judge (YAML
+    also gives dates, and a bool is an int to Python but not to JSON Schema's reader)."""
+    if depth > FAST_MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_typed(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_typed(v, depth + 1) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
 def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> list[str]:
+    # The compiled validator says yes fast (every CLI call reads the settings); only a
+    # section it refuses (or cannot judge) is walked by jsonschema, which words the problems.
+    if _json_typed(section) and compiled_verdict(_fast_validator(), section):
+        return []
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(RUNTIME_SCHEMA)
     problems = []
     for err in validator.iter_errors(section):
