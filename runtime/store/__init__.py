@@ -244,6 +244,11 @@ class Store(Protocol):
         """Record the event unless its id is known already: True when it was new."""
         ...
 
+    def read_ahead(self, tickets: Sequence[str], event_ids: Sequence[str]) -> None:
+        """Inside a transaction: read at once what a batch of events about ``tickets``
+        with ids ``event_ids`` will need (a store may do nothing)."""
+        ...
+
     def count_events(self) -> int: ...
 
     # the latest known value of every field per ticket (and when each was set)

@@ -38,11 +38,13 @@ from escalade.runtime.store.rows import (
     ESC_MARKS,
     ESC_SNAPSHOT,
     ESC_WRITTEN,
+    chunks,
     dumps,
     esc_row,
     esc_update,
     esc_values,
     escalation_of,
+    flat,
 )
 from escalade.runtime.store.token_table import TokenTable
 from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, write_meta
@@ -56,6 +58,10 @@ TICKET_VIEW = (
     " LEFT JOIN tickets t ON t.ticket = k.ticket"
     " LEFT JOIN escalations e ON e.ticket = k.ticket AND e.state != 'closed'"
 )
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
 
 
 class SQLStore(TokenTable, Appends):
@@ -240,6 +246,9 @@ class SQLStore(TokenTable, Appends):
 
     # --- events --------------------------------------------------------------
     def has_event(self, event_id: str) -> bool:
+        unit = self._unit
+        if unit is not None and event_id in unit.checked:
+            return event_id in unit.known
         return self._row("SELECT 1 FROM events WHERE id = ?", (event_id,)) is not None
 
     def add_event(self, event_id: str, type_: str, at: int, ticket: str, body: str) -> None:
@@ -247,7 +256,15 @@ class SQLStore(TokenTable, Appends):
             raise DuplicateEvent(f"duplicate event id {event_id!r}")
 
     def claim_event(self, event_id: str, type_: str, at: int, ticket: str, body: str) -> bool:
-        """Record the event unless its id is known: True when it is new (one statement)."""
+        """Record the event unless its id is known: True when it is new (one statement, or
+        none for an id :meth:`read_ahead` checked: it is written before the commit)."""
+        unit = self._unit
+        if unit is not None and event_id in unit.checked:
+            if event_id in unit.known:
+                return False
+            unit.known.add(event_id)
+            unit.event_rows.append((event_id, type_, at, ticket, body))
+            return True
         changed = self._exec_count(
             "INSERT INTO events(id, type, at, ticket, body) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO NOTHING",
@@ -256,7 +273,57 @@ class SQLStore(TokenTable, Appends):
         return changed > 0
 
     def count_events(self) -> int:
+        if self._unit is not None and self._unit.event_rows:
+            self._unit.flush_events(self._exec)
         return self._count("SELECT COUNT(*) FROM events")
+
+    def read_ahead(self, tickets: Sequence[str], event_ids: Sequence[str]) -> None:
+        """Inside a transaction, read at once what a batch of events will need: which of
+        ``event_ids`` the store knows, and the state, open escalation and closed flag of
+        each of ``tickets`` (four queries however many, for up to 999 of each). The
+        batch's claims are then answered from memory and written before the commit."""
+        unit = self._unit
+        if unit is None:
+            return
+        ids = [i for i in dict.fromkeys(event_ids) if i not in unit.checked]
+        for part in chunks([(i,) for i in ids]):
+            found = self._rows(f"SELECT id FROM events WHERE id IN ({_marks(part)})", flat(part))
+            unit.known.update(str(r[0]) for r in found)
+        unit.checked.update(ids)
+        wanted = [t for t in dict.fromkeys(tickets) if t not in unit.viewed]
+        for part in chunks([(t,) for t in wanted]):
+            self._view_many([t for (t,) in part])
+
+    def _view_many(self, tickets: list[str]) -> None:
+        unit = self._unit
+        assert unit is not None
+        marks = _marks(tickets)
+        states = {
+            str(t): (s, times)
+            for t, s, times in self._rows(
+                f"SELECT ticket, state, times FROM tickets WHERE ticket IN ({marks})", tickets
+            )
+        }
+        opened = {
+            str(r[1]): tuple(r)
+            for r in self._rows(
+                f"SELECT {ESC_COLUMNS} FROM escalations WHERE state != 'closed'"
+                f" AND ticket IN ({marks})",
+                tickets,
+            )
+        }
+        closed = {
+            str(r[0])
+            for r in self._rows(
+                "SELECT DISTINCT ticket FROM escalations WHERE state = 'closed'"
+                f" AND ticket IN ({marks})",
+                tickets,
+            )
+        }
+        none = (None,) * len(ESC_COLUMNS.split(", "))
+        for ticket in tickets:
+            state, times = states.get(ticket, (None, None))
+            unit.view(ticket, (state, times, ticket in closed, *opened.get(ticket, none)))
 
     # --- tickets -------------------------------------------------------------
     def _view(self, ticket: str) -> Unit:

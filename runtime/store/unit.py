@@ -73,7 +73,11 @@ class Unit:
     open: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     closed: dict[str, bool] = field(default_factory=dict)
     by_id: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    # event ids read ahead (checked) and those known to the store (or claimed here)
+    checked: set[str] = field(default_factory=set)
+    known: set[str] = field(default_factory=set)
     # writes held until the flush
+    event_rows: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     ticket_writes: dict[str, tuple[str, str]] = field(default_factory=dict)
     esc_writes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     fresh: set[int] = field(default_factory=set)  # inserted here; no timer of theirs written
@@ -155,13 +159,23 @@ class Unit:
     def pending(self) -> bool:
         """Whether anything waits to be written."""
         return bool(
-            self.ticket_writes
+            self.event_rows
+            or self.ticket_writes
             or self.esc_writes
             or self.timers
             or self.outbox
             or self.audit
             or self.counters
         )
+
+    def flush_events(self, run: Run) -> None:
+        rows, self.event_rows = self.event_rows, []
+        for part in chunks(rows):
+            run(
+                f"INSERT INTO events(id, type, at, ticket, body) VALUES {values_list(5, len(part))}"
+                " ON CONFLICT(id) DO NOTHING",
+                flat(part),
+            )
 
     def flush_tickets(self, run: Run) -> None:
         rows = [(t, s, times) for t, (s, times) in self.ticket_writes.items()]
@@ -232,6 +246,8 @@ class Unit:
 
     def flush(self, run: Run, many: RunMany, rows: RunRows, insert_new: InsertNew | None) -> None:
         """Write everything held, each table in one statement (or a few, for many rows)."""
+        if self.event_rows:
+            self.flush_events(run)
         if self.ticket_writes:
             self.flush_tickets(run)
         self.flush_escalations(many)
