@@ -389,6 +389,9 @@ class SQLStore(TokenTable, Appends):
         return escalation_of(row)
 
     def insert_escalation(self, esc: Escalation) -> int:
+        unit = self._unit
+        if unit is not None and unit.closed.get(esc.ticket):
+            self._flush_escalations()  # a close held for the commit frees the ticket first
         values = esc_values(esc)
         esc.id = self._insert(
             f"INSERT INTO escalations({ESC_WRITTEN}) VALUES ({ESC_MARKS})", values

@@ -111,3 +111,31 @@ def test_the_audit_head_and_rows_of_a_transaction(backend: tuple[str, Opener]) -
         assert store.audit_head() == (2, "h2")
         assert [r.seq for r in store.audit_rows()] == [1, 2]
     assert store.audit_recorded_head() == (2, "h2")
+
+
+def test_reading_ahead_answers_claims_and_tickets_as_the_database_would(
+    backend: tuple[str, Opener],  # noqa: F811
+) -> None:
+    _, opener = backend
+    store = opener()
+    store.add_event("old", "ticket.created", T0, "T1", "{}")
+    store.put_ticket_state("T1", {"ticket": {"id": "T1"}}, {"ticket.id": T0})
+    with store.transaction():
+        esc = _escalation(store, "T2")
+        esc.state, esc.closed_at = "closed", T0
+        store.update_escalation(esc)
+        _escalation(store, "T2")
+    with store.transaction():
+        store.read_ahead(["T1", "T2", "T3"], ["old", "new"])
+        statements = store.statements
+        assert not store.claim_event("old", "ticket.created", T0, "T1", "{}")
+        assert store.claim_event("new", "ticket.created", T0, "T3", "{}")
+        assert not store.claim_event("new", "ticket.created", T0, "T3", "{}")
+        assert store.has_event("new") and store.has_event("old")
+        assert store.ticket_state("T1")[0] == {"ticket": {"id": "T1"}}
+        assert store.ticket_state("T3") == ({}, {}) and store.open_escalation("T3") is None
+        found = store.open_escalation("T2")
+        assert found is not None and found.state == "triggered"
+        assert store.statements == statements  # all of it from what was read ahead
+        assert store.last_closed_at("T2", "p") == T0
+    assert store.has_event("new") and store.count_events() == 2
