@@ -3,8 +3,11 @@
 Baseline: ``Engine.receive`` on the same pack and store settings in this run.
 Then POST /events one event per request (one keep-alive connection), POST
 /events as JSON Lines batches, 8 concurrent keep-alive clients (events/s and
-the p50/p99 latency of a request), and the cost of one /metrics scrape. Figures only,
-never asserted (the machine is shared).
+the p50/p99 latency of a request) with group commit (the events of concurrent
+requests share a transaction) and without it (``max_batch=1``: one transaction per
+request, as before), with commits per event, and the cost of one /metrics scrape.
+SQLite file, WAL + synchronous=NORMAL. Figures only, never asserted (the machine is
+shared).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from escalade.runtime.engine import Engine
+from escalade.runtime.groupcommit import MAX_BATCH
 from escalade.runtime.pack import RulePack
 from escalade.runtime.server import EscaladeServer
 from escalade.runtime.store.sqlite import SQLiteStore
@@ -116,11 +120,14 @@ def _client(host: str, port: int, bodies: list[bytes], latencies: list[float]) -
         conn.close()
 
 
-def concurrent(directory: str, clients: int = CLIENTS) -> tuple[float, float, float]:
+def concurrent(
+    directory: str, clients: int = CLIENTS, max_batch: int = MAX_BATCH
+) -> tuple[float, float, float, float, int]:
     """``clients`` keep-alive connections posting one event per request at once:
-    events/s over all, and the p50 and p99 latency of a request (seconds)."""
-    engine, store = fresh_engine(directory, "concurrent")
-    server = EscaladeServer(engine, "127.0.0.1", 0)
+    events/s over all, the p50 and p99 latency of a request (seconds), commits per
+    event and the group commits' batches."""
+    engine, store = fresh_engine(directory, f"concurrent{max_batch}")
+    server = EscaladeServer(engine, "127.0.0.1", 0, max_batch=max_batch)
     server.start()
     try:
         share = N // clients
@@ -137,16 +144,18 @@ def concurrent(directory: str, clients: int = CLIENTS) -> tuple[float, float, fl
             )
             for c in range(clients)
         ]
+        commits, batches = store.commits, server.group.batches
         start = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         rate = len(latencies) / (time.perf_counter() - start)
+        per_event = (store.commits - commits) / len(latencies)
         ordered = sorted(latencies)
         p50 = ordered[len(ordered) // 2]
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        return rate, p50, p99
+        return rate, p50, p99, per_event, server.group.batches - batches
     finally:
         server.stop()
         store.close()
@@ -156,7 +165,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         base = in_process(directory)
         per_request, batched, scrape, size = over_http(directory)
-        rate, p50, p99 = concurrent(directory)
+        grouped = concurrent(directory)
+        alone = concurrent(directory, max_batch=1)
     print(f"in-process Engine.receive: {base:,.0f} events/s over {N} events (baseline)")
     print(
         f"POST /events, one event per request, keep-alive: {per_request:,.0f} events/s"
@@ -166,11 +176,17 @@ def main() -> None:
         f"POST /events, JSON Lines batches of {BATCH}: {batched:,.0f} events/s"
         f" ({batched / base:.2f}x the baseline)"
     )
-    print(
-        f"POST /events, one event per request, {CLIENTS} concurrent keep-alive clients:"
-        f" {rate:,.0f} events/s ({rate / base:.2f}x the baseline);"
-        f" request latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
-    )
+    for label, (rate, p50, p99, commits, batches) in (
+        (f"group commit (max_batch {MAX_BATCH})", grouped),
+        ("one transaction per request (max_batch 1)", alone),
+    ):
+        print(
+            f"POST /events, one event per request, {CLIENTS} concurrent keep-alive clients,"
+            f" {label}: {rate:,.0f} events/s ({rate / base:.2f}x the baseline);"
+            f" request latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms;"
+            f" {commits:.2f} commits per event, {N / max(batches, 1):.1f} events per batch"
+        )
+    print(f"  group commit: {grouped[0] / alone[0]:.2f}x the events/s of one per request")
     print(f"GET /metrics after {2 * N} escalations: {scrape * 1000:.0f} ms ({size:,} bytes)")
 
 
