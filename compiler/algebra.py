@@ -823,10 +823,16 @@ def _escape(domains: Domains, cube: Cube, subs: Sequence[Cube]) -> tuple[Cube, l
     return piece, [g for g in subs if escaped.isdisjoint(g)]
 
 
+INDEXED_SEARCH_FROM = 48
+"""From this many subs on, the search finds each piece's next sub through a ``CubeIndex``."""
+
+
 def _search(domains: Domains, cube: Cube, subs: Sequence[Cube], budget: Budget) -> Cube | None:
     # Broad cubes first: one that covers the piece ends the search at once, and
     # splitting by narrow cubes before a broad one only multiplies the pieces.
     subs = sorted(subs, key=len)
+    if len(subs) >= INDEXED_SEARCH_FROM:
+        return _search_indexed(domains, cube, subs, budget)
     stack: list[tuple[Cube, int]] = [(cube, 0)]
     while stack:
         piece, i = stack.pop()
@@ -840,6 +846,35 @@ def _search(domains: Domains, cube: Cube, subs: Sequence[Cube], budget: Budget) 
             continue
         for part in reversed(_split(domains, piece, g)):
             stack.append((part, i + 1))
+    return None
+
+
+def _search_indexed(domains: Domains, cube: Cube, subs: list[Cube], budget: Budget) -> Cube | None:
+    """``_search`` over many subs: the same pieces in the same order, the same steps.
+
+    Each piece carries the bit set of the subs that touch it, so its next sub is
+    the lowest set bit past ``i`` instead of a scan of every sub in between; a
+    part of a split differs from its piece only on the splitting sub's
+    variables, so its set is the piece's narrowed on those."""
+    index = CubeIndex(subs)
+    stack: list[tuple[Cube, int, int]] = [(cube, 0, index.touching(cube))]
+    while stack:
+        piece, i, near = stack.pop()
+        budget.tick()
+        ahead = near >> i
+        if not ahead:
+            return piece
+        i += (ahead & -ahead).bit_length() - 1
+        g = subs[i]
+        if _covers(g, piece):
+            continue
+        for part in reversed(_split(domains, piece, g)):
+            touching = near
+            for var in g:
+                mask = part.get(var)
+                if mask is not None and mask != piece.get(var):
+                    touching = index.narrow(touching, var, piece.get(var), mask)
+            stack.append((part, i + 1, touching))
     return None
 
 
@@ -928,6 +963,12 @@ class CubeIndex:
                 else:
                     groups = self._multi.setdefault(var, {})
                     groups[mask] = groups.get(mask, 0) | bit
+        self._single_cells: dict[int, int] = {}  # var -> mask of the cells one-cell cubes take
+        self._single_all: dict[int, int] = {}  # var -> every one-cell cube on it
+        for var, cells in self._single.items():
+            for cell, members in cells.items():
+                self._single_cells[var] = self._single_cells.get(var, 0) | 1 << cell
+                self._single_all[var] = self._single_all.get(var, 0) | members
         self._cache: dict[tuple[int, int], int] = {}
         self._masks: dict[int, list[int]] = {}  # var -> each cube's mask on it (0: free)
         self._with: dict[tuple[int, int], int] = {}  # (var, cell) -> cubes allowing it
@@ -991,12 +1032,33 @@ class CubeIndex:
         """Bit set of the cubes that share a point with ``q``."""
         result = self.all
         for var, mask in q.items():
-            result &= self._touching_var(var, mask)
+            result &= self.touching_var(var, mask)
             if not result:
                 break
         return result
 
-    def _touching_var(self, var: int, mask: int) -> int:
+    def narrow(self, bits: int, var: int, before: int | None, mask: int) -> int:
+        """``bits & self.touching_var(var, mask)`` for ``bits`` that touch ``before`` on
+        ``var`` (None: free) and a ``mask`` inside it: only the cubes whose one cell was
+        taken away (or whose cells all were) are dropped, when those are fewer."""
+        hit = self._cache.get((var, mask))
+        if hit is not None:
+            return bits & hit
+        cells = self._single_cells.get(var, 0)
+        removed = cells & ~mask if before is None else cells & before & ~mask
+        if removed.bit_count() >= min((cells & mask).bit_count(), (cells & ~mask).bit_count()):
+            return bits & self.touching_var(var, mask)
+        single = self._single[var] if cells else {}
+        drop = 0
+        for cell in iter_bits(removed):
+            drop |= single[cell]
+        for gmask, members in self._multi.get(var, {}).items():
+            if not gmask & mask:
+                drop |= members
+        return bits & ~drop
+
+    def touching_var(self, var: int, mask: int) -> int:
+        """Bit set of the cubes that allow some cell of ``mask`` on ``var`` (or leave it free)."""
         key = (var, mask)
         hit = self._cache.get(key)
         if hit is not None:
@@ -1004,13 +1066,19 @@ class CubeIndex:
         bits = self.all & ~self._constrained.get(var, 0)
         single = self._single.get(var, {})
         if single:
-            if mask.bit_count() < len(single):
-                for cell in iter_bits(mask):
-                    bits |= single.get(cell, 0)
+            # a one-cell cube touches when its cell is in the mask: look up the cells in
+            # the mask, or (for a mask of nearly every cell, as splitting leaves them)
+            # take every one-cell cube but those whose cell is outside it
+            cells = self._single_cells[var]
+            inside, outside = cells & mask, cells & ~mask
+            if inside.bit_count() <= outside.bit_count():
+                for cell in iter_bits(inside):
+                    bits |= single[cell]
             else:
-                for cell, members in single.items():
-                    if mask >> cell & 1:
-                        bits |= members
+                excluded = 0
+                for cell in iter_bits(outside):
+                    excluded |= single[cell]
+                bits |= self._single_all[var] & ~excluded
         for gmask, members in self._multi.get(var, {}).items():
             if gmask & mask:
                 bits |= members
