@@ -15,13 +15,15 @@ from escalade.runtime.cli.options import (
     DB_HELP,
     app_error,
     duration_option,
+    escalation_summary,
     opened,
     run_outcome,
     runtime_options,
     time_option,
 )
+from escalade.runtime.cli.output import echo_json, format_option
 from escalade.runtime.clock import format_time
-from escalade.runtime.engine import ClockError, Refused
+from escalade.runtime.engine import ClockError, Outcome, Refused
 from escalade.runtime.engine.commands import transfer_problem
 from escalade.runtime.store import StoreError, open_store
 
@@ -39,22 +41,57 @@ def split_inputs(data: bytes) -> list[bytes]:
         return [line for line in data.splitlines() if line.strip()]
 
 
+def event_id_of(raw: bytes) -> str | None:
+    """The ``id`` of an event as sent, when it is a JSON object with a string id."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    found = doc.get("id") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def event_result(app: App, number: int, raw: bytes, outcome: Outcome) -> dict[str, Any]:
+    """One input event's line of ``event --format json``: ``{"line", "event", "outcome",
+    "message", "ticket", "escalation", "unknown_fields"}``."""
+    return {
+        "line": number,
+        "event": event_id_of(raw),
+        "outcome": outcome.status,
+        "message": outcome.message,
+        "ticket": outcome.ticket,
+        "escalation": escalation_summary(app, outcome.escalation_id),
+        "unknown_fields": list(outcome.unknown_fields),
+    }
+
+
+EVENT_LABELS = {"applied": "applied", "duplicate": "duplicate", "dead_letter": "rejected"}
+
+
 @click.command("event")
 @click.argument("source", type=click.File("rb"), metavar="FILE|-")
+@format_option("text", "json")
 @runtime_options
-def event_command(source: Any, db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered."""
+def event_command(
+    source: Any, fmt: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered.
+
+    With --format json, one JSON line per event, in order (see the README)."""
     lines = split_inputs(source.read())
     rejected = 0
     with opened(db, pack_path, at) as (app, when):
         engine = app.engine
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             try:
                 outcome = engine.receive(line, when)
             except ClockError as exc:
                 raise click.BadParameter(str(exc), param_hint="--at") from None
-            label = {"applied": "applied", "duplicate": "duplicate", "dead_letter": "rejected"}
-            click.echo(f"{label.get(outcome.status, outcome.status)}: {outcome.message}")
+            if fmt == "json":
+                echo_json(event_result(app, number, line, outcome), lines=True)
+            else:
+                label = EVENT_LABELS.get(outcome.status, outcome.status)
+                click.echo(f"{label}: {outcome.message}")
             if outcome.status == "dead_letter":
                 rejected += 1
     if rejected:
@@ -62,13 +99,18 @@ def event_command(source: Any, db: str | None, pack_path: str | None, at: str | 
 
 
 @click.command("tick")
+@format_option("text", "json")
 @runtime_options
-def tick_command(db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Fire every timer due up to --at (default now)."""
+def tick_command(fmt: str, db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Fire every timer due up to --at (default now). JSON: {"fired": N, "clock": TIME}."""
     with opened(db, pack_path, at) as (app, when):
         engine = app.engine
         fired = engine.advance(when)
-        click.echo(f"{fired} timer(s) fired; clock at {format_time(engine.store.clock() or 0)}")
+        clock = format_time(engine.store.clock() or 0)
+    if fmt == "json":
+        echo_json({"fired": fired, "clock": clock})
+    else:
+        click.echo(f"{fired} timer(s) fired; clock at {clock}")
 
 
 BY = click.option(
@@ -91,6 +133,7 @@ def _acting(app: App, by: str) -> None:
 @click.command("ack")
 @click.argument("ticket")
 @BY
+@format_option("text", "json")
 @click.option(
     "--override",
     metavar="REASON",
@@ -101,6 +144,7 @@ def _acting(app: App, by: str) -> None:
 def ack_command(
     ticket: str,
     by: str,
+    fmt: str,
     override: str | None,
     db: str | None,
     pack_path: str | None,
@@ -109,33 +153,42 @@ def ack_command(
     """Acknowledge TICKET as its current assignee: failover stops for good."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.ack(ticket, by, when, override=override))
+        run_outcome(
+            lambda: app.engine.ack(ticket, by, when, override=override),
+            fmt,
+            app,
+            {"action": "ack", "ticket": ticket},
+        )
 
 
 @click.command("resolve")
 @click.argument("ticket")
 @BY
+@format_option("text", "json")
 @runtime_options
 def resolve_command(
-    ticket: str, by: str, db: str | None, pack_path: str | None, at: str | None
+    ticket: str, by: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
 ) -> None:
     """Mark TICKET's problem fixed (the resolve SLA is met)."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.resolve(ticket, when, by=by))
+        subject = {"action": "resolve", "ticket": ticket}
+        run_outcome(lambda: app.engine.resolve(ticket, when, by=by), fmt, app, subject)
 
 
 @click.command("close")
 @click.argument("ticket")
 @BY
+@format_option("text", "json")
 @runtime_options
 def close_command(
-    ticket: str, by: str, db: str | None, pack_path: str | None, at: str | None
+    ticket: str, by: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
 ) -> None:
     """Close TICKET; refused (with the reason) until every close check holds."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.close(ticket, when, by=by))
+        subject = {"action": "close", "ticket": ticket}
+        run_outcome(lambda: app.engine.close(ticket, when, by=by), fmt, app, subject)
 
 
 @click.command("transfer")
@@ -146,6 +199,7 @@ def close_command(
     "--sla", default=None, metavar="DURATION", help="Expected time to resolve (required)."
 )
 @BY
+@format_option("text", "json")
 @runtime_options
 def transfer_command(
     ticket: str,
@@ -153,6 +207,7 @@ def transfer_command(
     reason: str,
     sla: str | None,
     by: str,
+    fmt: str,
     db: str | None,
     pack_path: str | None,
     at: str | None,
@@ -164,60 +219,100 @@ def transfer_command(
         raise click.UsageError(problem)
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.transfer(ticket, to, reason, seconds, when, by=by))
+        run_outcome(
+            lambda: app.engine.transfer(ticket, to, reason, seconds, when, by=by),
+            fmt,
+            app,
+            {"action": "transfer", "ticket": ticket, "to": to},
+        )
 
 
 @click.command("absent")
 @click.argument("person")
 @click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
 @BY
+@format_option("text", "json")
 @runtime_options
 def absent_command(
-    person: str, until: str, by: str, db: str | None, pack_path: str | None, at: str | None
+    person: str,
+    until: str,
+    by: str,
+    fmt: str,
+    db: str | None,
+    pack_path: str | None,
+    at: str | None,
 ) -> None:
     """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
     end = time_option(until, "--until")
     assert end is not None  # --until is required
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.absent(person, end, when, by=by))
+        subject = {"action": "absent", "person": person, "until": format_time(end)}
+        run_outcome(lambda: app.engine.absent(person, end, when, by=by), fmt, app, subject)
 
 
 @click.command("postmortem")
 @click.argument("ticket")
 @click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
 @BY
+@format_option("text", "json")
 @runtime_options
 def postmortem_command(
-    ticket: str, link: str, by: str, db: str | None, pack_path: str | None, at: str | None
+    ticket: str,
+    link: str,
+    by: str,
+    fmt: str,
+    db: str | None,
+    pack_path: str | None,
+    at: str | None,
 ) -> None:
     """Record TICKET's completed post-mortem (close may require it)."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        run_outcome(lambda: app.engine.postmortem(ticket, link, when, by=by))
+        subject = {"action": "postmortem", "ticket": ticket, "link": link}
+        run_outcome(lambda: app.engine.postmortem(ticket, link, when, by=by), fmt, app, subject)
 
 
 @click.command("replay")
 @BY
+@format_option("text", "json")
 @runtime_options
-def deadletter_replay(by: str, db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Apply dead letters again (e.g. after a pack that knows the new field)."""
+def deadletter_replay(
+    by: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Apply dead letters again (e.g. after a pack that knows the new field).
+
+    JSON: {"replayed": [{"dead_letter", "outcome", "message", "ticket", "escalation"}],
+    "failed": N}."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
         results = app.engine.replay_dead_letters(when, by=by)
-    if not results:
-        click.echo("no dead letters")
-    failed = 0
-    for letter_id, outcome in results:
-        click.echo(f"#{letter_id}: {outcome.status}: {outcome.message}")
-        failed += outcome.status == "dead_letter"
+        rows = [
+            {
+                "dead_letter": letter_id,
+                "outcome": outcome.status,
+                "message": outcome.message,
+                "ticket": outcome.ticket,
+                "escalation": escalation_summary(app, outcome.escalation_id),
+            }
+            for letter_id, outcome in results
+        ]
+    failed = sum(row["outcome"] == "dead_letter" for row in rows)
+    if fmt == "json":
+        echo_json({"replayed": rows, "failed": failed})
+    else:
+        click.echo(
+            "\n".join(f"#{r['dead_letter']}: {r['outcome']}: {r['message']}" for r in rows)
+            or "no dead letters"
+        )
     if failed:
         sys.exit(1)
 
 
 @click.command("migrate")
 @click.option("--db", default=None, help=DB_HELP)
-def migrate_command(db: str | None) -> None:
+@format_option("text", "json")
+def migrate_command(db: str | None, fmt: str) -> None:
     """Create the store, or bring its schema up to date (reads never do)."""
     try:
         url = store_url(db)
@@ -227,4 +322,7 @@ def migrate_command(db: str | None) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     store.close()
-    click.echo(f"store {url} is up to date")
+    if fmt == "json":
+        echo_json({"store": url, "up_to_date": True})
+    else:
+        click.echo(f"store {url} is up to date")

@@ -20,6 +20,7 @@ from escalade.runtime.app import (
     open_reader,
     open_runtime,
 )
+from escalade.runtime.cli.output import echo_json
 from escalade.runtime.clock import TimeError, parse_duration, parse_time
 from escalade.runtime.engine import ClockError, Outcome, Refused
 
@@ -121,13 +122,50 @@ def opened(
         raise app_error(exc) from None
 
 
-def run_outcome(action: Callable[[], Outcome]) -> None:
-    """Run an operator command and print its outcome; a refusal is exit 1."""
+def escalation_summary(app: App, escalation_id: int | None) -> dict[str, Any] | None:
+    """An escalation as ``--format json`` shows it after a change (``None``: no escalation):
+    ``{"id", "ticket", "policy", "state", "owner", "level", "round"}``."""
+    if escalation_id is None:
+        return None
+    esc = app.store.escalation(escalation_id)
+    if esc is None:
+        return None
+    return {
+        "id": esc.id,
+        "ticket": esc.ticket,
+        "policy": esc.policy,
+        "state": esc.state,
+        "owner": esc.owner,
+        "level": esc.level,
+        "round": esc.cycle + 1,
+    }
+
+
+def run_outcome(
+    action: Callable[[], Outcome],
+    fmt: str = "text",
+    app: App | None = None,
+    subject: dict[str, Any] | None = None,
+) -> None:
+    """Run an operator command and print its outcome; a refusal is exit 1.
+
+    With ``fmt == "json"`` one document on stdout: ``subject`` (what the command names,
+    e.g. ``{"action": "ack", "ticket": "T1"}``) with ``outcome`` (``applied`` or
+    ``refused``), ``message`` and ``escalation`` (see :func:`escalation_summary`)."""
+    as_json = fmt == "json"
     try:
         outcome = action()
     except Refused as exc:
         click.echo(f"refused: {exc}", err=True)
+        if as_json:
+            refused = {"outcome": "refused", "message": str(exc), "escalation": None}
+            echo_json({**(subject or {}), **refused})
         sys.exit(1)
     except ClockError as exc:
         raise click.BadParameter(str(exc), param_hint="--at") from None
-    click.echo(outcome.message)
+    if not as_json:
+        click.echo(outcome.message)
+        return
+    escalation = escalation_summary(app, outcome.escalation_id) if app is not None else None
+    doc = {"outcome": outcome.status, "message": outcome.message, "escalation": escalation}
+    echo_json({**(subject or {}), **doc})

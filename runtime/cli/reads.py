@@ -17,6 +17,7 @@ import click
 from escalade.runtime import audit, kpi
 from escalade.runtime.cli.escalations import deadletter_replay
 from escalade.runtime.cli.options import read_options, reading
+from escalade.runtime.cli.output import echo_json, format_option
 from escalade.runtime.clock import format_duration, format_time
 
 
@@ -52,7 +53,7 @@ def render_status(status: dict[str, Any]) -> str:
 
 @click.command("status")
 @click.argument("ticket")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @read_options
 def status_command(
     ticket: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
@@ -71,18 +72,27 @@ def status_command(
 
 @click.command("oncall")
 @click.argument("team")
+@format_option("text", "json")
 @read_options
-def oncall_command(team: str, db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Who is on call for TEAM at --at (absent members skipped)."""
+def oncall_command(
+    team: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
+) -> None:
+    """Who is on call for TEAM at --at (absent members skipped); exit 1 when nobody is.
+
+    JSON: {"team": TEAM, "at": TIME, "on_call": PERSON or null}."""
     with reading(db, pack_path, at) as (app, when):
         pack = app.engine.active()
         if team not in pack.teams:
             raise click.BadParameter(f"no team {team!r} in the directory", param_hint="TEAM")
         member = app.engine.oncall(pack, team, when)
-    if member is None:
+    if fmt == "json":
+        echo_json({"team": team, "at": format_time(when), "on_call": member})
+    elif member is None:
         click.echo(f"nobody in {team} is available at {format_time(when)}")
+    else:
+        click.echo(member)
+    if member is None:
         sys.exit(1)
-    click.echo(member)
 
 
 @click.group("deadletter")
@@ -95,7 +105,7 @@ deadletter_group.add_command(deadletter_replay)  # replaying changes escalations
 
 @deadletter_group.command("list")
 @click.option("--all", "include_all", is_flag=True, help="Include replayed letters.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @read_options
 def deadletter_list(
     include_all: bool, fmt: str, db: str | None, pack_path: str | None, at: str | None
@@ -124,7 +134,7 @@ def deadletter_list(
 
 
 @click.command("report")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
+@format_option("markdown", "json")
 @read_options
 def report_command(fmt: str, db: str | None, pack_path: str | None, at: str | None) -> None:
     """KPIs from the audit trail."""
@@ -142,11 +152,17 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@format_option("text", "json")
 @read_options
-def audit_verify(db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Check that no audit row was edited, removed or cut off."""
+def audit_verify(fmt: str, db: str | None, pack_path: str | None, at: str | None) -> None:
+    """Check that no audit row was edited, removed or cut off (exit 1 when one was).
+
+    JSON: {"ok": BOOL, "rows": N, "problem": TEXT or null}."""
     with reading(db, pack_path, at) as (app, _when):
         verdict = audit.verify(app.store)
+    if fmt == "json":
+        echo_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem or None})
+        sys.exit(0 if verdict.ok else 1)
     if verdict.ok:
         click.echo(f"audit trail intact: {verdict.rows} rows")
         return
