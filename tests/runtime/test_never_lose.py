@@ -66,6 +66,36 @@ class NeverLose(RuleBasedStateMachine):
         if self.store.open_escalation(ticket) is not None:
             self.owned.add(ticket)
 
+    @rule(
+        burst=st.lists(
+            st.tuples(
+                st.sampled_from(TICKETS),
+                st.sampled_from(["critical", "high", "low"]),
+                st.integers(min_value=0, max_value=30),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    def batch(self, burst: list[tuple[str, str, int]]) -> None:
+        """Events through the batch API, minutes apart (timers fire between them), in one
+        transaction."""
+        items = []
+        for ticket, severity, minutes in burst:
+            self.seq += 1
+            self.now += minutes * 60
+            data = {
+                "ticket": {"id": ticket, "severity": severity, "status": "escalated"},
+                "account": {"id": "a", "tier": "enterprise"},
+            }
+            event = {"id": f"e{self.seq}", "type": "ticket.updated", "at": format_time(self.now)}
+            items.append((json.dumps({**event, "data": data}), self.now))
+        outcomes = self.engine.receive_many(items)
+        assert [o.status for o in outcomes] == ["applied"] * len(items)
+        for ticket, _, _ in burst:
+            if self.store.open_escalation(ticket) is not None:
+                self.owned.add(ticket)
+
     @rule(minutes=st.integers(min_value=1, max_value=90))
     def wait(self, minutes: int) -> None:
         self.now += minutes * 60
