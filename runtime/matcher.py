@@ -5,13 +5,14 @@ policies without a trigger own nothing. Equal priorities are an error the
 compiler reports (E302); should a pack still hold a tie, the runtime breaks it
 by policy name, deterministically, and :meth:`Matcher.explain` says so.
 
-Decisions are fast: per event kind the matcher builds a decision tree over the
-most selective *required* equality fields (``field == "v"`` or ``field in
-(...)`` conjuncts of a policy's ``when``). Each event walks one path of dict
-lookups to a short candidate list, already in precedence order, and only those
-candidates' compiled conditions run. A policy without a constraint on a field
-sits in every branch of it, so the index only ever filters out policies whose
-condition is certainly false.
+Decisions are fast and exactly those of a first-match loop over the policies in
+precedence order (:meth:`Matcher.first_match`, kept as the reference). Each
+``when`` is expanded into its disjuncts, ``or`` included, and every disjunct is
+indexed on its own fields (:mod:`escalade.runtime.matchindex`): an event visits
+a dict bucket per selective text field (a queue, a severity), and each group it
+reaches narrows itself with bit masks per text, number and tag field, so only a
+few predicates run, already in precedence order. :meth:`Matcher.stats` says how
+the pack was indexed, including the *remainder* every event must check.
 
 >>> m = Matcher(pack)                                             # doctest: +SKIP
 >>> m.owner("ticket.created", {"ticket": {"severity": "critical"}}).name  # doctest: +SKIP
@@ -20,18 +21,34 @@ condition is certainly false.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from escalade.runtime.clock import duration_words
-from escalade.runtime.conditions import Predicate, State, compile_condition, explain_condition
+from escalade.runtime.conditions import (
+    Condition,
+    ConditionError,
+    Predicate,
+    State,
+    compile_condition,
+    explain_condition,
+)
+from escalade.runtime.matchindex import (
+    Item,
+    Keyed,
+    Needs,
+    Node,
+    build,
+    disjuncts,
+    first_owner,
+    groups,
+    keyed,
+    needs_of,
+    top_atoms,
+)
 from escalade.runtime.pack import Policy, RulePack
-
-LEAF_SIZE = 4  # stop splitting at this many candidates (measured: 4 beat 6 and 8)
-MAX_DEPTH = 8
-
-Entry = tuple[Policy, Predicate]
 
 
 def required_keys(cond: Mapping[str, Any] | None) -> dict[str, frozenset[str]]:
@@ -42,80 +59,21 @@ def required_keys(cond: Mapping[str, Any] | None) -> dict[str, frozenset[str]]:
     ...     {"op": "in", "field": "a.t", "values": ["p", "q"]}]})["a.t"] == {"p", "q"}
     True
     """
-    if cond is None:
-        return {}
-    parts = cond["args"] if cond["op"] == "and" else [cond]
-    keys: dict[str, frozenset[str]] = {}
-    for part in parts:
-        values: frozenset[str] | None = None
-        if part["op"] == "cmp" and part["cmp"] == "==" and isinstance(part["value"], str):
-            values = frozenset([part["value"]])
-        elif part["op"] == "in" and all(isinstance(v, str) for v in part["values"]):
-            values = frozenset(part["values"])
-        if values is not None:
-            field = part["field"]
-            keys[field] = keys[field] & values if field in keys else values
-    return keys
+    needs = needs_of(top_atoms(cond))
+    return {path: values for path, (one_of, values) in needs.text.items() if one_of}
 
 
 @dataclass(frozen=True, slots=True)
-class _Branch:
-    """Split on ``obj.name``: a bucket per value, ``default`` for other or missing values."""
+class IndexStats:
+    """How a matcher indexed its pack, over the policies that have a trigger."""
 
-    obj: str
-    name: str
-    buckets: Mapping[str, _Branch | tuple[Entry, ...]]
-    default: _Branch | tuple[Entry, ...]
-
-
-Node = _Branch | tuple[Entry, ...]
-
-
-def _build(entries: list[tuple[Entry, dict[str, frozenset[str]]]], depth: int) -> Node:
-    leaf = tuple(e for e, _ in entries)
-    if len(entries) <= LEAF_SIZE or depth >= MAX_DEPTH:
-        return leaf
-    counts: dict[str, int] = {}
-    for _, keys in entries:
-        for f in keys:
-            counts[f] = counts.get(f, 0) + 1
-    if not counts:
-        return leaf
-
-    def worst_bucket(f: str) -> int:
-        # Size of the largest branch when splitting on f: policies that name the value,
-        # plus those that do not constrain f at all.
-        free = sum(1 for _, k in entries if f not in k)
-        per: dict[str, int] = {}
-        for _, k in entries:
-            for v in k.get(f, ()):
-                per[v] = per.get(v, 0) + 1
-        return free + max(per.values(), default=0)
-
-    field = min(counts, key=lambda f: (worst_bucket(f), -counts[f], f))
-    if worst_bucket(field) >= len(entries):
-        return leaf
-    rest = [(e, {f: vs for f, vs in k.items() if f != field}) for e, k in entries]
-    # One pass groups the entries by value (a bucket per value would rescan them all).
-    named: dict[str, list[int]] = {}
-    free: list[int] = []
-    for i, (_, k) in enumerate(entries):
-        if field in k:
-            for v in k[field]:
-                named.setdefault(v, []).append(i)
-        else:
-            free.append(i)
-    buckets = {
-        # a value's policies plus the unconstrained ones, still in precedence order
-        v: _build([rest[i] for i in sorted(named[v] + free)], depth + 1)
-        for v in sorted(named)
-    }
-    default = _build([rest[i] for i in free], depth + 1)
-    obj, _, name = field.partition(".")
-    return _Branch(obj, name, buckets, default)
-
-
-_EMPTY: Mapping[str, Any] = {}
+    policies: int
+    entries: int  # one per disjunct: an `or` policy counts once per disjunct
+    expanded: int  # policies indexed as several disjuncts
+    over_bound: int  # conditions past MAX_DISJUNCTS: indexed on their top-level `and` only
+    remainder: int  # policies the index cannot narrow: every event of their kinds checks them
+    groups: int  # lists of entries the splits lead to
+    largest_group: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +98,76 @@ class Explanation:
     delayed: int | None  # seconds: the owner starts only after this, if still matching
 
 
+def _junction(op: str, parts: Sequence[Predicate]) -> Predicate:
+    """``and``/``or`` of predicates, as flat as three at a time (fewer calls than pairs)."""
+    if len(parts) > 3:
+        return _junction(op, [_junction(op, parts[:3]), _junction(op, parts[3:])])
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        if op == "and":
+            return lambda state: a(state) and b(state)
+        return lambda state: a(state) or b(state)
+    a, b, c = parts
+    if op == "and":
+        return lambda state: a(state) and b(state) and c(state)
+    return lambda state: a(state) or b(state) or c(state)
+
+
+class _Compiler:
+    """Compiles conditions from shared atoms: equal atoms of any policy are compiled once."""
+
+    def __init__(self) -> None:
+        self._atoms: dict[str, Predicate] = {}
+        self._conjunctions: dict[tuple[int, ...], Predicate] = {}
+
+    def __call__(self, atoms: Sequence[Condition]) -> Predicate | None:
+        """The conjunction of ``atoms`` (None when there is none: nothing left to check)."""
+        if not atoms:
+            return None
+        parts = [self.atom(a) for a in atoms]
+        key = tuple(map(id, parts))
+        done = self._conjunctions.get(key)
+        if done is None:
+            done = self._conjunctions[key] = _junction("and", parts)
+        return done
+
+    def atom(self, atom: Condition) -> Predicate:
+        try:
+            key = json.dumps(atom, sort_keys=True)
+        except (TypeError, ValueError):  # not JSON: compiled (or refused) on its own
+            return compile_condition(atom)
+        done = self._atoms.get(key)
+        if done is None:
+            done = self._atoms[key] = compile_condition(atom)
+        return done
+
+    def condition(self, cond: Condition | None) -> Predicate:
+        """``cond`` as :func:`~escalade.runtime.conditions.compile_condition` compiles it."""
+        if cond is None or not isinstance(cond, Mapping) or cond.get("op") not in ("and", "or"):
+            return compile_condition(cond) if cond is None else self.atom(cond)
+        args = cond.get("args")
+        if not isinstance(args, list) or not args:
+            raise ConditionError(f"`{cond['op']}` needs a non-empty list of args")
+        return _junction(cond["op"], [self.condition(a) for a in args])
+
+
+Disjuncts = tuple[list[tuple[tuple[Keyed, ...] | None, Needs]], str]
+
+
+def _disjuncts(policy: Policy) -> Disjuncts:
+    """A policy's entries (atoms, or None: check the whole ``when``) and how it was indexed."""
+    parts = disjuncts(policy.when)
+    if parts is None:
+        return [(None, needs_of(top_atoms(policy.when)))], "over_bound"
+    needs = [needs_of(atoms) for atoms in parts]
+    if len(parts) > 1 and not all(needs):  # a disjunct every event checks: check it whole
+        return [(None, Needs())], "remainder"
+    how = "expanded" if len(parts) > 1 else "remainder" if not needs[0] else "one"
+    return [(keyed(a), n) for a, n in zip(parts, needs, strict=True)], how
+
+
 class Matcher:
     """Decides the owning policy of an event from a validated :class:`RulePack`."""
 
@@ -149,16 +177,41 @@ class Matcher:
         for p in pack.policies:
             for kind in p.triggers:
                 by_kind.setdefault(kind, []).append(p)
+        compiler = _Compiler()
         self._compiled: dict[str, Predicate] = {
-            p.name: compile_condition(p.when) for p in pack.policies
+            p.name: compiler.condition(p.when) for p in pack.policies
         }
         self._ordered: dict[str, tuple[Policy, ...]] = {}
-        self._trees: dict[str, Node] = {}
+        self._index: dict[str, Node[Policy]] = {}
+        shapes = {p.name: _disjuncts(p) for p in pack.policies if p.triggers}
         for kind, policies in by_kind.items():
             ordered = sorted(policies, key=lambda p: (-p.priority, p.name))
             self._ordered[kind] = tuple(ordered)
-            entries = [((p, self._compiled[p.name]), required_keys(p.when)) for p in ordered]
-            self._trees[kind] = _build(entries, 0)
+            items = [
+                Item(rank, p, part, self._compiled[p.name], needs)
+                for rank, p in enumerate(ordered)
+                for part, needs in shapes[p.name][0]
+            ]
+            self._index[kind] = build(items, compiler)
+        self._stats = self._measure(shapes)
+
+    def _measure(self, shapes: Mapping[str, Disjuncts]) -> IndexStats:
+        found = [g for node in self._index.values() for g in groups(node)]
+        how = [h for _, h in shapes.values()]
+        return IndexStats(
+            policies=len(shapes),
+            entries=sum(len(e) for e, _ in shapes.values()),
+            expanded=how.count("expanded"),
+            over_bound=how.count("over_bound"),
+            remainder=how.count("remainder")
+            + sum(1 for e, h in shapes.values() if h == "over_bound" and not e[0][1]),
+            groups=len(found),
+            largest_group=max((len(g.entries or g.head) for g in found), default=0),
+        )
+
+    def stats(self) -> IndexStats:
+        """How the index holds the pack: entries, expanded disjunctions, the remainder."""
+        return self._stats
 
     def predicate(self, name: str) -> Predicate:
         """The compiled ``when`` of policy ``name`` (KeyError when the pack has none)."""
@@ -170,20 +223,11 @@ class Matcher:
 
     def owner(self, event_type: str, state: State) -> Policy | None:
         """The policy that owns an event of ``event_type`` on ``state`` (None: nobody)."""
-        node = self._trees.get(event_type)
-        if node is None:
-            return None
-        while type(node) is _Branch:
-            value = state.get(node.obj, _EMPTY).get(node.name)
-            nxt = node.buckets.get(value) if type(value) is str else None
-            node = node.default if nxt is None else nxt
-        for policy, predicate in node:  # type: ignore[union-attr]
-            if predicate(state):
-                return policy
-        return None
+        node = self._index.get(event_type)
+        return None if node is None else first_owner(node, state)
 
     def first_match(self, event_type: str, state: State) -> Policy | None:
-        """The same decision without the index: a loop over every candidate (a baseline)."""
+        """The same decision without the index: a loop over every candidate (the reference)."""
         compiled = self._compiled
         for policy in self._ordered.get(event_type, ()):
             if compiled[policy.name](state):
