@@ -16,15 +16,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalade.runtime import matchindex
+from escalade.runtime import EventError, PackError, load_pack, matchindex, parse_event
+from escalade.runtime.clock import VirtualClock, parse_time
+from escalade.runtime.engine import Engine
 from escalade.runtime.matcher import Matcher
 from escalade.runtime.matchindex import disjuncts, needs_of
 from escalade.runtime.pack import RulePack, seal
+from escalade.runtime.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = json.loads((REPO / "generated" / "rulepack.json").read_text("utf-8"))
 TEMPLATE = next(p for p in BASE["policies"] if p["name"] == "critical_default")
 KIND = "ticket.created"
+T0 = parse_time("2026-11-27T10:00:00Z")
 EXPLORE = os.environ.get("ESCALADE_EXPLORE") == "1"  # fresh examples; else the same every run
 
 Cond = dict[str, Any]
@@ -317,3 +321,73 @@ def test_an_or_policy_is_found_through_each_of_its_disjuncts() -> None:
         found = m.owner(KIND, state)
         assert (found and found.name) == owner
         assert found is m.first_match(KIND, state)
+
+
+# --- the embedding API --------------------------------------------------------------------
+
+PACK_FILE = REPO / "generated" / "rulepack.json"
+
+
+def raw_event(event_id: str, **ticket: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": "ticket.created",
+        "at": "2026-11-27T10:00:00Z",
+        "data": {"ticket": {"id": "T1", **ticket}, "account": {"tier": "enterprise"}},
+    }
+
+
+def test_load_pack_parse_event_and_owner() -> None:
+    pack = load_pack(PACK_FILE)
+    rules = RulePack.load(PACK_FILE)
+    assert (pack.version, pack.content_hash) == (rules.version, rules.content_hash)
+    assert [p.name for p in pack.policies] == [p.name for p in rules.policies]
+    event = parse_event(json.dumps(raw_event("e1", severity="critical", mood="calm")), pack)
+    owner = pack.owner(event)
+    assert owner is not None and owner.name == "enterprise_critical"
+    assert event.unknown == ("ticket.mood",)
+    assert pack.explain(event).owner is owner
+    assert pack.owner(parse_event(raw_event("e2", severity="low"), pack)) is None
+    assert pack.stats.policies == len([p for p in rules.policies if p.triggers])
+    # a RulePack reads events too
+    assert parse_event(raw_event("e3"), rules).ticket == "T1"
+
+
+def test_parse_event_raises_what_a_dead_letter_carries(tmp_path: Path) -> None:
+    bad = raw_event("e9", severity="critcal")
+    with pytest.raises(EventError) as caught:
+        parse_event(bad, load_pack(PACK_FILE))
+    assert caught.value.event_id == "e9" and "ticket.severity" in str(caught.value)
+    store = SQLiteStore(str(tmp_path / "dead.db"))
+    try:
+        engine = Engine(store, VirtualClock(T0))
+        engine.activate(json.loads(PACK_FILE.read_text("utf-8")), T0)
+        assert engine.receive(json.dumps(bad), T0).status == "dead_letter"
+        [letter] = store.dead_letters()
+        assert (letter.error, letter.event_id) == (str(caught.value), "e9")
+    finally:
+        store.close()
+
+
+def test_load_pack_refuses_a_changed_pack(tmp_path: Path) -> None:
+    raw = json.loads(PACK_FILE.read_text("utf-8"))
+    raw["policies"][0]["priority"] += 1
+    changed = tmp_path / "rulepack.json"
+    changed.write_text(json.dumps(raw), "utf-8")
+    with pytest.raises(PackError, match="content_hash"):
+        load_pack(changed)
+    assert (
+        load_pack(changed, verify_hash=False).policies[0].priority == raw["policies"][0]["priority"]
+    )
+
+
+def test_the_embedding_guide_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    guide = (REPO / "docs" / "embedding.md").read_text("utf-8")
+    example = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    scope: dict[str, Any] = {"__name__": "guide"}
+    exec(compile(example, "docs/embedding.md", "exec"), scope)  # noqa: S102 - our own docs
+    assert scope["route"](json.dumps(raw_event("e1", severity="critical"))) == (
+        "enterprise_critical"
+    )
+    assert scope["route"]("{") is None
