@@ -24,6 +24,7 @@ from escalade.runtime.store.rows import (
     AUDIT_COLUMNS,
     AUDIT_MARKS,
     DEAD_LETTER_COLUMNS,
+    ESC_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_MARKS,
     OUTBOX_WRITTEN,
@@ -39,6 +40,11 @@ from escalade.runtime.store.rows import (
 )
 from escalade.runtime.store.unit import NO_TIMER, InsertNew, Unit
 
+_TIMER_WIDTH = len(TIMER_COLUMNS.split(", "))
+MAX_PASSED_OVER = 100  # timers taken and not deleted yet that a query of due ones skips
+_T_COLUMNS = ", ".join(f"t.{c}" for c in TIMER_COLUMNS.split(", "))
+_E_COLUMNS = ", ".join(f"e.{c}" for c in ESC_COLUMNS.split(", "))
+
 
 class _Store(Protocol):
     _unit: Unit | None
@@ -49,17 +55,23 @@ class _Store(Protocol):
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def _insert(self, sql: str, params: Sequence[Any]) -> int: ...
     def _insert_new(self, sql: str, params: Sequence[Any], unique: str) -> int | None: ...
-    def _lock_due_timers(self) -> str: ...
+    def _lock_due_timers(self, table: str = "") -> str: ...
     def _meta(self, key: str) -> str | None: ...
     def _set_meta(self, key: str, value: str) -> None: ...
     def _count(self, sql: str) -> int: ...
     def _insert_one_by_one(self) -> InsertNew | None: ...
 
 
-def _flushed_timers(store: _Store) -> None:
+def _flushed_timers(store: _Store, taking: bool = False) -> None:
+    """Write the timers the transaction holds (and delete those it took, unless ``taking``
+    more: that query passes over them)."""
     unit = store._unit
-    if unit is not None and unit.timers:
+    if unit is None:
+        return
+    if unit.timers:
         unit.flush_timers(store._exec)
+    if unit.doomed and (not taking or len(unit.doomed) > MAX_PASSED_OVER):
+        unit.flush_doomed(store._exec)
 
 
 def _flushed_outbox(store: _Store) -> None:
@@ -116,18 +128,25 @@ class Appends:
         unit = self._unit
         if unit is not None and unit.next_due > until:
             return []
-        _flushed_timers(self)
-        # One row past the due ones says when the next timer is due.
-        rows = [
-            timer_of(r)
-            for r in self._rows(
-                f"SELECT {TIMER_COLUMNS} FROM timers ORDER BY due, id LIMIT ?"
-                + self._lock_due_timers(),
-                (limit + 1,),
-            )
-        ]
+        _flushed_timers(self, taking=True)
+        passed = list(unit.doomed) if unit is not None else []
+        skip = f"WHERE t.id NOT IN ({', '.join('?' for _ in passed)}) " if passed else ""
+        # One row past the due ones says when the next timer is due; each timer comes with
+        # its escalation, which firing it reads next.
+        rows = []
+        for row in self._rows(
+            f"SELECT {_T_COLUMNS}, {_E_COLUMNS} FROM timers t"
+            f" LEFT JOIN escalations e ON e.id = t.escalation_id {skip}ORDER BY t.due, t.id"
+            " LIMIT ?" + self._lock_due_timers("t"),
+            (*passed, limit + 1),
+        ):
+            rows.append(timer_of(row[:_TIMER_WIDTH]))
+            if unit is not None and row[_TIMER_WIDTH] is not None:
+                unit.by_id.setdefault(int(row[_TIMER_WIDTH]), tuple(row[_TIMER_WIDTH:]))
         due = [t for t in rows[:limit] if t.due <= until]
-        if due:
+        if unit is not None:  # deleted before the commit (or the next timers query)
+            unit.doomed.extend(t.id for t in due)
+        elif due:
             marks = ", ".join("?" for _ in due)
             self._exec(f"DELETE FROM timers WHERE id IN ({marks})", [t.id for t in due])
         if unit is not None:
@@ -147,8 +166,11 @@ class Appends:
         return [timer_of(r) for r in rows]
 
     def has_timer(self: _Store, ticket: str, kind: str, key: str) -> bool:
-        if self._unit is not None and self._unit.has_timer(ticket, kind, key):
+        unit = self._unit
+        if unit is not None and unit.has_timer(ticket, kind, key):
             return True
+        if unit is not None and unit.doomed:
+            unit.flush_doomed(self._exec)  # a timer taken in this transaction is gone
         row = self._row(
             "SELECT 1 FROM timers WHERE ticket = ? AND kind = ? AND key = ?", (ticket, kind, key)
         )

@@ -240,13 +240,6 @@ class PostgresStore(SQLStore):
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._x(_pg(sql), params)
 
-    def _exec_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self._depth == 0 and self._conn.closed:
-            self._connect()
-        self.statements += len(rows)
-        with self._conn.cursor() as cur:
-            cur.executemany(_pg(sql), rows)
-
     def _exec_count(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self._x(_pg(sql), params).rowcount)
 
@@ -261,7 +254,9 @@ class PostgresStore(SQLStore):
     def _is_unique_violation(self, exc: Exception) -> bool:
         return getattr(exc, "sqlstate", None) == "23505"  # unique_violation
 
-    def _lock_due_timers(self) -> str:
+    def _lock_due_timers(self, table: str = "") -> str:
         """Inside a transaction due timers are locked ``FOR UPDATE SKIP LOCKED``:
-        a timer another worker holds is passed over."""
-        return " FOR UPDATE SKIP LOCKED" if self._depth else ""
+        a timer another worker holds is passed over (``table``: the timers' alias in a join)."""
+        if not self._depth:
+            return ""
+        return f" FOR UPDATE OF {table} SKIP LOCKED" if table else " FOR UPDATE SKIP LOCKED"

@@ -4,7 +4,6 @@
 once, against a few hooks its subclasses provide: :meth:`SQLStore._row`,
 :meth:`SQLStore._rows` and :meth:`SQLStore._exec` run SQL written with ``?``
 placeholders (the PostgreSQL store turns them into ``%s``),
-:meth:`SQLStore._exec_many` runs one statement for many parameter rows,
 :meth:`SQLStore._exec_count` says how many rows a statement changed,
 :meth:`SQLStore._insert` inserts a row and returns its new id,
 :meth:`SQLStore._insert_new` does so unless the row's unique key is taken, and
@@ -74,7 +73,7 @@ class SQLStore(TokenTable, Appends):
         self._unit: Unit | None = None
         # (absences version, every absence) kept across transactions while the version holds
         self._absent: tuple[int | None, dict[str, int]] | None = None
-        self.statements = 0  # statements sent to the database (a row of _exec_many is one)
+        self.statements = 0  # statements sent to the database (a multi-row INSERT is one)
         self.commits = 0
 
     # --- hooks (the subclass's dialect and driver) ----------------------------
@@ -88,10 +87,6 @@ class SQLStore(TokenTable, Appends):
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run ``sql`` (``?`` placeholders) for its effect."""
-        raise NotImplementedError
-
-    def _exec_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run ``sql`` once per parameter row (the driver's ``executemany``)."""
         raise NotImplementedError
 
     def _exec_count(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -124,8 +119,9 @@ class SQLStore(TokenTable, Appends):
     def _rollback(self) -> None:
         raise NotImplementedError
 
-    def _lock_due_timers(self) -> str:
-        """A clause that locks the due timers :meth:`due_timers` reads ('' for none)."""
+    def _lock_due_timers(self, table: str = "") -> str:
+        """A clause that locks the due timers :meth:`due_timers` reads ('' for none;
+        ``table``: the timers' alias when the query joins another table)."""
         return ""
 
     # --- transactions --------------------------------------------------------
@@ -145,7 +141,7 @@ class SQLStore(TokenTable, Appends):
             # Under the write lock nobody else changes these: read them once per transaction.
             unit = self._unit = Unit.loaded(self._rows(META_LOAD))
             yield
-            unit.flush(self._exec, self._exec_many, self._rows, self._insert_one_by_one())
+            unit.flush(self._exec, self._rows, self._insert_one_by_one())
             write_meta(self._exec, unit.meta_rows())
         except BaseException:
             self._abandon()
@@ -172,7 +168,7 @@ class SQLStore(TokenTable, Appends):
         """Write now what the open transaction holds for its commit (nothing outside one):
         for a reader that queries the database directly inside the transaction."""
         if self._unit is not None:
-            self._unit.flush(self._exec, self._exec_many, self._rows, self._insert_one_by_one())
+            self._unit.flush(self._exec, self._rows, self._insert_one_by_one())
 
     def _insert_one_by_one(self) -> InsertNew | None:
         """``_insert_new`` when the database cannot return the ids of a multi-row INSERT
@@ -356,8 +352,8 @@ class SQLStore(TokenTable, Appends):
 
     # --- escalations ---------------------------------------------------------
     def _flush_escalations(self) -> None:
-        if self._unit is not None:
-            self._unit.flush_escalations(self._exec_many)
+        if self._unit is not None and self._unit.esc_writes:
+            self._unit.flush_escalations(self._exec)
 
     def open_escalation(self, ticket: str) -> Escalation | None:
         if self._unit is not None:

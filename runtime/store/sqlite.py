@@ -222,10 +222,6 @@ class SQLiteStore(SQLStore):
         self.statements += 1
         self._db.execute(sql, params)
 
-    def _exec_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.statements += len(rows)
-        self._db.executemany(sql, rows)
-
     def _exec_count(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.statements += 1
         return int(self._db.execute(sql, params).rowcount)

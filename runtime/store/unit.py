@@ -29,12 +29,11 @@ from typing import Any
 from escalade.runtime.store import AuditRow, OutboxMessage, Timer
 from escalade.runtime.store.rows import (
     AUDIT_COLUMNS,
-    ESC_ASSIGNMENTS,
+    ESC_UPSERT,
     OUTBOX_WRITTEN,
     TIMER_WRITTEN,
     audit_values,
     chunks,
-    esc_update,
     flat,
     outbox_values,
     timer_values,
@@ -42,7 +41,6 @@ from escalade.runtime.store.rows import (
 )
 
 Run = Callable[[str, Sequence[Any]], None]
-RunMany = Callable[[str, Sequence[Sequence[Any]]], None]
 RunRows = Callable[[str, Sequence[Any]], list[Any]]
 InsertNew = Callable[[str, Sequence[Any], str], "int | None"]
 
@@ -82,6 +80,7 @@ class Unit:
     esc_writes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     fresh: set[int] = field(default_factory=set)  # inserted here; no timer of theirs written
     timers: list[Timer] = field(default_factory=list)
+    doomed: list[int] = field(default_factory=list)  # timers taken (fired), deleted at the flush
     timed: Counter[int | None] = field(default_factory=Counter)  # buffered timers by escalation
     outbox: list[OutboxMessage] = field(default_factory=list)
     unseen: list[OutboxMessage] = field(default_factory=list)  # queued since queued_outbox()
@@ -159,7 +158,8 @@ class Unit:
     def pending(self) -> bool:
         """Whether anything waits to be written."""
         return bool(
-            self.event_rows
+            self.doomed
+            or self.event_rows
             or self.ticket_writes
             or self.esc_writes
             or self.timers
@@ -187,12 +187,10 @@ class Unit:
                 flat(part),
             )
 
-    def flush_escalations(self, many: RunMany) -> None:
-        if not self.esc_writes:
-            return
-        rows = [esc_update(row) for row in self.esc_writes.values()]
-        self.esc_writes = {}
-        many(f"UPDATE escalations SET {ESC_ASSIGNMENTS} WHERE id = ?", rows)
+    def flush_escalations(self, run: Run) -> None:
+        rows, self.esc_writes = list(self.esc_writes.values()), {}
+        for part in chunks(rows):
+            run(ESC_UPSERT.format(values=values_list(len(part[0]), len(part))), flat(part))
 
     def flush_timers(self, run: Run) -> None:
         rows = [timer_values(t) for t in self.timers]
@@ -204,6 +202,11 @@ class Unit:
                 f"INSERT INTO timers({TIMER_WRITTEN}) VALUES {values_list(6, len(part))}",
                 flat(part),
             )
+
+    def flush_doomed(self, run: Run) -> None:
+        ids, self.doomed = self.doomed, []
+        for part in chunks([(i,) for i in ids]):
+            run(f"DELETE FROM timers WHERE id IN ({', '.join('?' for _ in part)})", flat(part))
 
     def flush_outbox(self, rows: RunRows, insert_new: InsertNew | None) -> None:
         """Write the queued messages as they are now (a delivery in the transaction changed
@@ -244,15 +247,18 @@ class Unit:
                 flat(part),
             )
 
-    def flush(self, run: Run, many: RunMany, rows: RunRows, insert_new: InsertNew | None) -> None:
+    def flush(self, run: Run, rows: RunRows, insert_new: InsertNew | None) -> None:
         """Write everything held, each table in one statement (or a few, for many rows)."""
         if self.event_rows:
             self.flush_events(run)
         if self.ticket_writes:
             self.flush_tickets(run)
-        self.flush_escalations(many)
+        if self.esc_writes:
+            self.flush_escalations(run)
         if self.timers:
             self.flush_timers(run)
+        if self.doomed:
+            self.flush_doomed(run)
         if self.outbox:
             self.flush_outbox(rows, insert_new)
         if self.audit:
