@@ -19,6 +19,7 @@ from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Diagnostic, count
 from escalade.compiler.model import PolicySet
 from escalade.compiler.parse import decode_source, parse_source, with_recursion_headroom
+from escalade.compiler.parse_cache import ParseCache
 from escalade.compiler.passes.analysis import ANALYSIS_PASSES
 from escalade.compiler.passes.checks import FRONTEND_PASSES, all_conditions
 from escalade.compiler.passes.lower import lower
@@ -97,11 +98,13 @@ def load_policy_set(
     version: str = "0.0.0",
     sources: list[tuple[str, str]] | None = None,
     analyze: bool = True,
+    cache: ParseCache | None = None,
 ) -> CheckResult:
     """Parse, lower and check every policy file under ``path``.
 
     ``sources`` gives (path, text) pairs directly (e.g. files read from a git
-    revision) instead of reading ``path``. Never raises on bad input.
+    revision) instead of reading ``path``. ``cache`` keeps parse results on disk
+    for the next process. Never raises on bad input.
     """
     diags = Collector()
     root = Path(path)
@@ -109,11 +112,13 @@ def load_policy_set(
         sources = read_sources(root, diags)
     files: list[n.SourceFile] = []
     for shown, text in sources:
-        tree = parse_source(shown, text, diags)
+        tree = parse_source(shown, text, diags, cache)
         if tree is not None:
             files.append(tree)
         else:
             diags.sources[shown] = text
+    if cache is not None:
+        cache.prune()
     pset = lower(display_path(root), files, diags, version)
 
     def run() -> PolicySet:

@@ -28,6 +28,7 @@ from lark.exceptions import (
 
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector
+from escalade.compiler.parse_cache import ParseCache
 from escalade.runtime.clock import read_duration
 
 MAX_CONDITION_DEPTH = 200
@@ -97,22 +98,41 @@ def content_hash(text: str) -> str:
 _PARSE_CACHE: dict[tuple[str, str], tuple[n.SourceFile | None, tuple[Any, ...]]] = {}
 
 
-def parse_source(path: str, text: str, diags: Collector) -> n.SourceFile | None:
-    """Parse one file's text. Results are cached by content hash, so re-checking a
-    set after editing one file re-parses only that file."""
+def parse_source(
+    path: str, text: str, diags: Collector, cache: ParseCache | None = None
+) -> n.SourceFile | None:
+    """Parse one file's text. Results are cached by content hash in the process and,
+    with ``cache``, on disk across processes, so re-checking a set after editing one
+    file re-parses only that file."""
     diags.sources[path] = text
-    key = (path, content_hash(text))
+    digest = content_hash(text)
+    key = (path, digest)
     cached = _PARSE_CACHE.get(key)
     if cached is None:
-        local = Collector()
-        tree = _parse_uncached(path, text, local)
-        cached = (tree, tuple(local.diagnostics()))
+        cached = _parse_through(cache, path, text, digest)
         if len(_PARSE_CACHE) > 20000:
             _PARSE_CACHE.clear()
         _PARSE_CACHE[key] = cached
     tree, found = cached
     diags.extend(found)
     return tree
+
+
+def _parse_through(
+    cache: ParseCache | None, path: str, text: str, digest: str
+) -> tuple[n.SourceFile | None, tuple[Any, ...]]:
+    """Read the parse back from ``cache``, or parse (and keep the result there)."""
+    entry = cache.key(path, digest) if cache is not None else ""
+    stored = cache.load(entry) if cache is not None else None
+    if stored is not None:
+        decls, found = stored
+        return (n.SourceFile(path, decls, text) if decls is not None else None), found
+    local = Collector()
+    tree = _parse_uncached(path, text, local)
+    found = tuple(local.diagnostics())
+    if cache is not None:
+        cache.store(entry, (tree.decls if tree is not None else None, found))
+    return tree, found
 
 
 def _parse_uncached(path: str, text: str, diags: Collector) -> n.SourceFile | None:

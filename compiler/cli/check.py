@@ -10,6 +10,7 @@ import click
 from escalade.compiler import load_policy_set
 from escalade.compiler.config import find_root
 from escalade.compiler.formats import render_json, render_text
+from escalade.compiler.parse_cache import ParseCache, cache_directory
 from escalade.compiler.sarif import render_github, render_sarif
 
 
@@ -24,8 +25,17 @@ from escalade.compiler.sarif import render_github, render_sarif
     help="How to print the findings.",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the check too.")
-def check_command(path: Path, fmt: str, strict: bool) -> None:
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse every file again and keep nothing on disk (also ESCALADE_CACHE=off).",
+)
+def check_command(path: Path, fmt: str, strict: bool, no_cache: bool) -> None:
     """Compile and statically check the policy set under PATH (default policies/).
+
+    Parse results are kept in .escalade-cache/ beside escalade.yaml (or the user's
+    cache directory; ESCALADE_CACHE_DIR chooses another), so the next check parses
+    only the files that changed.
 
     Exit 0 when clean, 1 on findings (errors, or warnings with --strict), 2 on usage errors.
     """
@@ -33,7 +43,9 @@ def check_command(path: Path, fmt: str, strict: bool) -> None:
         raise click.UsageError(
             f"no such file or directory: {path}", ctx=click.get_current_context()
         )
-    result = load_policy_set(path)
+    directory = None if no_cache else cache_directory(path)
+    cache = ParseCache(directory) if directory is not None else None
+    result = load_policy_set(path, cache=cache)
     diags = result.diagnostics
     if fmt == "json":
         click.echo(render_json(diags, len(result.files)), nl=False)
