@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,14 +92,9 @@ class Intake:
 
     def _timers_apart(self, at: int | None) -> None:
         """With a notifier that sends after the commit, fire what is due before the event's
-        transaction, as each timer's own input (nothing when ``at`` is refused anyway)."""
-        core = self.core
-        if core.outbox.in_transaction:
-            return
-        now = core.processing_time(at)
-        with suppress(ClockError):
-            core.check_time(now)
-            self.fire_apart(now)
+        transaction, as each timer's own input (overdue ones only, for a refused ``at``)."""
+        if not self.core.outbox.in_transaction:
+            self.fire_apart(self.core.processing_time(at))
 
     def _one(
         self, raw: RawEvent, at: int | None, parsed: Event | EventError | None = None

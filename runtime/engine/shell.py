@@ -186,11 +186,11 @@ class Engine:
     def processing_time(self, at: int | None) -> int:
         """Processing time: ``at`` when given, else the wall clock — never before the
         store's clock (a rehearsal with ``--at`` ahead of the wall clock keeps its time)."""
+        if at is not None:
+            return at
         stored = self.store.clock()
-        if at is None:
-            wall = self.clock.now()
-            return wall if stored is None else max(stored, wall)
-        return at
+        wall = self.clock.now()
+        return wall if stored is None else max(stored, wall)
 
     def check_time(self, at: int) -> None:
         """Refuse a time earlier than the store's clock."""
