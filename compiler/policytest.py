@@ -21,6 +21,7 @@ gives ``escalade simulate`` its pack (building one is a compiler job).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -72,14 +73,44 @@ class PolicyTest:
     stmts: tuple[Stmt, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """One ``test "..."`` block run: where it is written and its located failures (none:
+    it passed). ``seconds`` is the wall time it took."""
+
+    file: str
+    name: str
+    line: int
+    column: int
+    failures: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
 @dataclass(slots=True)
 class TestRun:
-    """Results of running test files."""
+    """Results of running test files: every test's :class:`TestResult` in file order, and
+    the files that could not be read or parsed (``errors``: file -> located message)."""
 
     failures: list[str] = field(default_factory=list)
     passed: int = 0
     failed: int = 0
     exercised: set[str] = field(default_factory=set)
+    results: list[TestResult] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def record(self, result: TestResult) -> None:
+        """Count one test's result."""
+        self.results.append(result)
+        self.failures.extend(result.failures)
+        if result.passed:
+            self.passed += 1
+        else:
+            self.failed += 1
 
 
 class TestSyntaxError(Exception):
@@ -514,29 +545,28 @@ def read_utf8(path: Path) -> str:
 
 
 def run_files(pack: dict[str, Any], files: list[Path]) -> TestRun:
-    """Run every test in ``files`` against ``pack``."""
+    """Run every test in ``files`` against ``pack`` (a file that does not parse counts as
+    one failure and is listed in ``errors``)."""
     run = TestRun()
     typed = RulePack.trusted(pack)
     for path in files:
+        run.files.append(str(path))
         try:
             tests = read_test_file(path)
         except TestSyntaxError as exc:
+            run.errors[str(path)] = str(exc)
             run.failures.append(str(exc))
             run.failed += 1
             continue
         for test in tests:
-            unknown = check_names(typed, test)
-            if unknown:
-                run.failed += 1
-                run.failures.extend(unknown)
-                continue
-            failures, exercised = run_test(pack, test)
-            run.exercised |= exercised
-            if failures:
-                run.failed += 1
-                run.failures.extend(failures)
-            else:
-                run.passed += 1
+            started = time.perf_counter()
+            failures = check_names(typed, test)
+            if not failures:
+                failures, exercised = run_test(pack, test)
+                run.exercised |= exercised
+            seconds = time.perf_counter() - started
+            where = (test.file, test.name, test.line, test.column)
+            run.record(TestResult(*where, tuple(failures), seconds))
     return run
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +12,7 @@ from escalade.compiler import gitrev
 from escalade.compiler.backends.codeowners import CodeownersError
 from escalade.compiler.build import (
     BuildError,
+    BuildOutputs,
     build_outputs,
     build_release,
     load_for_build,
@@ -20,7 +22,8 @@ from escalade.compiler.build import (
     write_outputs,
 )
 from escalade.compiler.config import Config, ConfigError
-from escalade.compiler.formats import render_text
+from escalade.compiler.formats import render_json, render_text
+from escalade.runtime.cli.output import color_option, echo_json, format_option, use_color
 from escalade.runtime.pack import PackError
 
 
@@ -43,14 +46,23 @@ from escalade.runtime.pack import PackError
     is_flag=True,
     help="Record the source commit in the pack (release builds; needs a clean policy set).",
 )
+@format_option("text", "json")
+@color_option
 def build_command(
-    path: Path | None, output: Path | None, check_only: bool, rev: str | None, stamp_commit: bool
+    path: Path | None,
+    output: Path | None,
+    check_only: bool,
+    rev: str | None,
+    stamp_commit: bool,
+    fmt: str,
+    color: str,
 ) -> None:
     """Compile PATH (default: `policies` from escalade.yaml) into the rule pack, runbooks
     and .github/CODEOWNERS.
 
     Refuses when `escalade check` finds errors. With --check, writes nothing and exits 1
     with a unified diff when anything under the output directory or CODEOWNERS is stale.
+    With --format json, one document (see the README); a refusal prints check's JSON.
     """
     try:
         config = resolve_config(path)
@@ -60,15 +72,21 @@ def build_command(
     if rev is not None or stamp_commit:
         if check_only:
             raise click.UsageError("--check verifies the committed outputs, which carry no commit")
-        _release(config, path, output, rev)
+        _release(config, path, output, rev, fmt)
         return
     src = path if path is not None else config.policies_path
     if not src.exists():
-        raise click.UsageError(f"no such file or directory: {src}")
+        origin = "" if path is not None else " (`policies` in escalade.yaml, else policies/)"
+        raise click.UsageError(f"no such file or directory: {src}{origin}")
     out = output if output is not None else config.output_path
     result = load_for_build(src, config.root, config.version)
     if result.pset is None or result.errors:
-        click.echo(render_text(result.diagnostics, result.diags.sources, color=False), nl=False)
+        if fmt == "json":
+            click.echo(render_json(result.diagnostics, len(result.files)), nl=False)
+        else:
+            tint = use_color(color)
+            text = render_text(result.diagnostics, result.diags.sources, color=tint)
+            click.echo(text, nl=False, color=tint)
         click.echo("build refused: fix the errors above first", err=True)
         sys.exit(1)
     try:
@@ -77,22 +95,16 @@ def build_command(
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if check_only:
-        stale = stale_files(outputs, config.root)
-        for rel, have, want in stale:
-            click.echo(unified_diff(rel, have, want), nl=False)
-        if stale:
-            click.echo(
-                f"{len(stale)} generated file(s) are stale; run `escalade build` and commit them",
-                err=True,
-            )
-            sys.exit(1)
-        click.echo(f"{len(outputs.files)} generated file(s) are up to date")
+        _check_fresh(outputs, config.root, fmt)
         return
     try:
         touched = write_outputs(outputs, config.root)
     except OSError as exc:
         click.echo(f"error: cannot write {exc.filename}: {exc.strerror}", err=True)
         sys.exit(1)
+    if fmt == "json":
+        echo_json({**_summary(outputs), "changed": touched})
+        return
     click.echo(
         f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
         f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
@@ -100,7 +112,38 @@ def build_command(
     )
 
 
-def _release(config: Config, path: Path | None, output: Path | None, rev: str | None) -> None:
+def _summary(outputs: BuildOutputs, commit: str | None = None) -> dict[str, Any]:
+    """What ``--format json`` says of a build: the pack, and every file it produces
+    (repository-relative: the pack, the Markdown runbooks, CODEOWNERS)."""
+    pack = outputs.pack
+    about = {"version": pack.version, "content_hash": pack.content_hash}
+    return {
+        "pack": {**about, "policies": len(pack.policies), "commit": commit},
+        "files": sorted(outputs.files),
+    }
+
+
+def _check_fresh(outputs: BuildOutputs, root: Path, fmt: str) -> None:
+    """``--check``: a diff of every stale file (JSON: their paths), exit 1 when any is."""
+    stale = stale_files(outputs, root)
+    if fmt == "json":
+        echo_json({**_summary(outputs), "stale": [rel for rel, _have, _want in stale]})
+    else:
+        for rel, have, want in stale:
+            click.echo(unified_diff(rel, have, want), nl=False)
+    if stale:
+        click.echo(
+            f"{len(stale)} generated file(s) are stale; run `escalade build` and commit them",
+            err=True,
+        )
+        sys.exit(1)
+    if fmt != "json":
+        click.echo(f"{len(outputs.files)} generated file(s) are up to date")
+
+
+def _release(
+    config: Config, path: Path | None, output: Path | None, rev: str | None, fmt: str
+) -> None:
     """``--rev`` / ``--stamp-commit``: a build stamped with its source commit."""
     try:
         built = build_release(config, path, output, rev)
@@ -110,6 +153,10 @@ def _release(config: Config, path: Path | None, output: Path | None, rev: str | 
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     pack = built.outputs.pack
+    if fmt == "json":
+        summary = _summary(built.outputs, built.commit)
+        echo_json({**summary, "output": built.out, "changed": built.written})
+        return
     click.echo(
         f"built pack {pack.version} of commit {built.commit[:12]} into {built.out}/: "
         f"{len(pack.policies)} policies, {len(built.written)} files written"

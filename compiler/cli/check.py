@@ -8,14 +8,16 @@ from pathlib import Path
 import click
 
 from escalade.compiler import load_policy_set
+from escalade.compiler.cli.paths import policy_path
 from escalade.compiler.config import find_root
 from escalade.compiler.formats import render_json, render_text
 from escalade.compiler.parse_cache import ParseCache, cache_directory
 from escalade.compiler.sarif import render_github, render_sarif
+from escalade.runtime.cli.output import color_option, use_color
 
 
 @click.command("check")
-@click.argument("path", default="policies", type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -30,8 +32,10 @@ from escalade.compiler.sarif import render_github, render_sarif
     is_flag=True,
     help="Parse every file again and keep nothing on disk (also ESCALADE_CACHE=off).",
 )
-def check_command(path: Path, fmt: str, strict: bool, no_cache: bool) -> None:
-    """Compile and statically check the policy set under PATH (default policies/).
+@color_option
+def check_command(path: Path | None, fmt: str, strict: bool, no_cache: bool, color: str) -> None:
+    """Compile and statically check the policy set under PATH (default: `policies` from
+    escalade.yaml, else policies/).
 
     Parse results are kept in .escalade-cache/ beside escalade.yaml (or the user's
     cache directory; ESCALADE_CACHE_DIR chooses another), so the next check parses
@@ -39,10 +43,7 @@ def check_command(path: Path, fmt: str, strict: bool, no_cache: bool) -> None:
 
     Exit 0 when clean, 1 on findings (errors, or warnings with --strict), 2 on usage errors.
     """
-    if not path.exists():
-        raise click.UsageError(
-            f"no such file or directory: {path}", ctx=click.get_current_context()
-        )
+    path = policy_path(path)
     directory = None if no_cache else cache_directory(path)
     cache = ParseCache(directory) if directory is not None else None
     result = load_policy_set(path, cache=cache)
@@ -54,7 +55,7 @@ def check_command(path: Path, fmt: str, strict: bool, no_cache: bool) -> None:
         # SARIF URIs and annotation paths are relative to the repository root
         click.echo(render(diags, find_root(path)), nl=False)
     else:
-        color = sys.stdout.isatty()
-        click.echo(render_text(diags, result.diags.sources, color=color), nl=False)
+        tint = use_color(color)
+        click.echo(render_text(diags, result.diags.sources, color=tint), nl=False, color=tint)
     failed = result.errors > 0 or (strict and result.warnings > 0)
     sys.exit(1 if failed else 0)

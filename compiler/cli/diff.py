@@ -11,19 +11,14 @@ from escalade.compiler import diff as semantic
 from escalade.compiler import gitrev
 from escalade.compiler.build import load_for_build, load_revision
 from escalade.compiler.config import ConfigError, load_config
+from escalade.runtime.cli.output import format_option
 
 
 @click.command("diff")
 @click.argument("base")
 @click.argument("head", required=False)
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["markdown", "json"]),
-    default="markdown",
-    show_default=True,
-)
+@format_option("markdown", "json")
 def diff_command(base: str, head: str | None, repo: Path, fmt: str) -> None:
     """Semantic diff of the policy set between git revisions BASE and HEAD.
 

@@ -10,6 +10,7 @@ import click
 
 from escalade.compiler.config import ConfigError
 from escalade.compiler.explain import ExplainError, explain_event, load_pack, render_explanation
+from escalade.runtime.cli.output import format_option
 from escalade.runtime.pack import PackError
 
 
@@ -21,7 +22,7 @@ from escalade.runtime.pack import PackError
     type=click.Path(path_type=Path),
     help="Build the pack in memory from this policy set instead.",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 def explain_command(
     event_file: Path, pack_path: Path | None, policies: Path | None, fmt: str
 ) -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
+from escalade.compiler.cli.paths import policy_path
 from escalade.compiler.cli.test import pack_of
 from escalade.compiler.policytest import TestSyntaxError, read_utf8
 from escalade.runtime import kpi
 from escalade.runtime.cli import load_pack_file
+from escalade.runtime.cli.output import format_option
 from escalade.runtime.simulate import replay
 
 
@@ -21,16 +23,16 @@ from escalade.runtime.simulate import replay
     "--policies",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Build the pack from this policy directory.",
+    help="Build the pack from this policy directory (default: `policies` from escalade.yaml).",
 )
 @click.option(
     "--pack",
     "pack_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Use this rule pack (default: build from policies/).",
+    help="Use this rule pack instead of building one.",
 )
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
+@format_option("markdown", "json")
 def simulate_command(events: Path, policies: Path | None, pack_path: Path | None, fmt: str) -> None:
     """Replay EVENTS.jsonl on a virtual clock and print KPIs."""
     if policies is not None and pack_path is not None:
@@ -38,7 +40,7 @@ def simulate_command(events: Path, policies: Path | None, pack_path: Path | None
     if pack_path is not None:
         pack = load_pack_file(str(pack_path))
     else:
-        pack = pack_of(policies or Path("policies"))
+        pack = pack_of(policy_path(policies, "--policies"))
     try:
         lines = read_utf8(events).splitlines()
     except TestSyntaxError as exc:
