@@ -2,9 +2,20 @@
 
 The layout: two-space indentation inside blocks, one statement per line,
 conditions and strings as ``escalade.compiler.printer`` writes them,
-durations in the author's units without zero parts (``1h00m`` → ``1h``), one blank line around every multi-line declaration, the author's blank
-lines elsewhere (at most one in a row), a short ``person`` or ``channel`` on
-one line::
+durations in the author's units without zero parts (``1h00m`` → ``1h``), one
+blank line around every multi-line declaration, the author's blank lines
+elsewhere (at most one in a row), a short ``person`` or ``channel`` on one
+line, and a condition that would make its line longer than 100 characters
+wrapped before each ``and`` / ``or``, one indentation deeper (a parenthesised
+group that is still too long wraps inside, deeper again)::
+
+    policy p {
+      when ticket.severity == critical
+        and (account.tier == enterprise
+          or account.tier == premium)
+    }
+
+and, in short::
 
     format_source("p.esc", 'policy p{when a.b==c  # why\\n}')
     == "policy p {\\n  when a.b == c  # why\\n}\\n"
@@ -13,9 +24,10 @@ Comments stay with the code they follow (a comment after code on a line) or
 precede (a comment on its own line). A comment inside a statement that now
 fits on one line moves to its own line above the statement. Suppression
 comments (``# escalade: ignore[CODE] reason``) stay on the line of, or the line
-above, every construct they covered; when a layout cannot keep that, the file
-is left as it is and the reason reported. Policy tests (``*_test.esc``) are
-not formatted.
+above, every construct they covered (a statement with one is never wrapped);
+when a layout cannot keep that, the file is left as it is and the reason
+reported. Policy tests (``*_test.esc``) have a layout of their own
+(:mod:`escalade.compiler.testfmt`).
 
 The formatter keeps the syntax tree: ``parse(format(x))`` equals ``parse(x)``
 but for source positions, zero parts of durations and string escapes.
@@ -33,13 +45,16 @@ from typing import Any, Literal
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Diagnostic
 from escalade.compiler.parse import decode_source, parse_source
-from escalade.compiler.printer import format_arg, format_cond, format_string
+from escalade.compiler.printer import PRECEDENCE, format_arg, format_cond, format_string
 from escalade.runtime.clock import format_duration, read_duration
 
 __all__ = ["FormatResult", "files_to_format", "format_file", "format_source"]
 
 INDENT = "  "
-ONE_LINE_WIDTH = 100  # a person or channel longer than this gets one attribute per line
+# A person or channel longer than this gets one attribute per line; a statement whose
+# condition makes it longer is wrapped.
+ONE_LINE_WIDTH = 100
+MAX_WRAP_DEPTH = 8  # groups nested deeper than this stay on one line
 _DURATION_PART = re.compile(r"([0-9]+)([smhd])")
 _SUPPRESSION = re.compile(r"#\s*escalade:\s*ignore\[")
 
@@ -199,7 +214,7 @@ class _Printer:
             self.emit(0, f"event {d.name.value}", d.span)
         elif isinstance(d, n.CoverageDecl):
             events = ", ".join(e.value for e in d.events)
-            self.emit(0, f"coverage {events} when {cond(d.cond)}", d.span)
+            self.emit(0, self.wrapped(0, d.span, (f"coverage {events} when ", d.cond, "")), d.span)
         elif isinstance(d, n.SchemaDecl):
             self.open_block(0, f"schema {d.name.value}", d.span, not d.fields)
             for f in d.fields:
@@ -274,11 +289,82 @@ class _Printer:
                 self.statements(depth + 1, s.body)
                 self.close_block(depth, s.span, not s.body)
             else:
-                self.emit(depth, statement(s), s.span)
+                parts = condition_parts(s)
+                text = statement(s) if parts is None else self.wrapped(depth, s.span, parts)
+                self.emit(depth, text, s.span)
+
+    def wrapped(self, depth: int, span: n.Span, parts: tuple[str, n.Cond, str]) -> str:
+        """A construct with a condition, wrapped when its line would be longer than
+        :data:`ONE_LINE_WIDTH` (never when a suppression comment covers it)."""
+        prefix, c, suffix = parts
+        text = f"{prefix}{cond(c)}{suffix}"
+        width = ONE_LINE_WIDTH - len(INDENT) * depth
+        if len(text) <= width or self.suppressed_near(span):
+            return text
+        pieces = wrap_cond(c, len(prefix), len(INDENT), width, MAX_WRAP_DEPTH, len(suffix))
+        return prefix + "\n".join(pieces) + suffix
+
+    def suppressed_near(self, span: n.Span) -> bool:
+        """A suppression comment on the construct's lines or the line above them."""
+        return any(
+            c.suppression and span.line - 1 <= c.line <= span.end_line for c in self.comments
+        )
 
 
 def cond(c: n.Cond) -> str:
     return format_cond(c, keep_groups=True)
+
+
+def condition_parts(s: n.Stmt) -> tuple[str, n.Cond, str] | None:
+    """A statement with a condition as (the words before it, it, the words after it)."""
+    if isinstance(s, n.WhenStmt):
+        return "when ", s.cond, ""
+    if isinstance(s, n.CheckState):
+        within = f" within {duration(s.within)}" if s.within is not None else ""
+        return "check state ", s.cond, within
+    if isinstance(s, n.CheckClose) and s.cond is not None:
+        return "check close requires ", s.cond, ""
+    if isinstance(s, n.ExceptionStmt) and s.cond is not None:
+        return f"exception {s.name.value} when ", s.cond, f" handoff {s.handoff.value}"
+    return None
+
+
+def wrap_cond(c: n.Cond, col: int, indent: int, width: int, depth: int, tail: int = 0) -> list[str]:
+    """``c`` laid out from column ``col`` within ``width``, ``tail`` characters to follow
+    it: the first piece continues the current line, each further one is a whole line
+    (its indentation included) starting with ``and`` / ``or`` at ``indent``. A part that
+    is a parenthesised group (``not`` included) and still too long wraps inside its
+    parentheses, one level deeper (``depth`` levels at most)."""
+    one = cond(c)
+    if col + len(one) + tail <= width or depth <= 0:
+        return [one]
+    if isinstance(c, n.Not):
+        grouped = isinstance(c.item, n.And | n.Or)  # format_cond's parentheses again
+        lead = "not (" if grouped else "not "
+        pieces = wrap_cond(c.item, col + len(lead), indent, width, depth - 1, tail + grouped)
+        pieces[0] = lead + pieces[0]
+        if grouped:
+            pieces[-1] += ")"
+        return pieces
+    if not isinstance(c, n.And | n.Or):
+        return [one]
+    word = "and " if isinstance(c, n.And) else "or "
+    lines: list[str] = []
+    last = len(c.items) - 1
+    for i, sub in enumerate(c.items):
+        # the parentheses format_cond writes: an `or` in an `and`, same-kind groups
+        grouped = isinstance(sub, n.And | n.Or) and PRECEDENCE[type(sub)] <= PRECEDENCE[type(c)]
+        lead = ("" if i == 0 else word) + ("(" if grouped else "")
+        start = col if i == 0 else indent
+        after = grouped + (tail if i == last else 0)
+        pieces = wrap_cond(sub, start + len(lead), indent + len(INDENT), width, depth - 1, after)
+        pieces[0] = lead + pieces[0]
+        if grouped:
+            pieces[-1] += ")"
+        if i:
+            pieces[0] = " " * indent + pieces[0]
+        lines.extend(pieces)
+    return lines
 
 
 def duration(d: n.Duration) -> str:
@@ -489,7 +575,7 @@ def _render(
             put(INDENT * depth + c.text, c.line, c.line, "code", forced)
             where[c] = len(out) - 1
             forced = False
-        text = INDENT * ln.depth + ln.text
+        text = "\n".join(INDENT * ln.depth + part for part in ln.text.split("\n"))
         if ln.trailing is not None:
             text += "  " + ln.trailing.text
         put(text, ln.first, ln.last, ln.kind, forced)
@@ -550,7 +636,10 @@ def format_source(path: str, text: str) -> FormatResult:
 
 
 def format_file(file: Path, shown: str) -> FormatResult:
-    """Read and format one file (unreadable or non-UTF-8 files are E001 diagnostics)."""
+    """Read and format one file, a policy test (``*_test.esc``) in its own layout
+    (unreadable or non-UTF-8 files are E001 diagnostics)."""
+    from escalade.compiler.testfmt import format_test_source  # it builds on this module
+
     diags = Collector()
     try:
         data = file.read_bytes()
@@ -560,7 +649,8 @@ def format_file(file: Path, shown: str) -> FormatResult:
     text = decode_source(shown, data, diags)
     if text is None:
         return FormatResult(shown, "", None, tuple(diags.diagnostics()))
-    result = format_source(shown, text)
+    layout = format_test_source if file.name.endswith("_test.esc") else format_source
+    result = layout(shown, text)
     if result.formatted is not None and data != result.formatted.encode("utf-8"):
         # CRLF line ends or a byte-order mark are layout too
         return FormatResult(shown, data.decode("utf-8", "replace"), result.formatted)
@@ -568,12 +658,15 @@ def format_file(file: Path, shown: str) -> FormatResult:
 
 
 def files_to_format(paths: tuple[Path, ...]) -> list[Path]:
-    """The policy files under ``paths`` (policy tests ``*_test.esc`` are skipped)."""
+    """The ``.esc`` files under ``paths``, policy tests (``*_test.esc``) included, each once."""
     from escalade.compiler import policy_files
 
-    found: list[Path] = []
+    found: dict[Path, None] = {}
     for p in paths:
-        for f in policy_files(p) if p.is_dir() else [p]:
-            if not f.name.endswith("_test.esc") and f not in found:
-                found.append(f)
-    return found
+        if not p.is_dir():
+            found[p] = None
+            continue
+        tests = (f for f in p.rglob("*_test.esc") if f.is_file() and ".git" not in f.parts)
+        for f in sorted([*policy_files(p), *tests]):
+            found[f] = None
+    return list(found)

@@ -15,7 +15,8 @@ import json
 from escalade.compiler import nodes as n
 from escalade.runtime.clock import format_duration
 
-_PRECEDENCE = {n.Or: 1, n.And: 2, n.Not: 3}
+# How tightly each operator binds (atoms: 4).
+PRECEDENCE: dict[type, int] = {n.Or: 1, n.And: 2, n.Not: 3}
 
 
 def format_string(value: str) -> str:
@@ -56,8 +57,8 @@ def format_cond(cond: n.Cond, *, keep_groups: bool = False) -> str:
         if isinstance(item, str):
             out.append(item)
             continue
-        prec = _PRECEDENCE.get(type(item), 4)
-        wrap = prec < outer or (keep_groups and prec == outer and prec < _PRECEDENCE[n.Not])
+        prec = PRECEDENCE.get(type(item), 4)
+        wrap = prec < outer or (keep_groups and prec == outer and prec < PRECEDENCE[n.Not])
         parts: list[tuple[n.Cond | str, int]] = []
         if isinstance(item, n.And | n.Or):
             joiner = " and " if isinstance(item, n.And) else " or "
