@@ -16,8 +16,10 @@ import click
 from escalade.runtime.activation import PackRefused, activate_file, pack_history, trusted_keys
 from escalade.runtime.app import store_url
 from escalade.runtime.cli.options import DB_HELP
+from escalade.runtime.cli.output import echo_json, format_option
 from escalade.runtime.clock import TimeError, parse_time
 from escalade.runtime.engine import ClockError, Engine
+from escalade.runtime.pack import RulePack
 from escalade.runtime.signing import (
     SignatureError,
     generate_keypair,
@@ -99,8 +101,11 @@ def sign_cmd(pack_file: Path, key: Path | None, key_env: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A trusted public key (PEM); repeat for several (key rotation).",
 )
-def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
-    """Check PACK's detached signature (PACK.sig) against the trusted keys."""
+@format_option("text", "json")
+def verify_cmd(pack_file: Path, trust: tuple[Path, ...], fmt: str) -> None:
+    """Check PACK's detached signature (PACK.sig) against the trusted keys.
+
+    JSON: {"pack": FILE, "ok": BOOL, "key_id": ID or null, "problem": TEXT or null}."""
     try:
         keys = trusted_keys(list(trust))
         if not keys:
@@ -111,11 +116,16 @@ def verify_cmd(pack_file: Path, trust: tuple[Path, ...]) -> None:
         kid = keys.verify(data, signature)
     except SignatureError as exc:
         click.echo(f"refused: {pack_file}: {exc}", err=True)
+        if fmt == "json":
+            echo_json({"pack": str(pack_file), "ok": False, "key_id": None, "problem": str(exc)})
         sys.exit(1)
     except OSError as exc:
         click.echo(f"error: cannot read {pack_file}: {exc.strerror}", err=True)
         sys.exit(1)
-    click.echo(f"ok: {pack_file} signed by {kid}")
+    if fmt == "json":
+        echo_json({"pack": str(pack_file), "ok": True, "key_id": kid, "problem": None})
+    else:
+        click.echo(f"ok: {pack_file} signed by {kid}")
 
 
 # --- activation (needs a store) ------------------------------------------------------
@@ -152,12 +162,14 @@ def _open(db: str | None, at: str | None) -> tuple[Store, Engine, int | None]:
     help="Who activates it: a person, or service:NAME for a release pipeline (audited).",
 )
 @click.option("--reason", help="Why (recorded in the audit trail).")
+@format_option("text", "json")
 @_store_options
 def activate_cmd(
     pack_file: Path,
     trust: tuple[Path, ...],
     actor: str,
     reason: str | None,
+    fmt: str,
     db: str | None,
     at: str | None,
 ) -> None:
@@ -166,20 +178,44 @@ def activate_cmd(
     New escalations use it; in-flight escalations keep the pack they started under.
     A refused pack is recorded in the audit trail and the active pack stays active.
     A downgrade (a lower version, or a pack a later activation superseded) is refused:
-    that is `pack rollback`, with its reason."""
+    that is `pack rollback`, with its reason.
+
+    JSON: {"pack": FILE, "outcome": "active" or "refused", "version", "content_hash",
+    "message"} (refused: the version and hash of the pack still active, or null)."""
     _check_actor(actor)
     store, engine, when = _open(db, at)
     try:
         keys = trusted_keys(list(trust))
         compiled = activate_file(engine, pack_file, keys, when, actor=actor, reason=reason)
-        click.echo(f"active: pack {compiled.version} ({pack_file})")
+        message = f"active: pack {compiled.version} ({pack_file})"
+        _report(fmt, pack_file, "active", compiled.pack, message)
     except (PackRefused, SignatureError) as exc:
         current = store.active_pack()
-        keeping = f"pack {engine.pack(current).version}" if current is not None else "no pack"
+        kept = engine.pack(current).pack if current is not None else None
+        keeping = f"pack {kept.version}" if kept is not None else "no pack"
         click.echo(f"refused: {pack_file}: {exc}\nkeeping {keeping} active", err=True)
+        if fmt == "json":
+            _report(fmt, pack_file, "refused", kept, str(exc))
         sys.exit(1)
     finally:
         store.close()
+
+
+def _report(
+    fmt: str, pack_file: Path | None, outcome: str, pack: RulePack | None, message: str
+) -> None:
+    """An activation's result: the message, or with ``--format json`` one document."""
+    if fmt != "json":
+        click.echo(message)
+        return
+    doc = {
+        "pack": str(pack_file) if pack_file is not None else None,
+        "outcome": outcome,
+        "version": pack.version if pack is not None else None,
+        "content_hash": pack.content_hash if pack is not None else None,
+        "message": message,
+    }
+    echo_json(doc)
 
 
 def _hash_matches(content_hash: str, wanted: str) -> bool:
@@ -199,7 +235,7 @@ def _check_actor(actor: str) -> None:
 
 
 @pack.command("history")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @click.option("--db", default=None, help=DB_HELP)
 def history_cmd(fmt: str, db: str | None) -> None:
     """Every pack the store has seen, and each activation, rollback and refusal (a read:
@@ -242,11 +278,14 @@ def history_cmd(fmt: str, db: str | None) -> None:
     metavar="WHO",
     help="Who rolls back: a person, or service:NAME (audited).",
 )
+@format_option("text", "json")
 @_store_options
 def rollback_cmd(
-    target: str | None, reason: str, actor: str, db: str | None, at: str | None
+    target: str | None, reason: str, actor: str, fmt: str, db: str | None, at: str | None
 ) -> None:
-    """Re-activate an earlier pack for new escalations; in-flight ones are untouched."""
+    """Re-activate an earlier pack for new escalations; in-flight ones are untouched.
+
+    JSON: {"pack": null, "outcome": "rolled_back", "version", "content_hash", "message"}."""
     _check_actor(actor)
     store, engine, when = _open(db, at)
     try:
@@ -278,6 +317,7 @@ def rollback_cmd(
             reason=f"rollback from {current['version']} to {compiled.version}: {reason}",
             kind="pack_rolled_back",
         )
-        click.echo(f"rolled back: pack {compiled.version} is active (was {current['version']})")
+        message = f"rolled back: pack {compiled.version} is active (was {current['version']})"
+        _report(fmt, None, "rolled_back", compiled.pack, message)
     finally:
         store.close()

@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from escalade.compiler.cli import main
 from tests.runtime.conftest import critical
+from tests.runtime.test_activation import variant
 
 T0 = "2026-11-27T10:00:00Z"
 ESCALATION_KEYS = {"id", "ticket", "policy", "state", "owner", "level", "round"}
@@ -144,3 +146,34 @@ def test_text_stays_the_default(tmp_path: Path, pack_file: Path) -> None:
     result = CliRunner().invoke(main, ["tick", "--db", str(db), "--at", "2026-11-27T10:00:10Z"])
     assert result.exit_code == 0
     assert result.stdout.startswith("0 timer(s) fired; clock at 2026-11-27T10:00:10Z")
+
+
+def test_pack_verify_activate_and_rollback_print_documents(
+    tmp_path: Path, pack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ESCALADE_TRUSTED_KEYS", raising=False)
+    db = tmp_path / "store.db"
+    first = variant(pack, tmp_path, "first", "1.0.0", "First")
+    second = variant(pack, tmp_path, "second", "1.1.0", "Second")
+    runner = CliRunner()
+    assert runner.invoke(main, ["pack", "keygen", "--out", str(tmp_path)]).exit_code == 0
+    key = tmp_path / "escalade.key"
+    assert runner.invoke(main, ["pack", "sign", str(first), "--key", str(key)]).exit_code == 0
+
+    trust = ["--trust", str(tmp_path / "escalade.pub")]
+    ok = json.loads(
+        runner.invoke(main, ["pack", "verify", str(first), *trust, "--format", "json"]).stdout
+    )
+    assert ok["ok"] is True and ok["key_id"] and ok["problem"] is None
+    unsigned = runner.invoke(main, ["pack", "verify", str(second), *trust, "--format", "json"])
+    assert unsigned.exit_code == 1 and json.loads(unsigned.stdout)["ok"] is False
+
+    by = ["--by", "service:release"]
+    active = doc(["pack", "activate", str(first), *by], db)
+    assert (active["outcome"], active["version"]) == ("active", "1.0.0")
+    assert active["content_hash"].startswith("sha256:") and active["pack"] == str(first)
+    assert doc(["pack", "activate", str(second), *by], db)["version"] == "1.1.0"
+    refused = doc(["pack", "activate", str(first), *by], db, code=1)  # a downgrade
+    assert (refused["outcome"], refused["version"]) == ("refused", "1.1.0")  # still active
+    back = doc(["pack", "rollback", "--reason", "bad rollout", *by], db)
+    assert (back["outcome"], back["version"], back["pack"]) == ("rolled_back", "1.0.0", None)
