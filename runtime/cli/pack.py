@@ -18,8 +18,7 @@ from escalade.runtime.app import store_url
 from escalade.runtime.cli.options import DB_HELP
 from escalade.runtime.cli.output import echo_json, format_option
 from escalade.runtime.clock import TimeError, parse_time
-from escalade.runtime.engine import ClockError, Engine
-from escalade.runtime.pack import RulePack
+from escalade.runtime.engine import ClockError, Engine, LoadedPack
 from escalade.runtime.signing import (
     SignatureError,
     generate_keypair,
@@ -188,10 +187,10 @@ def activate_cmd(
         keys = trusted_keys(list(trust))
         compiled = activate_file(engine, pack_file, keys, when, actor=actor, reason=reason)
         message = f"active: pack {compiled.version} ({pack_file})"
-        _report(fmt, pack_file, "active", compiled.pack, message)
+        _report(fmt, pack_file, "active", compiled, message)
     except (PackRefused, SignatureError) as exc:
         current = store.active_pack()
-        kept = engine.pack(current).pack if current is not None else None
+        kept = engine.pack(current) if current is not None else None
         keeping = f"pack {kept.version}" if kept is not None else "no pack"
         click.echo(f"refused: {pack_file}: {exc}\nkeeping {keeping} active", err=True)
         if fmt == "json":
@@ -202,7 +201,7 @@ def activate_cmd(
 
 
 def _report(
-    fmt: str, pack_file: Path | None, outcome: str, pack: RulePack | None, message: str
+    fmt: str, pack_file: Path | None, outcome: str, pack: LoadedPack | None, message: str
 ) -> None:
     """An activation's result: the message, or with ``--format json`` one document."""
     if fmt != "json":
@@ -212,7 +211,7 @@ def _report(
         "pack": str(pack_file) if pack_file is not None else None,
         "outcome": outcome,
         "version": pack.version if pack is not None else None,
-        "content_hash": pack.content_hash if pack is not None else None,
+        "content_hash": pack.pack.content_hash if pack is not None else None,
         "message": message,
     }
     echo_json(doc)
@@ -318,6 +317,6 @@ def rollback_cmd(
             kind="pack_rolled_back",
         )
         message = f"rolled back: pack {compiled.version} is active (was {current['version']})"
-        _report(fmt, None, "rolled_back", compiled.pack, message)
+        _report(fmt, None, "rolled_back", compiled, message)
     finally:
         store.close()
