@@ -75,24 +75,29 @@ EVENT_LABELS = {"applied": "applied", "duplicate": "duplicate", "dead_letter": "
 def event_command(
     source: Any, fmt: str, db: str | None, pack_path: str | None, at: str | None
 ) -> None:
-    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered.
+    """Apply one event (JSON) or many (JSON Lines). Malformed events are dead-lettered;
+    exit 1 when any event was not applied (rejected, refused or failed).
 
     With --format json, one JSON line per event, in order (see the README)."""
     lines = split_inputs(source.read())
     rejected = 0
     with opened(db, pack_path, at) as (app, when):
         engine = app.engine
-        for number, line in enumerate(lines, 1):
+        if when is not None:
             try:
-                outcome = engine.receive(line, when)
+                engine.check_time(when)
             except ClockError as exc:
                 raise click.BadParameter(str(exc), param_hint="--at") from None
+        # Many events share each transaction (the batch API); every outcome is printed
+        # after the commit that made it durable, in input order.
+        outcomes = engine.receive_many(lines, when)
+        for number, (line, outcome) in enumerate(zip(lines, outcomes, strict=True), 1):
             if fmt == "json":
                 echo_json(event_result(app, number, line, outcome), lines=True)
             else:
                 label = EVENT_LABELS.get(outcome.status, outcome.status)
                 click.echo(f"{label}: {outcome.message}")
-            if outcome.status == "dead_letter":
+            if outcome.status not in ("applied", "duplicate"):
                 rejected += 1
     if rejected:
         sys.exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from escalade.compiler.cli import main
@@ -237,3 +238,42 @@ def test_only_the_assignee_acks_unless_an_audited_override(tmp_path: Path, pack_
         ["resolve", "T9", "--by", "nobody", "--at", "2026-11-27T10:04:00Z"], db, pack_file
     )
     assert code == 2 and "not a person" in out
+
+
+def test_event_jsonl_goes_through_the_batch_api(
+    tmp_path: Path, pack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON Lines share transactions (Engine.receive_many): the one-event path is not used,
+    and every outcome is still printed in input order."""
+    from escalade.runtime.engine import Engine
+
+    def one_at_a_time(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("event must apply JSON Lines through receive_many")
+
+    monkeypatch.setattr(Engine, "receive", one_at_a_time)
+    db = tmp_path / "escalade.db"
+    events = [json.dumps(critical(f"T{i}", f"e{i}")) for i in range(4)]
+    lines = "\n".join([*events[:2], "not json", events[0], *events[2:]]) + "\n"
+    code, out = run(["event", "-", "--at", "2026-11-27T10:00:00Z"], db, pack_file, lines)
+    labels = [line.split(":")[0] for line in out.splitlines()]
+    assert code == 1
+    assert labels == ["applied", "applied", "rejected", "duplicate", "applied", "applied"]
+
+
+def test_event_at_before_the_store_clock_is_a_usage_error(tmp_path: Path, pack_file: Path) -> None:
+    db = tmp_path / "escalade.db"
+    run(
+        ["event", "-", "--at", "2026-11-27T10:05:00Z"],
+        db,
+        pack_file,
+        json.dumps(critical("T1", "e1")),
+    )
+    code, out = run(
+        ["event", "-", "--at", "2026-11-27T10:00:00Z"],
+        db,
+        pack_file,
+        json.dumps(critical("T2", "e2")),
+    )
+    assert code == 2 and "--at" in out
+    code, out = run(["status", "T2"], db, pack_file)
+    assert "has no escalation" in out  # nothing of the refused run was applied
