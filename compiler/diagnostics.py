@@ -7,6 +7,7 @@ text, JSON, SARIF and GitHub annotations lives in ``escalade.compiler.formats``.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,12 +54,34 @@ class Diagnostic:
 _SUPPRESS = re.compile(r"#\s*escalade:\s*ignore\[([A-Z0-9, ]+)\]\s*(\S.*)?$")
 
 
+def suppressions(text: str) -> dict[int, frozenset[str]]:
+    """Line number -> the codes an ``# escalade: ignore[CODE, ...] reason`` comment on that
+    line names (a comment without a reason suppresses nothing). Read once per file."""
+    found: dict[int, frozenset[str]] = {}
+    if "escalade" not in text:
+        return found
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if "escalade" in line:
+            m = _SUPPRESS.search(line)
+            if m and m.group(2):
+                found[lineno] = frozenset(c.strip() for c in m.group(1).split(","))
+    return found
+
+
 @dataclass
 class Collector:
     """Accumulates diagnostics from every pass; applies inline suppressions at the end."""
 
     sources: dict[str, str] = field(default_factory=dict)
     _items: list[Diagnostic] = field(default_factory=list)
+    # per file: the text the suppressions were read from, and what they suppress
+    _suppressions: dict[str, tuple[str, dict[int, frozenset[str]]]] = field(
+        default_factory=dict, repr=False
+    )
+    # per file: the sorted start positions of the findings so far (and how many items that was)
+    _starts: tuple[int, dict[str, list[tuple[int, int]]]] = field(
+        default_factory=lambda: (0, {}), repr=False
+    )
 
     def report(
         self,
@@ -82,11 +105,23 @@ class Collector:
         return any(d.severity == "error" for d in self.diagnostics())
 
     def errors_at(self, spans: Iterable[Span]) -> bool:
-        """True when a diagnostic already points inside one of ``spans``."""
-        wanted = list(spans)
-        for d in self._items:
-            for s in wanted:
-                if d.span.file == s.file and _inside(d.span, s):
+        """True when a diagnostic already points inside one of ``spans``.
+
+        Answered from the findings' start positions, sorted per file once for all
+        the questions asked between two reports."""
+        count, starts = self._starts
+        if count != len(self._items):
+            starts = {}
+            for d in self._items:
+                starts.setdefault(d.span.file, []).append((d.span.line, d.span.col))
+            for positions in starts.values():
+                positions.sort()
+            self._starts = (len(self._items), starts)
+        for s in spans:
+            inside = starts.get(s.file)
+            if inside:
+                k = bisect_left(inside, (s.line, s.col))
+                if k < len(inside) and inside[k] <= (s.end_line, s.end_col):
                     return True
         return False
 
@@ -103,22 +138,17 @@ class Collector:
         return out
 
     def _suppressed(self, d: Diagnostic) -> bool:
+        """True when a comment on the finding's line or the line above suppresses its code."""
         text = self.sources.get(d.span.file)
         if text is None:
             return False
-        lines = text.split("\n")
-        for lineno in (d.span.line, d.span.line - 1):
-            if 1 <= lineno <= len(lines):
-                m = _SUPPRESS.search(lines[lineno - 1])
-                if m and m.group(2):
-                    codes = {c.strip() for c in m.group(1).split(",")}
-                    if d.code in codes:
-                        return True
-        return False
-
-
-def _inside(inner: Span, outer: Span) -> bool:
-    return (outer.line, outer.col) <= (inner.line, inner.col) <= (outer.end_line, outer.end_col)
+        known = self._suppressions.get(d.span.file)
+        if known is None or known[0] is not text:
+            known = self._suppressions[d.span.file] = (text, suppressions(text))
+        by_line = known[1]
+        if not by_line:
+            return False
+        return d.code in by_line.get(d.span.line, ()) or d.code in by_line.get(d.span.line - 1, ())
 
 
 def count(diags: Iterable[Diagnostic]) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def check_command(path: Path | None, fmt: str, strict: bool, no_cache: bool, col
     Exit 0 when clean, 1 on findings (errors, or warnings with --strict), 2 on usage errors.
     """
     path = policy_path(path)
+    # one short process building large trees: collect cycles less often (a quarter of
+    # the time of an 800 KB file went to collections that found nothing to free)
+    gc.set_threshold(50_000, 20, 100)
     directory = None if no_cache else cache_directory(path)
     cache = ParseCache(directory) if directory is not None else None
     result = load_policy_set(path, cache=cache)

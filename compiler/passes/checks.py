@@ -213,11 +213,7 @@ def _check_ref(
     kind = pset.ref_kind(name.value) if name.value not in pset.policies else "policy"
     if kind in allowed:
         return True
-    candidates = [
-        k
-        for k in (*pset.people, *pset.teams, *pset.channels, *pset.policies)
-        if pset.ref_kind(k) in allowed or ("policy" in allowed and k in pset.policies)
-    ]
+    candidates = _ref_candidates(pset, allowed)
     if kind == "unknown" and name.value not in pset.policies:
         diags.report(
             "E101",
@@ -233,6 +229,25 @@ def _check_ref(
             help=did_you_mean(name.value, candidates),
         )
     return False
+
+
+_CANDIDATES: list[tuple[m.PolicySet, dict[tuple[m.RefKind, ...], list[str]]]] = []
+
+
+def _ref_candidates(pset: m.PolicySet, allowed: tuple[m.RefKind, ...]) -> list[str]:
+    """The names a reference of the ``allowed`` kinds could mean, listed once per set
+    (every bad reference asks; listing them each time made many findings quadratic)."""
+    if not _CANDIDATES or _CANDIDATES[0][0] is not pset:
+        _CANDIDATES[:] = [(pset, {})]
+    known = _CANDIDATES[0][1]
+    found = known.get(allowed)
+    if found is None:
+        found = known[allowed] = [
+            k
+            for k in (*pset.people, *pset.teams, *pset.channels, *pset.policies)
+            if pset.ref_kind(k) in allowed or ("policy" in allowed and k in pset.policies)
+        ]
+    return found
 
 
 def check_references(pset: m.PolicySet, diags: Collector) -> None:
