@@ -56,6 +56,7 @@ import yaml
 from escalade.runtime.clock import TimeError, parse_duration
 from escalade.runtime.packschema import FAST_MAX_DEPTH, compile_fast, compiled_verdict
 from escalade.runtime.settings_schema import INLINE_SECRETS, RUNTIME_SCHEMA
+from escalade.runtime.sources import Source, source_of, source_problems
 
 if TYPE_CHECKING:
     import jsonschema
@@ -200,6 +201,7 @@ class RuntimeSettings:
     loop_breaker: LoopBreakerSettings = field(default_factory=LoopBreakerSettings)
     max_clock_skew: int = DEFAULT_MAX_CLOCK_SKEW
     last_resort: LastResort | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict)  # escalade.runtime.sources
     found: bool = False
     source: Path | None = field(default=None, compare=False)
 
@@ -263,10 +265,24 @@ def parse_settings(text: str, root: Path, shown: str = CONFIG_NAME) -> RuntimeSe
         *_schema_problems(section, document, shown),
     ]
     if not problems:
-        problems = _duration_problems(section, document, shown)
+        problems = _duration_problems(section, document, shown) + _source_problems(
+            section, document, shown
+        )
     if problems:
         raise SettingsError("\n".join(sorted(set(problems), key=_line_order)))
     return _build(section, root, Path(shown))
+
+
+def _source_problems(
+    section: Mapping[str, Any], document: yaml.Node | None, shown: str
+) -> list[str]:
+    """What :func:`escalade.runtime.sources.source_problems` finds, located."""
+    return [
+        f"{_where(document, ['sources', name, *path], shown)}:"
+        f" runtime.{'.'.join(map(str, ['sources', name, *path]))}: {message}"
+        for name, raw in (section.get("sources") or {}).items()
+        for path, message in source_problems(raw)
+    ]
 
 
 def _line_order(problem: str) -> tuple[int, int, str]:
@@ -309,6 +325,11 @@ def _inline_secrets(section: Any, document: yaml.Node | None, shown: str) -> lis
         for kind, spec in (notifiers.items() if isinstance(notifiers, dict) else [])
     ]
     specs.append((["server"], section.get("server")))
+    sources = section.get("sources")
+    for name, spec in sources.items() if isinstance(sources, dict) else []:
+        specs.append(
+            (["sources", str(name), "auth"], spec.get("auth") if isinstance(spec, dict) else None)
+        )
     problems = []
     for where, spec in specs:
         if not isinstance(spec, dict):
@@ -400,6 +421,7 @@ def _schema_problems(section: Any, document: yaml.Node | None, shown: str) -> li
             ]
             for key in extra:
                 inline = (path[:1] == ["notifiers"] and len(path) == 2) or path == ["server"]
+                inline = inline or (path[:1] == ["sources"] and path[-1:] == ["auth"])
                 if str(key) in INLINE_SECRETS and inline:
                     continue  # already reported as an inline secret
                 where = _where(document, [*path, key], shown, key=True)
@@ -559,6 +581,7 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
         last_resort=LastResort(last_resort["ref"], last_resort.get("channel"))
         if last_resort
         else None,
+        sources={str(n): source_of(str(n), r) for n, r in (section.get("sources") or {}).items()},
         found=True,
         source=source,
     )

@@ -29,6 +29,67 @@ def _endpoint(secret: str) -> dict[str, Any]:
     }
 
 
+_HEADER = {"type": "string", "pattern": r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"}
+# One entry of a source's field map (escalade.runtime.sourcemaps): a JSON pointer, or an
+# object with one of pointer, value or template (sources.source_problems checks which).
+_MAP_ENTRY: dict[str, Any] = {
+    "type": ["string", "object"],
+    "properties": {
+        "pointer": {"type": "string"},
+        "value": {"type": ["string", "number", "boolean", "array"]},
+        "template": {"type": "string", "minLength": 1},
+        "values": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        },
+        "default": {"type": ["string", "number", "boolean", "null"]},
+        "required": {"type": "boolean"},
+        "format": {"enum": ["epoch_s", "epoch_ms"]},
+    },
+    "additionalProperties": False,
+}
+_SOURCE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "auth": {
+            "type": "object",
+            "properties": {
+                "method": {"enum": ["hmac", "stripe", "standard_webhooks", "bearer"]},
+                "header": _HEADER,
+                "prefix": {"type": "string"},
+                "encoding": {"enum": ["hex", "base64"]},
+                "timestamp_header": _HEADER,
+                "tolerance": _DURATION,
+                "secret_env": {"$ref": "#/$defs/env_name"},
+                "token_env": {"$ref": "#/$defs/env_name"},
+            },
+            "required": ["method"],
+            "if": {"properties": {"method": {"const": "bearer"}}},
+            "then": {"required": ["token_env"]},
+            "else": {"required": ["secret_env"]},
+            "additionalProperties": False,
+        },
+        "map": {
+            "type": "object",
+            "properties": {
+                "id": _MAP_ENTRY,
+                "type": _MAP_ENTRY,
+                "at": _MAP_ENTRY,
+                "fields": {
+                    "type": "object",
+                    "propertyNames": {"pattern": r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"},
+                    "additionalProperties": _MAP_ENTRY,
+                },
+            },
+            "required": ["id", "type", "fields"],
+            "additionalProperties": False,
+        },
+        "expect_every": _DURATION,
+    },
+    "required": ["auth", "map"],
+    "additionalProperties": False,
+}
+
 RUNTIME_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "escalade.yaml runtime settings",
@@ -51,6 +112,11 @@ RUNTIME_SCHEMA: dict[str, Any] = {
                 "link_secret_env": ["public_url"],
             },
             "additionalProperties": False,
+        },
+        "sources": {
+            "type": "object",
+            "propertyNames": {"pattern": r"^[a-z][a-z0-9_-]{0,62}$"},
+            "additionalProperties": _SOURCE,
         },
         "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "max_clock_skew": _DURATION,

@@ -39,6 +39,7 @@ from escalade.runtime.web.answers import (
 from escalade.runtime.web.bodies import read_body
 from escalade.runtime.web.links import link_routes
 from escalade.runtime.web.pages import page_routes
+from escalade.runtime.web.sources import source_routes
 
 if TYPE_CHECKING:
     from escalade.runtime.server import EscaladeServer
@@ -128,6 +129,7 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
         Route("/tickets/{ticket:path}", ticket, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        *source_routes(server),
     ]
 
 

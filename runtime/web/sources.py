@@ -1,0 +1,172 @@
+"""``POST /sources/<name>``: a vendor's webhook, verified, mapped and handed to the engine.
+
+The source's own authentication (:mod:`escalade.runtime.sources`) stands in for an API
+token. A body whose signature does not verify, or whose signed timestamp is stale, is
+401: one line in the rate-limited security log naming the source (never the body) and
+the ``source_signature`` refusal counter — never a row of the hash-chained audit trail,
+which unauthenticated callers must not be able to grow. A verified payload the map
+cannot read (or that maps to an event the pack refuses) is 422 and a dead letter with
+the source's raw payload and the reason. A mapped event answers as ``POST /events``
+does (200 applied or duplicate, 409 refused), with the source and the event id.
+A source whose secret variable is not set answers 503.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from escalade.runtime.clock import format_time
+from escalade.runtime.engine import PackError
+from escalade.runtime.events import EventError, parse_event, storable_text
+from escalade.runtime.groupcommit import event_result
+from escalade.runtime.sourcemaps import MapError, apply_map
+from escalade.runtime.sources import SecretMissing, Source, read_secret, verify
+from escalade.runtime.store import DeadLetter
+from escalade.runtime.textio import TextError, loads_json
+from escalade.runtime.web.answers import Answer, HttpError, json_answer
+from escalade.runtime.web.bodies import read_body
+
+if TYPE_CHECKING:
+    from escalade.runtime.server import EscaladeServer
+
+# Called with (source name, wall-clock seconds) for each verified request (heartbeats).
+SeenHook = Callable[[str, float], None]
+
+
+class SourceDesk:
+    """The configured sources of one server, and what their requests become."""
+
+    def __init__(
+        self,
+        server: EscaladeServer,
+        sources: Mapping[str, Source],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.server = server
+        self.sources = dict(sources)
+        self.wall = wall
+        self.on_seen: list[SeenHook] = []
+
+    def source(self, name: str) -> Source:
+        found = self.sources.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.sources)) or "none is configured (runtime.sources)"
+            raise HttpError(404, f"no source named {name!r} (known: {known})")
+        return found
+
+    def authenticate(self, source: Source, headers: Mapping[str, str], body: bytes) -> None:
+        """401 (logged and counted, never audited) unless the request verifies."""
+        try:
+            secret = read_secret(source.auth, self.server.environ)
+        except SecretMissing as exc:
+            raise HttpError(
+                503, f"source {source.name}: its secret ${exc.args[0]} is not set"
+            ) from None
+        problem = verify(source.auth, headers, body, secret, self.wall())
+        if problem is not None:
+            self.server.security.refused("source_signature", f"source {source.name}: {problem}")
+            raise HttpError(401, f"source {source.name}: {problem}")
+
+    def post(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """Verify, map and apply one request of source ``name`` (see the module)."""
+        source = self.source(name)
+        self.authenticate(source, headers, body)
+        now = self.wall()
+        for hook in self.on_seen:
+            hook(name, now)
+        try:
+            payload = loads_json(body, f"source {name}")
+            event = apply_map(source.map, payload, format_time(int(now)))
+        except (TextError, MapError) as exc:
+            return self.dead_letter(source, body, str(exc))
+        with self.server.engine_lock() as engine:
+            try:
+                pack = engine.active().pack
+            except PackError as exc:
+                raise HttpError(503, str(exc)) from None
+        try:
+            parse_event(event, pack)
+        except EventError as exc:
+            return self.dead_letter(source, body, f"the mapped event: {exc}")
+        outcome = self.server.group.submit([json.dumps(event)])[0]
+        result = event_result(outcome, None)
+        with self.server._stats:
+            self.server.received[outcome.status] += 1
+        return json_answer(result["status"], {**result, "source": name, "event": event["id"]})
+
+    def dead_letter(self, source: Source, body: bytes, reason: str) -> Answer:
+        """Keep the source's raw payload with the reason; answer 422."""
+        error = f"source {source.name}: {reason}"
+        with self.server.engine_lock() as engine:
+            store = engine.store
+            with store.transaction():
+                letter = store.add_dead_letter(
+                    DeadLetter(raw=storable_text(body), error=error, received_at=int(self.wall()))
+                )
+                store.bump("dead_letters")
+        with self.server._stats:
+            self.server.received["dead_letter"] += 1
+        return json_answer(
+            422,
+            {
+                "status": 422,
+                "outcome": "dead_letter",
+                "message": f"rejected (dead letter #{letter}): {error}",
+                "error": error,
+                "source": source.name,
+            },
+        )
+
+
+_DESKS: weakref.WeakKeyDictionary[Any, SourceDesk] = weakref.WeakKeyDictionary()
+
+
+def attach_sources(
+    server: EscaladeServer, sources: Mapping[str, Source], wall: Callable[[], float] = time.time
+) -> SourceDesk:
+    """Give ``server`` its sources (``escalade serve`` passes ``runtime.sources``)."""
+    desk = SourceDesk(server, sources, wall)
+    _DESKS[server] = desk
+    return desk
+
+
+def desk_of(server: EscaladeServer) -> SourceDesk:
+    """The server's sources; without :func:`attach_sources`, ``runtime.sources`` of the
+    nearest ``escalade.yaml`` (the one ``escalade serve`` read and validated)."""
+    desk = _DESKS.get(server)
+    if desk is None:
+        from escalade.runtime.settings import SettingsError, load_settings
+
+        try:
+            sources = load_settings().sources
+        except SettingsError:
+            sources = {}  # serve refused invalid settings before it got here
+        desk = attach_sources(server, sources)
+    return desk
+
+
+def source_routes(server: EscaladeServer) -> list[BaseRoute]:
+    """``POST /sources/<name>``."""
+
+    async def receive(request: Request) -> Response:
+        name = request.path_params["name"]
+        desk = desk_of(server)
+        desk.source(name)  # 404 before reading the body
+        body = await read_body(request, server.max_body, server.request_timeout)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer = await run_in_threadpool(desk.post, name, headers, body)
+        return Response(answer.body, answer.status, media_type=answer.content_type)
+
+    return [Route("/sources/{name}", receive, methods=["POST"])]
+
+
+__all__ = ["SourceDesk", "attach_sources", "desk_of", "source_routes"]
