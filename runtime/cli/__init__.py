@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "migrate": f"{_HERE}.escalations:migrate_command",
     "token": f"{_HERE}.token:token_group",
     "pack": f"{_HERE}.pack:pack",
+    "source": f"{_HERE}.source:source_group",
 }
 
 

@@ -215,3 +215,32 @@ def test_bad_source_settings_are_located_errors() -> None:
     assert any(line.startswith("escalade.yaml:7:") and "starts with /" in line for line in lines)
     assert any("map ticket.id too" in line for line in lines)
     assert any(line.startswith("escalade.yaml:10:") and "expect_every" in line for line in lines)
+
+
+def test_source_test_prints_the_mapped_event_and_its_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from escalade.runtime.cli.source import source_group
+
+    (tmp_path / "escalade.yaml").write_text((EXAMPLES / "zendesk.yaml").read_text("utf-8"))
+    monkeypatch.chdir(tmp_path)
+    pack = str(REPO / "generated" / "rulepack.json")
+    sample = str(EXAMPLES / "zendesk.json")
+    result = CliRunner().invoke(
+        source_group, ["test", "zendesk", sample, "--pack", pack, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["owner"] == "critical_default" and doc["ticket"] == "ZD-5158"
+    assert doc["event"]["data"]["ticket"]["severity"] == "critical"
+    text = CliRunner().invoke(source_group, ["test", "zendesk", sample, "--pack", pack])
+    assert "owner: critical_default" in text.output and '"id": "ZD-5158"' in text.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"id": "x", "type": "zen:event-type:ticket.created", "time": "now"}')
+    failed = CliRunner().invoke(source_group, ["test", "zendesk", str(bad), "--pack", pack])
+    assert failed.exit_code == 1
+    assert "map.fields.ticket.id: the payload has nothing at" in failed.output
+    unknown = CliRunner().invoke(source_group, ["test", "nope", sample, "--pack", pack])
+    assert unknown.exit_code == 2 and "known: zendesk" in unknown.output
