@@ -143,7 +143,7 @@ def iter_bits(x: int) -> Iterator[int]:
 
     Each step costs the same whatever the size of ``x``: a bit set over thousands
     of cubes is scanned as text, not cut down one bit at a time (which copies it)."""
-    if x.bit_length() <= 128:
+    if x.bit_count() <= 8 or x.bit_length() <= 128:
         while x:
             low = x & -x
             yield low.bit_length() - 1
@@ -159,7 +159,7 @@ def bit_list(x: int) -> list[int]:
     """``list(iter_bits(x))`` for bit sets of any size, at a cost that does not grow with
     the size of ``x`` per bit: dense sets in one pass at C speed, sparse ones by search."""
     size = x.bit_length()
-    if size <= 128:
+    if size <= 128 or x.bit_count() <= 8:
         return list(iter_bits(x))
     if x.bit_count() * 32 >= size:
         flags = bin(x)[:1:-1].encode("ascii").translate(_DIGIT_VALUES)  # flags[i] = bit i
@@ -868,13 +868,23 @@ def _search_indexed(domains: Domains, cube: Cube, subs: list[Cube], budget: Budg
         g = subs[i]
         if _covers(g, piece):
             continue
-        for part in reversed(_split(domains, piece, g)):
-            touching = near
-            for var in g:
-                mask = part.get(var)
-                if mask is not None and mask != piece.get(var):
-                    touching = index.narrow(touching, var, piece.get(var), mask)
-            stack.append((part, i + 1, touching))
+        # ``_split(domains, piece, g)``, each part with its touching set: the prefix's
+        # set is narrowed once per variable, each part's once more for its own
+        parts: list[tuple[Cube, int, int]] = []
+        prefix, inherited, last = dict(piece), near, len(g) - 1
+        for k, (var, gmask) in enumerate(g.items()):
+            before = prefix.get(var)
+            cmask = domains.full(var) if before is None else before
+            rest = cmask & ~gmask
+            if rest:
+                part = dict(prefix)
+                part[var] = rest
+                parts.append((part, i + 1, index.narrow(inherited, var, before, rest)))
+            both = cmask & gmask
+            prefix[var] = both
+            if both != before and k < last:
+                inherited = index.narrow(inherited, var, before, both)
+        stack.extend(reversed(parts))
     return None
 
 
