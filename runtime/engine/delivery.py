@@ -189,7 +189,8 @@ def undelivered(rt: Runtime, msg: OutboxMessage, result: Delivery, m: Moment) ->
     # timer has no escalation, so a re-route or a close does not cancel the delivery.
     rt.store.add_timer(
         Timer(
-            due=m.now + rt.limits.retry_delay(msg.attempts),
+            # the backoff, or longer when the remote asked (HTTP Retry-After on a 429)
+            due=m.now + max(rt.limits.retry_delay(msg.attempts), result.retry_after or 0),
             kind="redeliver",
             ticket=msg.ticket or "",
             key=msg.key,

@@ -38,6 +38,8 @@ class Delivery:
     key: str = ""
     channel: str = ""
     target: str | None = None
+    remote: str | None = None  # the id the remote system gave (a connector's issue key)
+    retry_after: int | None = None  # seconds the remote asked to wait (HTTP Retry-After)
 
 
 class Notifier(Protocol):
