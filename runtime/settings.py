@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from escalade.runtime.clock import TimeError, parse_duration
+from escalade.runtime.connectorspec import ConnectorSpec, connector_specs
 from escalade.runtime.packschema import FAST_MAX_DEPTH, compile_fast, compiled_verdict
 from escalade.runtime.settings_schema import INLINE_SECRETS, RUNTIME_SCHEMA
 from escalade.runtime.sources import Source, source_of, source_problems
@@ -123,6 +124,7 @@ class NotifierSettings:
     webhook: EndpointSettings | None = None
     pager: EndpointSettings | None = None
     dry_run: bool = False  # record every message as `dry_run` and send nothing
+    connectors: Mapping[str, ConnectorSpec] = field(default_factory=dict)  # by action
 
     def kinds(self) -> set[str]:
         """The channel kinds that are configured (slack, email, webhook, pager)."""
@@ -551,6 +553,7 @@ def _build(section: Mapping[str, Any], root: Path, source: Path) -> RuntimeSetti
             webhook=_endpoint_settings(webhook, default) if webhook else None,
             pager=_endpoint_settings(pager, default) if pager else None,
             dry_run=bool(raw.get("dry_run", False)),
+            connectors=connector_specs(raw.get("connectors"), default),
         )
     last_resort = section.get("last_resort")
     server = section.get("server") or {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from escalade.runtime.connectorspec import CONNECTOR_SCHEMA
+
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
 _COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
@@ -174,8 +176,12 @@ RUNTIME_SCHEMA: dict[str, Any] = {
                 },
                 "webhook": _endpoint("secret_env"),
                 "pager": _endpoint("secret_env"),
+                "connectors": CONNECTOR_SCHEMA,
             },
-            "anyOf": [{"required": [k]} for k in ("slack", "email", "webhook", "pager", "dry_run")],
+            "anyOf": [
+                {"required": [k]}
+                for k in ("slack", "email", "webhook", "pager", "dry_run", "connectors")
+            ],
             "additionalProperties": False,
         },
     },

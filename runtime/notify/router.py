@@ -29,6 +29,7 @@ from escalade.runtime.notify.channels import (
     SlackWebhook,
     SmtpEmail,
 )
+from escalade.runtime.notify.connectors import Connector, connectors_of
 from escalade.runtime.settings import EmailSettings, NotifierSettings
 from escalade.runtime.store import OutboxMessage
 
@@ -59,6 +60,7 @@ class ChannelNotifier:
     email: SmtpEmail | None = None
     webhook: SignedWebhook | None = None
     pager: PagerWebhook | None = None
+    connectors: Mapping[str, Connector] = field(default_factory=dict)  # by action
     history: deque[Delivery] = field(default_factory=lambda: deque(maxlen=1000))
 
     @classmethod
@@ -76,6 +78,7 @@ class ChannelNotifier:
             if settings.webhook
             else None,
             pager=PagerWebhook.from_settings(settings.pager, env) if settings.pager else None,
+            connectors=connectors_of(settings.connectors, env),
         )
 
     def configured(self) -> list[str]:
@@ -138,6 +141,18 @@ class ChannelNotifier:
         """Send once through the first channel that takes it: a message to a person is
         delivered when any of their configured contact points delivered it; otherwise
         the best answer (``pending`` before ``failed``) with every reason."""
+        connector = self.connectors.get(msg.action)
+        if connector is not None and not isinstance(msg.payload.get("channel"), Mapping):
+            done = connector.send(msg, msg.target)
+            return Delivery(
+                done.receipt,
+                done.reason,
+                msg.key,
+                "connector",
+                msg.target,
+                done.remote,
+                done.retry_after,
+            )
         choices = self.choices(msg)
         if isinstance(choices, Delivery):
             return Delivery(choices.receipt, choices.reason, msg.key)
