@@ -160,4 +160,7 @@ def serve_command(
             )
         except OSError as exc:
             raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from None
+        from escalade.runtime.web.sources import attach_sources
+
+        attach_sources(server, settings.sources)  # POST /sources/<name>: the validated sources
         serve_until_signal(server, _stderr_echo)

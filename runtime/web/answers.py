@@ -60,7 +60,11 @@ def route_of(path: str) -> str | None:
     in the access log where the path itself is a credential (``/ack/{token}``)."""
     if path in ("/events", "/metrics", "/healthz", "/slack/actions", *PAGES):
         return path
-    for prefix, template in (("/ack/", "/ack/{token}"), ("/static/", "/static/{file}")):
+    for prefix, template in (
+        ("/ack/", "/ack/{token}"),
+        ("/static/", "/static/{file}"),
+        ("/sources/", "/sources/{name}"),
+    ):
         if path.startswith(prefix):
             return template
     if path.startswith("/tickets/") and "/view" in path:

@@ -244,3 +244,11 @@ def test_source_test_prints_the_mapped_event_and_its_owner(
     assert "map.fields.ticket.id: the payload has nothing at" in failed.output
     unknown = CliRunner().invoke(source_group, ["test", "nope", sample, "--pack", pack])
     assert unknown.exit_code == 2 and "known: zendesk" in unknown.output
+
+
+def test_source_requests_are_labelled_by_route_not_by_name() -> None:
+    """Metrics and the access log name the route; a source's name stays out of labels."""
+    from escalade.runtime.web.answers import route_of
+
+    assert route_of("/sources/zendesk") == "/sources/{name}"
+    assert route_of("/sources/") == "/sources/{name}"
