@@ -15,7 +15,7 @@ LISTING := $(shell find grammar compiler runtime -type f \( -name '*.py' -o -nam
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,server]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,server,otel]'
 	@echo $(LISTING) > $(FILES)
 	@touch $(STAMP)
 
@@ -77,7 +77,7 @@ never-lose: install
 # The bench extra (cedarpy) is installed on first use; without it the Cedar figures say "skipped".
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,server,bench]' \
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,server,otel,bench]' \
 	  || echo "bench: the bench extra could not be installed; Cedar comparisons are skipped"
 	@echo $(LISTING) > $(FILES)
 	@touch $@
