@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from escalade.runtime.connectorspec import CONNECTOR_SCHEMA
+from escalade.runtime.tracespec import LOGGING_SCHEMA, TRACING_SCHEMA
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TIMEOUT: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 60}
@@ -120,6 +121,8 @@ RUNTIME_SCHEMA: dict[str, Any] = {
             "propertyNames": {"pattern": r"^[a-z][a-z0-9_-]{0,62}$"},
             "additionalProperties": _SOURCE,
         },
+        "tracing": TRACING_SCHEMA,  # escalade.runtime.tracespec
+        "logging": LOGGING_SCHEMA,
         "trusted_keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "max_clock_skew": _DURATION,
         "last_resort": {
