@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from escalade.runtime import tracing
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import team_recipients
@@ -136,9 +137,11 @@ def emit(
         }
     payload["policy"] = rules.name
     rt.outbox_dirty = True
+    key = f"esc-{esc.id}/{esc.facts.actions}"
+    tracing.hand_over(key)  # its delivery, sent after the commit, is a child of this span
     rt.store.add_outbox(
         OutboxMessage(
-            key=f"esc-{esc.id}/{esc.facts.actions}",
+            key=key,
             escalation_id=esc.id,
             ticket=esc.ticket,
             action=action,

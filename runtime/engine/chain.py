@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from escalade.runtime import tracing
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
@@ -307,6 +308,26 @@ def assign(
     reason: str,
 ) -> None:
     """Assign the chain owner at (``index``, ``cycle``) or the next available one."""
+    with tracing.span(
+        "escalade.assign",
+        policy=rules.name,
+        ticket=esc.ticket,
+        escalation=esc.id,
+        pack_version=pack.version,
+    ):
+        _assign(rt, esc, pack, rules, index, cycle, m, reason)
+
+
+def _assign(
+    rt: Runtime,
+    esc: Escalation,
+    pack: LoadedPack,
+    rules: PolicyRules,
+    index: int,
+    cycle: int,
+    m: Moment,
+    reason: str,
+) -> None:
     found = _next_available(rt, esc, pack, rules, (index, cycle), m)
     if found is None:
         exhausted(rt, esc, pack, rules, m)
@@ -315,6 +336,7 @@ def assign(
     rt.move(esc, "assign")
     esc.level, esc.level_index, esc.cycle = owner.level, index, cycle
     esc.owner, esc.owner_kind = who, who_kind
+    tracing.annotate(owner=who, level=esc.level)
     esc.facts.owner_from = owner.ref if who != owner.ref else None
     via = f" (on call for {owner.ref})" if who != owner.ref else ""
     rt.audit(

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from escalade.runtime import audit, settings
+from escalade.runtime import audit, settings, tracing
 from escalade.runtime.engine.loaded import LoadedPack
 from escalade.runtime.engine.transitions import next_state
 from escalade.runtime.links import LinkConfig
@@ -115,7 +115,10 @@ class Runtime:
     def move(self, esc: Escalation, event: str) -> None:
         """Change ``esc``'s state along the transition table (a bug raises, see
         :class:`~escalade.runtime.engine.transitions.IllegalTransition`)."""
-        esc.state = next_state(esc.state, event)
+        before, esc.state = esc.state, next_state(esc.state, event)
+        tracing.event(
+            "escalade.state", escalation=esc.id, transition=event, before=before, state=esc.state
+        )
         if event in ("route", "assign", "ack", "transfer"):
             esc.facts.unowned = None  # someone available holds it now
 

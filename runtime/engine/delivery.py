@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from escalade.runtime import tracing
 from escalade.runtime.engine.actions import emit
 from escalade.runtime.engine.chain import failure
 from escalade.runtime.engine.context import Moment, Runtime
@@ -99,10 +100,22 @@ class Outbox:
 
     def _attempt(self, msg: OutboxMessage) -> Delivery:
         """Send ``msg`` once; a notifier that raises has failed to deliver, with the reason."""
-        try:
-            return as_delivery(self.notifier.deliver(msg))
-        except Exception as exc:  # a bug in a notifier must not abort the engine's decision
-            return Delivery("failed", f"the notifier raised {type(exc).__name__}: {exc}")
+        with tracing.span(
+            "escalade.deliver",
+            tracing.taken(msg.key) if msg.attempts == 0 else None,
+            action=what(msg),
+            ticket=msg.ticket,
+            escalation=msg.escalation_id,
+            policy=msg.payload.get("policy"),
+            outbox_key=msg.key,
+            attempt=msg.attempts + 1,
+        ):
+            try:
+                result = as_delivery(self.notifier.deliver(msg))
+            except Exception as exc:  # a bug in a notifier must not abort the engine's decision
+                result = Delivery("failed", f"the notifier raised {type(exc).__name__}: {exc}")
+            tracing.annotate(outcome=result.receipt, channel=result.channel or None)
+            return result
 
     def _record(self, msg: OutboxMessage, result: Delivery, now: int) -> None:
         """Write one attempt's receipt (inside a transaction) and decide what follows it."""

@@ -23,13 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from escalade.runtime import tracing
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine import chain, timers
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Runtime
 from escalade.runtime.engine.delivery import Outbox
 from escalade.runtime.engine.loaded import LoadedPack
 from escalade.runtime.events import Event, EventError, parse_event, storable_text
-from escalade.runtime.store import DeadLetter, Store
+from escalade.runtime.store import DeadLetter, Store, Timer
 
 log = logging.getLogger("escalade.runtime.engine")
 
@@ -131,7 +132,15 @@ class Intake:
             raise _TimerFailed(f"a due timer failed: {exc}") from exc
         store.set_clock(now)
         m = Moment(now=now, cause=f"event {event.id} ({event.type})")
-        esc_id = self._apply(pack, event, m)
+        with tracing.span(
+            "escalade.event",
+            tracing.taken(event.id),
+            event=event.id,
+            event_type=event.type,
+            ticket=event.ticket,
+            pack_version=pack.version,
+        ):
+            esc_id = self._apply(pack, event, m)
         core.outbox.deliver_now(now)
         note = f"; ignored unknown fields: {', '.join(event.unknown)}" if event.unknown else ""
         return Outcome(
@@ -158,7 +167,12 @@ class Intake:
         if esc is not None:
             chain.on_update(rt, esc, state, m)
             esc = store.open_escalation(event.ticket)
-        candidate = pack.owner_of(event.type, state)
+        with tracing.span("escalade.decide", ticket=event.ticket) as decided:
+            candidate = pack.owner_of(event.type, state)
+            if decided is not None:
+                names = [p.name for p in pack.matcher.candidates(event.type)]
+                owner = candidate.name if candidate else None
+                tracing.annotate(candidates=names, policy=owner, escalation=esc and esc.id)
         if esc is not None and (candidate is None or candidate.priority <= esc.priority):
             return esc.id
         if candidate is None:
@@ -268,12 +282,33 @@ class Intake:
                 break
             timer = due[0]
             store.set_clock(timer.due)
-            timers.fire(rt, timer, Moment(now=timer.due, cause=f"{timer.kind} timer"))
+            moment = Moment(now=timer.due, cause=f"{timer.kind} timer")
+            with tracing.span(
+                "escalade.timer",
+                timer=timer.kind,
+                ticket=timer.ticket,
+                escalation=timer.escalation_id,
+            ):
+                if timer.kind in timers.EVENT_TIMERS:
+                    self._timer_event(timer, moment)
+                else:
+                    timers.fire(rt, timer, moment)
             core.outbox.deliver_now(timer.due)
             fired, last = fired + 1, timer.due
             if stop_on_send and rt.outbox_dirty and not core.outbox.in_transaction:
                 break
         return fired, last
+
+    def _timer_event(self, timer: Timer, m: Moment) -> None:
+        """A timer whose payload is an event to apply when due (a source gone silent):
+        applied as if it had been received then, once (its id is claimed)."""
+        pack = self.core.active()
+        event = _parsed(timer.payload.get("event", {}), pack)
+        if isinstance(event, EventError):
+            log.error("a %s timer's event is not valid for the pack: %s", timer.kind, event)
+            return
+        if self.core.store.claim_event(event.id, event.type, event.at, event.ticket, event.raw):
+            self._apply(pack, event, Moment(now=m.now, cause=f"event {event.id} ({event.type})"))
 
     def fire_apart(self, now: int) -> int:
         """Fire every timer due by ``now`` in transactions of their own (no event waiting),
