@@ -20,7 +20,7 @@ from escalade.compiler.diagnostics import Collector, Diagnostic, count
 from escalade.compiler.model import PolicySet
 from escalade.compiler.parse import decode_source, parse_source, with_recursion_headroom
 from escalade.compiler.parse_cache import ParseCache
-from escalade.compiler.passes.analysis import ANALYSIS_PASSES
+from escalade.compiler.passes.analysis import ANALYSIS_PASSES, answers_fingerprint, remembering
 from escalade.compiler.passes.checks import FRONTEND_PASSES, all_conditions
 from escalade.compiler.passes.lower import lower
 
@@ -103,8 +103,9 @@ def load_policy_set(
     """Parse, lower and check every policy file under ``path``.
 
     ``sources`` gives (path, text) pairs directly (e.g. files read from a git
-    revision) instead of reading ``path``. ``cache`` keeps parse results on disk
-    for the next process. Never raises on bad input.
+    revision) instead of reading ``path``. ``cache`` keeps parse results and the
+    answers of the analysis's costly questions on disk for the next process.
+    Never raises on bad input.
     """
     diags = Collector()
     root = Path(path)
@@ -120,6 +121,9 @@ def load_policy_set(
     if cache is not None:
         cache.prune()
     pset = lower(display_path(root), files, diags, version)
+    answers = None
+    if cache is not None and analyze:
+        answers = cache.answers(str(root.resolve()), answers_fingerprint())
 
     def run() -> PolicySet:
         nonlocal pset
@@ -128,9 +132,12 @@ def load_policy_set(
         bad = frozenset(c.span for c in all_conditions(pset) if diags.errors_at([c.span]))
         pset = replace(pset, bad_conditions=bad)
         if analyze:
-            for analysis in ANALYSIS_PASSES:
-                analysis(pset, diags)
+            with remembering(answers):
+                for analysis in ANALYSIS_PASSES:
+                    analysis(pset, diags)
         return pset
 
     pset = with_recursion_headroom(run)
+    if answers is not None:
+        answers.save()
     return CheckResult(pset, diags, [s for s, _ in sources])

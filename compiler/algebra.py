@@ -153,6 +153,7 @@ def iter_bits(x: int) -> Iterator[int]:
 
 
 _DIGIT_VALUES = bytes.maketrans(b"01", b"\x00\x01")
+_POSITIONS: list[int] = []
 
 
 def bit_list(x: int) -> list[int]:
@@ -163,7 +164,9 @@ def bit_list(x: int) -> list[int]:
         return list(iter_bits(x))
     if x.bit_count() * 32 >= size:
         flags = bin(x)[:1:-1].encode("ascii").translate(_DIGIT_VALUES)  # flags[i] = bit i
-        return list(compress(range(size), flags))
+        if len(_POSITIONS) < size:  # reused, so no int is made for a bit that is not set
+            _POSITIONS.extend(range(len(_POSITIONS), 2 * size))
+        return list(compress(_POSITIONS, flags))
     digits = bin(x)  # "0b1...": bit i is digits[last - i]
     last = len(digits) - 1
     end = len(digits)

@@ -9,6 +9,10 @@ compiler never reads an old compiler's trees::
     cache = ParseCache(Path(".escalade-cache"))
     tree = parse_source("a.esc", text, diags, cache)   # parsed, or read back
 
+Beside them, per policy set, the answers of the whole-set analysis's costly
+questions (``Answers``: a question's key is a digest of everything its search
+reads, so an answer is reused only for the very same question).
+
 The cache never changes an answer and never fails a check: entries are
 written to a temporary file and renamed into place (a reader sees a whole
 entry or none), anything that cannot be read back for whatever reason is a
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import sys
@@ -44,6 +49,7 @@ __all__ = [
     "CACHE_NAME",
     "CACHE_VARIABLE",
     "MAX_ENTRIES",
+    "Answers",
     "ParseCache",
     "Parsed",
     "cache_directory",
@@ -195,22 +201,47 @@ class ParseCache:
         self.written += 1
 
     def _write(self, key: str, data: bytes) -> None:
-        if not self.directory.is_dir():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tag = self.directory.parent / "CACHEDIR.TAG"
+        self._write_file(self.directory / key, data)
+
+    def _write_file(self, file: Path, data: bytes) -> None:
+        """Write ``data`` to ``file`` atomically: a temporary file beside it, then a rename."""
+        if not file.parent.is_dir():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tag = file.parent.parent / "CACHEDIR.TAG"
             if not tag.exists():
                 tag.write_text(
                     "Signature: 8a477f597d28d172789f06886806bc55\n"
                     "# escalade's parse cache; safe to delete.\n"
                 )
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        fd, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-            os.replace(temporary, self.directory / key)
+            os.replace(temporary, file)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def answers(self, name: str, fingerprint: str) -> Answers:
+        """The analysis answers kept for the set called ``name`` (empty when there are none
+        for this ``fingerprint`` of the analysis code, or they cannot be read)."""
+        file = (
+            self.directory.parent
+            / f"answers-v{LAYOUT}"
+            / (hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest() + ".json")
+        )
+        known: dict[str, int | str] = {}
+        try:
+            doc = json.loads(file.read_bytes())
+            if doc.get("fingerprint") == fingerprint and isinstance(doc.get("answers"), dict):
+                known = {
+                    k: v
+                    for k, v in doc["answers"].items()
+                    if isinstance(k, str) and isinstance(v, int | str)
+                }
+        except Exception:  # absent, damaged or foreign: start with no answers
+            known = {}
+        return Answers(file, fingerprint, known, self)
 
     def prune(self, keep: int = MAX_ENTRIES) -> None:
         """Past ``keep`` entries, remove the oldest half; remove abandoned temporary files."""
@@ -242,3 +273,41 @@ def _well_formed(value: Any) -> bool:
     ):
         return False
     return isinstance(diags, tuple) and all(isinstance(d, Diagnostic) for d in diags)
+
+
+class Answers:
+    """Answers to the analysis's costly questions for one policy set, by question key.
+
+    ``get`` and ``put`` record which keys this run asked; ``save`` keeps exactly those
+    (so the file follows the set instead of growing), written like a parse entry."""
+
+    def __init__(
+        self, file: Path, fingerprint: str, known: dict[str, int | str], owner: ParseCache
+    ) -> None:
+        self.file = file
+        self.fingerprint = fingerprint
+        self._known = known
+        self._asked: dict[str, int | str] = {}
+        self._owner = owner
+        self.hits = 0
+
+    def get(self, key: str) -> int | str | None:
+        found = self._known.get(key)
+        if found is not None:
+            self._asked[key] = found
+            self.hits += 1
+        return found
+
+    def put(self, key: str, answer: int | str) -> None:
+        self._asked[key] = answer
+
+    def save(self) -> None:
+        """Write this run's answers when they differ from what was read."""
+        if self._asked == self._known or not self._owner._writable:
+            return
+        doc = {"fingerprint": self.fingerprint, "answers": self._asked}
+        data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        try:
+            self._owner._write_file(self.file, data)
+        except Exception:  # unwritable: the next run answers again
+            return

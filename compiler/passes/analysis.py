@@ -21,12 +21,19 @@ skipped, and so is every question whose answer depends on them.
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import pairwise
 from operator import attrgetter
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from escalade.compiler import algebra as algebra_module
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.algebra import (
@@ -44,6 +51,9 @@ from escalade.compiler.algebra import (
     meet,
 )
 from escalade.compiler.diagnostics import Collector, Note
+
+if TYPE_CHECKING:
+    from escalade.compiler.parse_cache import Answers
 
 Pass = Callable[[m.PolicySet, Collector], None]
 
@@ -111,6 +121,7 @@ class KindTable:
         self._negated = [-policy.priority for policy in self.owner]
         self.priorities = sorted({policy.priority for policy in self.owner}, reverse=True)
         self.blocked: int | None = None  # highest priority of an unanalysable policy here
+        self._digests: list[bytes] | None = None
 
     def above(self, priority: int) -> int:
         """Bit set of the cubes of strictly higher priority (a prefix of the index)."""
@@ -122,9 +133,30 @@ class KindTable:
         end = bisect_right(self._negated, -priority)
         return ((1 << end) - 1) & ~((1 << start) - 1)
 
+    def digests(self, domains: Domains) -> list[bytes]:
+        """Per cube, a digest of its variables (name, every cell, the cells it allows),
+        in the order the search reads them: what a remembered answer is keyed by."""
+        if self._digests is None:
+            full = {}
+            for var in {var for cube in self.cubes for var in cube}:
+                v = domains.variables[var]
+                full[var] = f"{v.path}|{v.tag}|{domains.full(var):x}|"
+            self._digests = [
+                hashlib.blake2b(
+                    ";".join(f"{full[var]}{mask:x}" for var, mask in cube.items()).encode(),
+                    digest_size=16,
+                ).digest()
+                for cube in self.cubes
+            ]
+        return self._digests
+
     def decidable_below(self, priority: int) -> bool:
         """False when an unanalysable policy of higher priority could change the answer."""
         return self.blocked is None or self.blocked <= priority
+
+
+_Step = tuple[KindTable, int, int, list[int]]
+"""One coverage question of a policy: table, its cube there, the higher cubes (bits, ids)."""
 
 
 @dataclass
@@ -142,8 +174,10 @@ class SetAnalysis:
     _gaps: list[Gap] | None = field(init=False, default=None)
     _dead_exceptions: list[tuple[m.Policy, m.Handoff]] | None = field(init=False, default=None)
     _rank: dict[str, tuple[int, n.Span]] = field(init=False, default_factory=dict)
+    answers: Answers | None = field(init=False, default=None)  # remembered across processes
 
     def __post_init__(self) -> None:
+        self.answers = _REMEMBERED[0] if _REMEMBERED else None
         pset = self.pset
         policies = ordered_policies(pset)
         good = [p.when for p in policies if p.when is not None and not self.is_bad(p.when)]
@@ -282,24 +316,73 @@ class SetAnalysis:
 
     def _shadowed_by(self, p: m.Policy) -> tuple[m.Policy, ...] | None:
         """The higher-priority policies that cover ``p`` on every kind, or None if it wins somewhere."""
-        by: dict[str, None] = {}
-        budget = Budget(DEFAULT_STEPS)
+        steps: list[_Step | None] = []  # None: a kind an unanalysable policy decides
         for kind in dict.fromkeys(p.triggers):
             table = self.tables[kind]
             if not table.decidable_below(p.priority):
-                return None
+                steps.append(None)
+                break
             above = table.above(p.priority)
             for i in table.cubes_of.get(p.name, []):
-                cube = table.cubes[i]
-                higher = table.index.touching(cube) & above
-                ids = bit_list(higher)
-                outside = find_outside_indexed(self.domains, cube, table.index, higher, budget, ids)
-                if outside is not None:
-                    return None
-                by.update(dict.fromkeys(map(table.owner_names.__getitem__, ids)))
+                higher = table.index.touching(table.cubes[i]) & above
+                steps.append((table, i, higher, bit_list(higher)))
+        if not self._covered(steps):
+            return None
+        by: dict[str, None] = {}
+        for step in steps:
+            assert step is not None  # a None step is never covered
+            by.update(dict.fromkeys(map(step[0].owner_names.__getitem__, step[3])))
         if not self._rank:  # highest priority first, then source order
             self._rank = {q.name: (-q.priority, q.span) for q in self.pset.policies.values()}
         return tuple(map(self.pset.policies.__getitem__, sorted(by, key=self._rank.__getitem__)))
+
+    def _covered(self, steps: list[_Step | None]) -> bool:
+        """Whether each step's cube is covered by its higher cubes, in order, on one budget
+        (raises ``Undecided`` when it runs out). With remembered answers, a question asked
+        before (the same cubes, cells and subs in the same order) is not searched again."""
+        key = self._question_key(steps) if self.answers is not None else None
+        if key is not None and self.answers is not None:
+            known = self.answers.get(key)
+            if isinstance(known, str):
+                raise Undecided(known)
+            if known is not None:
+                return bool(known)
+        budget = Budget(DEFAULT_STEPS)
+        covered = True
+        try:
+            for step in steps:
+                if step is None:
+                    covered = False
+                    break
+                table, i, higher, ids = step
+                cube = table.cubes[i]
+                found = find_outside_indexed(self.domains, cube, table.index, higher, budget, ids)
+                if found is not None:
+                    covered = False
+                    break
+        except Undecided as exc:
+            if key is not None and self.answers is not None:
+                self.answers.put(key, exc.reason)
+            raise
+        if key is not None and self.answers is not None:
+            self.answers.put(key, int(covered))
+        return covered
+
+    def _question_key(self, steps: list[_Step | None]) -> str:
+        """A digest of all a coverage question reads: per step the cube, and the higher
+        cubes in order, each as its variables (names, every cell, the cells allowed)."""
+        h = hashlib.blake2b(f"covered within {DEFAULT_STEPS} steps".encode(), digest_size=20)
+        for step in steps:
+            if step is None:
+                h.update(b"undecidable kind;")
+                continue
+            table, i, _, ids = step
+            digests = table.digests(self.domains)
+            h.update(digests[i])
+            h.update(b"<")
+            h.update(b"".join(map(digests.__getitem__, ids)))
+            h.update(b";")
+        return h.hexdigest()
 
     # -- E303 ---------------------------------------------------------------------
     def dead_exceptions(self) -> list[tuple[m.Policy, m.Handoff]]:
@@ -395,6 +478,26 @@ def ordered_policies(pset: m.PolicySet) -> list[m.Policy]:
 
 
 _LAST: list[tuple[m.PolicySet, SetAnalysis]] = []
+_REMEMBERED: list[Answers] = []
+
+
+@contextmanager
+def remembering(answers: Answers | None) -> Iterator[None]:
+    """Analyses started inside reuse and record ``answers`` (from an earlier process)."""
+    _REMEMBERED[:] = [answers] if answers is not None else []
+    try:
+        yield
+    finally:
+        _REMEMBERED.clear()
+
+
+@cache
+def answers_fingerprint() -> str:
+    """The analysis code an answer was found with (a new one starts afresh)."""
+    h = hashlib.sha256(b"analysis")
+    for module in (algebra_module, sys.modules[__name__]):
+        h.update(Path(str(module.__file__)).read_bytes())
+    return h.hexdigest()
 
 
 def analyse(pset: m.PolicySet) -> SetAnalysis:

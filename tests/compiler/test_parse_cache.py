@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalade.compiler import load_policy_set
+from escalade.compiler import algebra, load_policy_set
 from escalade.compiler import parse_cache as pc
 from escalade.compiler.cli import main
 from escalade.compiler.parse import _PARSE_CACHE
@@ -24,6 +24,7 @@ from escalade.compiler.parse_cache import (
     CACHE_VARIABLE,
     ParseCache,
 )
+from escalade.compiler.passes import analysis
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 
@@ -190,3 +191,76 @@ def test_without_escalade_yaml_the_cache_is_in_the_user_cache_directory(tmp_path
     env = {CACHE_DIR_VARIABLE: "", CACHE_VARIABLE: "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     check([str(tmp_path / "set")], env)
     assert len(entries(tmp_path / "xdg" / "escalade")) == 1
+
+
+SHADOWS = """
+event ticket.created
+schema ticket { id: text  severity: enum(low, high, critical)  queue: text }
+person ann { email "a@example.com" }
+person ben { email "b@example.com" }
+"""
+
+
+def shadowing_set(where: Path, count: int) -> Path:
+    """Broad policies above narrow ones: W304 findings with long coverage searches."""
+    where.mkdir()
+    parts = [SHADOWS]
+    for i in range(count):
+        when = (
+            f'ticket.queue == "q{i}" and ticket.severity in (high, critical)'
+            if i % 3
+            else f"ticket.severity == {('low', 'high', 'critical')[i // 3 % 3]}"
+        )
+        parts.append(
+            f'policy p{i} {{\n  approvers "@x/y"\n  priority {1000 - i}\n'
+            f"  trigger ticket.created\n  when {when}\n  owner primary ann ack 5m\n"
+            f"  owner backup ben ack 5m\n  exception unknown triage ben\n}}\n"
+        )
+    (where / "set.esc").write_text("".join(parts), "utf-8")
+    return where
+
+
+@pytest.mark.parametrize("steps", [algebra.DEFAULT_STEPS, 0])
+def test_remembered_analysis_answers_give_the_same_findings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, steps: int
+) -> None:
+    monkeypatch.setattr(analysis, "DEFAULT_STEPS", steps)  # 0: every search runs out (W307)
+    where = shadowing_set(tmp_path / "set", 30)
+    expected = summary(where, None)
+    assert any(code == ("W304" if steps else "W307") for code, _, _ in expected)
+    summary(where, ParseCache(tmp_path / "cache"))
+    again = ParseCache(tmp_path / "cache")
+    assert summary(where, again) == expected
+    answers = again.answers(str(where.resolve()), analysis.answers_fingerprint())
+    assert answers.hits == 0 and answers._known  # what the second run read back
+
+    # another budget asks other questions: nothing remembered is reused
+    monkeypatch.setattr(analysis, "DEFAULT_STEPS", steps + 1)
+    assert summary(where, ParseCache(tmp_path / "cache")) == summary(where, None)
+
+
+def test_an_edit_reuses_the_answers_it_does_not_change(tmp_path: Path) -> None:
+    where = shadowing_set(tmp_path / "set", 30)
+    summary(where, ParseCache(tmp_path / "cache"))
+    text = (where / "set.esc").read_text("utf-8")
+    # p3 (severity high, priority 997) drops below the queue policies it covered
+    (where / "set.esc").write_text(text.replace("priority 997", "priority 10"), "utf-8")
+    real = ParseCache.answers
+    spied: list[pc.Answers] = []
+
+    def spy(self: ParseCache, name: str, fingerprint: str) -> pc.Answers:
+        spied.append(real(self, name, fingerprint))
+        return spied[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ParseCache, "answers", spy)
+        assert summary(where, ParseCache(tmp_path / "cache")) == summary(where, None)
+    assert 0 < spied[0].hits < 30  # some questions changed with the priority, not all
+
+
+def test_damaged_answers_are_answered_again(tmp_path: Path) -> None:
+    where = shadowing_set(tmp_path / "set", 12)
+    summary(where, ParseCache(tmp_path / "cache"))
+    for file in (tmp_path / "cache" / f"answers-v{pc.LAYOUT}").iterdir():
+        file.write_text('{"fingerprint": "x", "answers": {"k": [1]}')
+    assert summary(where, ParseCache(tmp_path / "cache")) == summary(where, None)
