@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from escalade.runtime import tracing
+from escalade.runtime import heartbeats, tracing
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine import chain, timers
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Runtime
@@ -289,8 +289,8 @@ class Intake:
                 ticket=timer.ticket,
                 escalation=timer.escalation_id,
             ):
-                if timer.kind in timers.EVENT_TIMERS:
-                    self._timer_event(timer, moment)
+                if timer.kind == heartbeats.SILENT_KIND:
+                    self._source_silent(timer, moment)
                 else:
                     timers.fire(rt, timer, moment)
             core.outbox.deliver_now(timer.due)
@@ -299,13 +299,16 @@ class Intake:
                 break
         return fired, last
 
-    def _timer_event(self, timer: Timer, m: Moment) -> None:
-        """A timer whose payload is an event to apply when due (a source gone silent):
-        applied as if it had been received then, once (its id is claimed)."""
+    def _source_silent(self, timer: Timer, m: Moment) -> None:
+        """A source's heartbeat timer: seen since, armed again; else a ``source.silent``
+        event applied as if received then, once (its id is claimed)."""
+        raw = heartbeats.silence(self.core.store, timer)
+        if raw is None:
+            return
         pack = self.core.active()
-        event = _parsed(timer.payload.get("event", {}), pack)
+        event = _parsed(raw, pack)
         if isinstance(event, EventError):
-            log.error("a %s timer's event is not valid for the pack: %s", timer.kind, event)
+            log.warning("source %s is silent, but the pack cannot take it: %s", timer.key, event)
             return
         if self.core.store.claim_event(event.id, event.type, event.at, event.ticket, event.raw):
             self._apply(pack, event, Moment(now=m.now, cause=f"event {event.id} ({event.type})"))

@@ -90,11 +90,8 @@ def fire_transfer(
     run_steps(rt, esc, pack, rules, rules.steps("breach"), m, "breach")
 
 
-# Timers whose payload is an event the intake applies when they are due (Intake.fire_due):
-# ``source_silent`` is armed per source by escalade.runtime.heartbeats and re-armed on
-# each request of the source, so it fires only after ``expect_every`` of silence.
-EVENT_TIMERS = frozenset({"source_silent"})
-
+# ``source_silent`` (a source's heartbeat, escalade.runtime.heartbeats) is not here: it
+# applies an event, which the intake does (Intake.fire_due).
 ESCALATION_TIMERS: Mapping[str, Handler] = {
     "ack": fire_ack,
     "sla_acknowledge": fire_sla,
