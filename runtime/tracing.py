@@ -103,6 +103,30 @@ def span(name: str, parent: Any = None, **attrs: Any) -> Iterator[Any]:
         yield current
 
 
+def recording() -> bool:
+    """Whether the current span records (worth the work of handing contexts over)."""
+    return otel_trace is not None and otel_trace.get_current_span().is_recording()
+
+
+def event_ids(body: bytes) -> list[str]:
+    """The ``id`` of each event of a request body (one JSON object or JSON Lines), for
+    :func:`hand_over`; what does not read is left to the intake to refuse."""
+    import json
+
+    def id_of(text: bytes) -> list[str]:
+        try:
+            found = json.loads(text)
+        except ValueError:
+            return []
+        value = found.get("id") if isinstance(found, dict) else None
+        return [value] if isinstance(value, str) else []
+
+    whole = id_of(body)
+    if whole or body.lstrip()[:1] != b"{":
+        return whole
+    return [i for line in body.splitlines() if line.strip() for i in id_of(line)]
+
+
 def annotate(**attrs: Any) -> None:
     """Set attributes on the current span (what a decision learnt inside it)."""
     if otel_trace is not None:
@@ -194,9 +218,11 @@ __all__ = [
     "configure",
     "current_ids",
     "event",
+    "event_ids",
     "extract",
     "hand_over",
     "inject",
+    "recording",
     "span",
     "taken",
 ]

@@ -57,6 +57,7 @@ from email.utils import formatdate
 from http.client import HTTPException
 from typing import Any, ClassVar, Literal, Self
 
+from escalade.runtime import tracing
 from escalade.runtime.notify import Delivery, Receipt
 from escalade.runtime.settings import EmailSettings, EndpointSettings
 from escalade.runtime.store import OutboxMessage
@@ -450,6 +451,7 @@ class SignedWebhook:
             TIMESTAMP_HEADER: str(sent_at),
             IDEMPOTENCY_HEADER: msg.key,
         }
+        tracing.inject(headers)  # traceparent: the receiver's spans join the delivery's trace
         url = self.endpoint(target)
         answer = post_json(url, body, headers, self.timeout)
         return Delivery(

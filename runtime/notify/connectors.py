@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Protocol
 
+from escalade.runtime import tracing
 from escalade.runtime.connectorspec import ConnectorSpec
 from escalade.runtime.notify import Delivery
 from escalade.runtime.notify.channels import Environ, summary
@@ -106,6 +107,7 @@ class JiraConnector:
         headers = {"Accept": "application/json", "User-Agent": "escalade", "Authorization": auth}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        tracing.inject(headers)  # traceparent of the delivery's span
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
         try:
             with _OPENER.open(request, timeout=self.spec.timeout) as response:

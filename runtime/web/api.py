@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from escalade.runtime import tracing
 from escalade.runtime.notify.channels import SIGNATURE_HEADER
 from escalade.runtime.web.answers import (
     TICKET_ACTIONS,
@@ -67,6 +68,24 @@ def _error(status: int, error: str, headers: dict[str, str] | None = None) -> Re
     return _respond(Answer(status, error_body(error)), headers)
 
 
+def _traced_events(
+    server: EscaladeServer, request: Request, kind: str
+) -> Callable[[Any, bytes], Answer]:
+    """``POST /events`` in a span whose parent is the caller's ``traceparent``."""
+    parent = tracing.extract(request.headers)
+
+    def receive(_principal: Any, data: bytes) -> Answer:
+        with tracing.span("escalade.receive", parent, route="/events"):
+            if tracing.recording():  # the events' spans are children of this one
+                for event_id in tracing.event_ids(data):
+                    tracing.hand_over(event_id)
+            answer = server.post_events(data, kind)
+            tracing.annotate(status=answer.status)
+            return answer
+
+    return receive
+
+
 def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
     async def call(
         request: Request, route: str, work: Callable[[Any, bytes], Answer], body: bool = True
@@ -81,7 +100,7 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
 
     async def events(request: Request) -> Response:
         kind = request.headers.get("content-type") or ""
-        return await call(request, "/events", lambda _p, data: server.post_events(data, kind))
+        return await call(request, "/events", _traced_events(server, request, kind))
 
     async def receipt(request: Request) -> Response:
         key = request.path_params["key"]

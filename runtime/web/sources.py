@@ -9,11 +9,18 @@ cannot read (or that maps to an event the pack refuses) is 422 and a dead letter
 the source's raw payload and the reason. A mapped event answers as ``POST /events``
 does (200 applied or duplicate, 409 refused), with the source and the event id.
 A source whose secret variable is not set answers 503.
+
+``POST /sources/<name>/heartbeat`` (authenticated as the source) says only that the
+source is alive: with ``expect_every``, a source that sends nothing for that long is a
+``source.silent`` event and ``source.recovered`` when it is back
+(:mod:`escalade.runtime.heartbeats`). Each request is traced (``escalade.receive``, a
+child of the caller's ``traceparent``), its mapped event's span a child of that.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -24,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from escalade.runtime import heartbeats, tracing
 from escalade.runtime.clock import format_time
 from escalade.runtime.engine import PackError
 from escalade.runtime.events import EventError, parse_event, storable_text
@@ -37,6 +45,8 @@ from escalade.runtime.web.bodies import read_body
 
 if TYPE_CHECKING:
     from escalade.runtime.server import EscaladeServer
+
+log = logging.getLogger("escalade.runtime.sources")
 
 # Called with (source name, wall-clock seconds) for each verified request (heartbeats).
 SeenHook = Callable[[str, float], None]
@@ -54,7 +64,31 @@ class SourceDesk:
         self.server = server
         self.sources = dict(sources)
         self.wall = wall
-        self.on_seen: list[SeenHook] = []
+        self.on_seen: list[SeenHook] = [self.record_seen]
+        self.watched = {n: s.expect_every for n, s in self.sources.items() if s.expect_every}
+
+    def start_heartbeats(self) -> None:
+        """Arm the timer of each source with ``expect_every`` that has none (a source that
+        never sends goes silent too); what a previous process armed stays as it was."""
+        if not self.watched:
+            return
+        now = int(self.wall())
+        with self.server.engine_lock() as engine, engine.store.transaction():
+            for name, every in self.watched.items():
+                if every is not None:
+                    heartbeats.arm(engine.store, name, every, now)
+
+    def record_seen(self, name: str, now: float) -> None:
+        """A sighting of a watched source; ``source.recovered`` when it was silent."""
+        if name not in self.watched:
+            return
+        with self.server.engine_lock() as engine, engine.store.transaction():
+            recovered = heartbeats.seen(engine.store, name, self.watched[name], int(now))
+        if recovered is not None:
+            tracing.hand_over(recovered["id"])
+            outcome = self.server.group.submit([heartbeats.as_raw(recovered)])[0]
+            if outcome.status not in ("applied", "duplicate"):
+                log.warning("source %s is back; source.recovered: %s", name, outcome.message)
 
     def source(self, name: str) -> Source:
         found = self.sources.get(name)
@@ -77,15 +111,35 @@ class SourceDesk:
             raise HttpError(401, f"source {source.name}: {problem}")
 
     def post(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        """Verify, map and apply one request of source ``name`` (see the module)."""
+        """Verify, map and apply one request of source ``name`` (see the module), in a span
+        whose parent is the caller's ``traceparent``."""
+        with tracing.span("escalade.receive", tracing.extract(headers), source=name):
+            answer = self._post(name, headers, body)
+            tracing.annotate(status=answer.status)
+            return answer
+
+    def heartbeat(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """``POST /sources/<name>/heartbeat``: authenticated as the source; a sighting."""
         source = self.source(name)
-        self.authenticate(source, headers, body)
+        with tracing.span("escalade.heartbeat", tracing.extract(headers), source=name):
+            self.authenticate(source, headers, body)
+            self.seen(name)
+        return json_answer(200, {"status": 200, "outcome": "seen", "source": name})
+
+    def seen(self, name: str) -> float:
         now = self.wall()
         for hook in self.on_seen:
             hook(name, now)
+        return now
+
+    def _post(self, name: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        source = self.source(name)
+        self.authenticate(source, headers, body)
+        now = self.seen(name)
         try:
-            payload = loads_json(body, f"source {name}")
-            event = apply_map(source.map, payload, format_time(int(now)))
+            with tracing.span("escalade.map", source=name):
+                payload = loads_json(body, f"source {name}")
+                event = apply_map(source.map, payload, format_time(int(now)))
         except (TextError, MapError) as exc:
             return self.dead_letter(source, body, str(exc))
         with self.server.engine_lock() as engine:
@@ -97,6 +151,7 @@ class SourceDesk:
             parse_event(event, pack)
         except EventError as exc:
             return self.dead_letter(source, body, f"the mapped event: {exc}")
+        tracing.hand_over(str(event["id"]))  # the event's span is a child of this request's
         outcome = self.server.group.submit([json.dumps(event)])[0]
         result = event_result(outcome, None)
         with self.server._stats:
@@ -136,6 +191,7 @@ def attach_sources(
     """Give ``server`` its sources (``escalade serve`` passes ``runtime.sources``)."""
     desk = SourceDesk(server, sources, wall)
     _DESKS[server] = desk
+    desk.start_heartbeats()
     return desk
 
 
@@ -166,7 +222,19 @@ def source_routes(server: EscaladeServer) -> list[BaseRoute]:
         answer = await run_in_threadpool(desk.post, name, headers, body)
         return Response(answer.body, answer.status, media_type=answer.content_type)
 
-    return [Route("/sources/{name}", receive, methods=["POST"])]
+    async def heartbeat(request: Request) -> Response:
+        name = request.path_params["name"]
+        desk = desk_of(server)
+        desk.source(name)
+        body = await read_body(request, server.max_body, server.request_timeout)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer = await run_in_threadpool(desk.heartbeat, name, headers, body)
+        return Response(answer.body, answer.status, media_type=answer.content_type)
+
+    return [
+        Route("/sources/{name}", receive, methods=["POST"]),
+        Route("/sources/{name}/heartbeat", heartbeat, methods=["POST"]),
+    ]
 
 
 __all__ = ["SourceDesk", "attach_sources", "desk_of", "source_routes"]
