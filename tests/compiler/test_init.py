@@ -36,7 +36,7 @@ from escalade.compiler.scaffold.render import escalade_version
 
 REPO = Path(__file__).resolve().parents[2]
 ESCALADE = Path(sys.executable).parent / "escalade"
-BUNDLED_USE_CASES = ["content-ops", "customer-ops", "revenue-ops", "support"]
+BUNDLED_USE_CASES = ["content-ops", "customer-ops", "integrations", "revenue-ops", "support"]
 WORKFLOW = ".github/workflows/escalade.yml"
 
 
