@@ -124,6 +124,13 @@ def serve_command(
         settings = runtime_settings()
     except AppError as exc:
         raise app_error(exc) from None
+    from escalade.runtime.tracespec import apply_observability, load_observability
+    from escalade.runtime.tracing import TracingUnavailable
+
+    try:  # runtime.logging (text or JSON lines) and runtime.tracing (OTLP), before anything logs
+        apply_observability(load_observability(settings.source))
+    except TracingUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     server_settings = settings.server
     token_env = server_settings.token_env
     if token_env is not None and not os.environ.get(token_env):
