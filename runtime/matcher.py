@@ -36,6 +36,7 @@ from escalade.runtime.conditions import (
     explain_condition,
 )
 from escalade.runtime.matchindex import (
+    Group,
     Item,
     Keyed,
     Needs,
@@ -115,6 +116,16 @@ def _junction(op: str, parts: Sequence[Predicate]) -> Predicate:
     return lambda state: a(state) or b(state) or c(state)
 
 
+def _falsity(atom: Condition) -> int:
+    """How likely ``atom`` is true, roughly (0: rarely): conjunctions test the unlikely first."""
+    op = atom.get("op")
+    if op == "cmp":
+        return 0 if atom.get("cmp") == "==" else 3 if atom.get("cmp") == "!=" else 2
+    if op == "in":
+        return 0 if len(atom.get("values") or ()) <= 1 else 1
+    return {"has": 1, "not_in": 3}.get(str(op), 4)  # `not` last: usually true
+
+
 class _Compiler:
     """Compiles conditions from shared atoms: equal atoms of any policy are compiled once."""
 
@@ -126,7 +137,7 @@ class _Compiler:
         """The conjunction of ``atoms`` (None when there is none: nothing left to check)."""
         if not atoms:
             return None
-        parts = [self.atom(a) for a in atoms]
+        parts = [self.atom(a) for a in sorted(atoms, key=_falsity)]
         key = tuple(map(id, parts))
         done = self._conjunctions.get(key)
         if done is None:
@@ -206,7 +217,9 @@ class Matcher:
             remainder=how.count("remainder")
             + sum(1 for e, h in shapes.values() if h == "over_bound" and not e[0][1]),
             groups=len(found),
-            largest_group=max((len(g.entries or g.head) for g in found), default=0),
+            largest_group=max(
+                (len(g.entries if isinstance(g, Group) else g) for g in found), default=0
+            ),
         )
 
     def stats(self) -> IndexStats:

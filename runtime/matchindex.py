@@ -9,15 +9,20 @@ predicate.
 
 Per event kind the entries, in precedence order (their *rank*), are arranged as:
 
-- a *split* on a selective text field (``ticket.queue == "q7"``,
-  ``ticket.severity in (high, critical)``): a dict from value to the entries
-  naming that value, and a *rest* for entries that name none. An event visits
-  the bucket of its value and the rest;
-- a *group*: what the splits leave. A group larger than :data:`SCAN_SIZE`
-  narrows itself with bit masks, one bit per entry: per text field the entries
-  a value admits (``==``, ``in``, ``!=``, ``not in``), per number field the
-  entries the value's interval admits (``<`` ... ``>=``, found by bisection),
-  per set field the entries whose ``has`` tags are all present.
+- a *split* on a text field (``ticket.queue == "q7"``, ``ticket.severity in
+  (high, critical)``): a dict from value to the entries naming that value, and a
+  *rest* for entries that name none. An event visits the bucket of its value and
+  the rest;
+- a *list*: entries checked one by one;
+- a *group*: a list that first narrows itself with bit masks, one bit per entry:
+  per text field the entries a value admits (``==``, ``in``, ``!=``, ``not
+  in``), per number field the entries the value's interval admits (``<`` ...
+  ``>=``, found by bisection), per set field the entries whose ``has`` tags are
+  all present.
+
+Which of the three holds a set of entries is decided by what each would cost
+an event (the ``COST_*`` estimates, measured): the index is built bottom-up,
+keeping the cheaper of a split and a list or group at every step.
 
 Every atom a split or a mask decides exactly is dropped from the entry's
 predicate there, so most admitted entries need no check at all. The owner is
@@ -39,11 +44,22 @@ from typing import Any, Generic, TypeVar
 from escalade.runtime.conditions import Condition, Predicate, State, split_field
 
 MAX_DISJUNCTS = 16  # a condition expanding into more disjuncts stays one entry
-SCAN_SIZE = 4  # a group this small is scanned without masks
-HEAD_SIZE = 2  # a larger one checks this many entries one by one before computing masks
-SPLIT_SHARE = 0.5  # split on a field when an event visits at most this share of the entries
-MAX_COPIES = 8  # ... and its buckets hold at most this many copies per entry (`in` lists)
+HEAD_SIZE = 4  # a masked group checks this many entries one by one before its masks
+MAX_COPIES = 8  # a split's buckets hold at most this many copies per entry (`in` lists)
 MAX_CUTS = 256  # number thresholds per field and group; beyond, coarser cells (still sound)
+# What an event's decision costs, in microseconds (CPython 3.11, measured on this repository's
+# bench machine): per list of entries, the index keeps the cheaper of checking them one by one,
+# masking them and splitting them. Checks usually fail on their first atom.
+COST_LIST = 0.08  # visiting a short list
+COST_ENTRY = 0.03  # stepping to one of its entries
+COST_ATOM = 0.075  # calling an atom left to check (about 1.5 of them run per check, at most)
+COST_CONJ = 0.03  # calling a conjunction of several
+WHOLE_ATOMS = 3  # atoms in a condition checked whole, as a guess
+COST_SPLIT = 0.10  # visiting a split
+COST_KEY = 0.08  # looking a field's value up
+COST_GROUP = 0.6  # visiting a masked group, starting and walking its mask
+COST_MASK = 0.15  # ... per field it masks
+COST_BIT = 0.00003  # ... per entry and field (masks are ints as wide as the group)
 
 T = TypeVar("T")  # what an entry stands for (the matcher's Policy)
 Interval = tuple[float, bool, float, bool]  # low, low included, high, high included
@@ -204,30 +220,40 @@ class Item(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Split(Generic[T]):
-    """Entries naming a value of ``obj.name``, by that value; the others in ``rest``."""
+    """Entries naming a value of a field, by that value; the others in ``rest``.
 
-    obj: str
-    name: str
-    buckets: Mapping[Any, Split[T] | Group[T]]  # text keys; a value of any kind is looked up
-    rest: Split[T] | Group[T] | None
+    ``keys`` holds one ``(obj, name, buckets)`` per field: the first field's
+    buckets hold the entries naming it, the second's those of the others that
+    name the second field, and so on (a chain of splits, walked in one step).
+    """
+
+    keys: tuple[tuple[str, str, Mapping[Any, Node[T]]], ...]  # text keys
+    rest: Node[T] | None
     first: int  # the best rank under the split
 
 
 @dataclass(frozen=True, slots=True)
 class Group(Generic[T]):
-    """Entries in rank order; bit ``i`` of a mask stands for ``entries[i]``."""
+    """A long list of entries in rank order; bit ``i`` of a mask stands for ``entries[i]``.
+
+    (A short list is a plain tuple of entries, checked one by one.)
+    """
 
     head: tuple[Entry[T], ...]  # the first entries, checked one by one before any mask
     first: int  # the best rank here: the group is skipped once an owner of better rank is found
-    masked: bool  # False: the head is every entry
-    entries: tuple[Entry[T], ...] = ()  # every entry, checked on what the masks leave open
-    ranks: tuple[int, ...] = ()  # of the entries: only those ranked before an owner are masked
+    entries: tuple[Entry[T], ...]  # every entry, checked on what the masks leave open
+    ranks: tuple[int, ...]  # of the entries: only those ranked before an owner are masked
     text: tuple[TextMask, ...] = ()
     numbers: tuple[NumberMask, ...] = ()
     tags: tuple[TagMask, ...] = ()
 
-    def masked_owner(self, state: State, best: int) -> tuple[int, T] | None:
-        """The first entry past the head ranked before ``best`` that holds on ``state``."""
+    def owner(self, state: State, best: int) -> tuple[int, T] | None:
+        """The first entry ranked before ``best`` that holds on ``state`` (None: none)."""
+        for rank, value, check in self.head:
+            if rank >= best:
+                return None
+            if check is None or check(state):
+                return rank, value
         entries = self.entries
         mask = self.admitted(state, best)
         while mask:
@@ -264,7 +290,7 @@ class Group(Generic[T]):
         return mask
 
 
-Node = Split[T] | Group[T]
+Node = Split[T] | Group[T] | tuple[Entry[T], ...]
 
 
 def first_owner(node: Node[T], state: State) -> T | None:
@@ -272,29 +298,27 @@ def first_owner(node: Node[T], state: State) -> T | None:
     best, found = NO_RANK, None
     todo: list[Node[T]] = []
     while True:
-        if node.first >= best:
-            pass
-        elif type(node) is Split:
-            if node.rest is not None:
-                todo.append(node.rest)
-            try:  # text values pick a bucket; other kinds none (an unhashable one raises)
-                child = node.buckets.get(state.get(node.obj, _EMPTY).get(node.name))
-            except TypeError:
-                child = None
-            if child is not None:
-                node = child
-                continue
-        elif type(node) is Group:
-            for rank, value, check in node.head:
+        if isinstance(node, tuple):  # a short list: checked in rank order
+            for rank, value, check in node:
                 if rank >= best:
                     break
                 if check is None or check(state):
                     best, found = rank, value
                     break
-            else:
-                hit = node.masked_owner(state, best) if node.masked else None
-                if hit is not None:
-                    best, found = hit
+        elif isinstance(node, Split):
+            if node.rest is not None:
+                todo.append(node.rest)
+            for obj, name, buckets in node.keys:
+                try:  # text values pick a bucket; other kinds none (an unhashable one raises)
+                    child = buckets.get(state.get(obj, _EMPTY).get(name))
+                except TypeError:
+                    continue
+                if child is not None:
+                    todo.append(child)
+        elif node.first < best:  # a long list that may hold a better owner
+            hit = node.owner(state, best)
+            if hit is not None:
+                best, found = hit
         if not todo:
             return found
         node = todo.pop()
@@ -302,9 +326,21 @@ def first_owner(node: Node[T], state: State) -> T | None:
 
 def build(items: Sequence[Item[T]], compile_atoms: Compile) -> Node[T]:
     """The index of ``items`` (in rank order); ``compile_atoms`` makes what is left to check."""
-    path = _split_field(items) if len(items) > SCAN_SIZE else None
-    if path is None:
-        return _group(items, compile_atoms)
+    return _plan(items, compile_atoms)[0]
+
+
+def _plan(items: Sequence[Item[T]], compile_atoms: Compile) -> tuple[Node[T], float]:
+    """The cheaper of a leaf (a list, or a masked group) and a split, with its cost."""
+    leaf_cost, masked = _leaf_cost(items)
+    path = _split_field(items) if len(items) > 1 else None
+    if path is not None:
+        split, cost = _split(items, path, compile_atoms)
+        if cost < leaf_cost:
+            return split, cost
+    return _group(items, compile_atoms) if masked else _list(items, compile_atoms), leaf_cost
+
+
+def _split(items: Sequence[Item[T]], path: str, compile_atoms: Compile) -> tuple[Node[T], float]:
     buckets: dict[str, list[Item[T]]] = {}
     rest: list[Item[T]] = []
     for item in items:
@@ -321,13 +357,17 @@ def build(items: Sequence[Item[T]], compile_atoms: Compile) -> Node[T]:
         )
         for v in values:
             buckets.setdefault(v, []).append(decided)
+    planned = {v: _plan(b, compile_atoms) for v, b in sorted(buckets.items())}
+    other, rest_cost = _plan(rest, compile_atoms) if rest else (None, 0.0)
+    if not planned:  # every entry named a value and none could be (`in ()`): none can hold
+        return other or (), rest_cost
+    cost = COST_SPLIT + COST_KEY + rest_cost + sum(c for _, c in planned.values()) / len(planned)
+    nodes = {v: node for v, (node, _) in planned.items()}
+    first = min(_first(n) for n in [*nodes.values(), *([other] if other is not None else [])])
     obj, name = split_field(path)
-    nodes = {v: build(b, compile_atoms) for v, b in sorted(buckets.items())}
-    other = build(rest, compile_atoms) if rest else None
-    if not nodes:  # every entry named a value and none could be (`in ()`): none can hold
-        return other or _group([], compile_atoms)
-    first = min(n.first for n in [*nodes.values(), *([other] if other else [])])
-    return Split(obj, name, nodes, other, first)
+    if isinstance(other, Split):  # a chain of splits: one node
+        return Split(((obj, name, nodes), *other.keys), other.rest, first), cost - COST_SPLIT
+    return Split(((obj, name, nodes),), other, first), cost
 
 
 def _undecided(atoms: tuple[Keyed, ...] | None, decided: set[AtomKey]) -> tuple[Keyed, ...] | None:
@@ -354,14 +394,49 @@ def _split_field(items: Sequence[Item[T]]) -> str | None:
 
     fit = [f for f in sorted(named) if copies[f] <= MAX_COPIES * n]
     best = min(fit, key=share, default=None)
-    return best if best is not None and share(best) <= SPLIT_SHARE * n else None
+    return best if best is not None and share(best) < n else None
+
+
+def _check_cost(item: Item[T], decided: set[AtomKey] | None = None) -> float:
+    """Stepping to an entry and checking what is left of it."""
+    if item.atoms is None:
+        left = WHOLE_ATOMS
+    else:
+        left = sum(1 for key, _ in item.atoms if decided is None or key not in decided)
+    if not left:
+        return COST_ENTRY
+    return COST_ENTRY + COST_ATOM * min(left, 1.5) + (COST_CONJ if left > 1 else 0.0)
+
+
+def _leaf_cost(items: Sequence[Item[T]]) -> tuple[float, bool]:
+    """What checking ``items`` costs an event at most, as a list or as a masked group."""
+    as_list = COST_LIST + sum(_check_cost(i) for i in items)
+    if len(items) <= HEAD_SIZE + 1:
+        return as_list, False
+    keys: set[AtomKey] = {("text", p) for i in items for p in i.needs.text}
+    keys |= {("tag", p) for i in items for p in i.needs.tags}
+    keys |= {("number", p) for i in items for p in i.needs.numbers}
+    rest = items[HEAD_SIZE:]
+    as_group = (
+        COST_GROUP
+        + (COST_MASK + COST_BIT * len(items)) * len(keys)
+        + sum(_check_cost(i) for i in items[:HEAD_SIZE])
+        + sum(_check_cost(i, keys) for i in rest) / len(rest)  # an admitted entry, on average
+    )
+    return (as_group, True) if as_group < as_list else (as_list, False)
+
+
+def _first(node: Node[T]) -> int:
+    if isinstance(node, tuple):
+        return node[0][0] if node else NO_RANK
+    return node.first
+
+
+def _list(items: Sequence[Item[T]], compile_atoms: Compile) -> tuple[Entry[T], ...]:
+    return tuple(_entry(i, None, compile_atoms) for i in items)
 
 
 def _group(items: Sequence[Item[T]], compile_atoms: Compile) -> Group[T]:
-    first = items[0].rank if items else NO_RANK
-    head = tuple(_entry(i, None, compile_atoms) for i in items[:SCAN_SIZE])
-    if len(items) <= SCAN_SIZE:
-        return Group(head, first, False)
     text = tuple(_text_mask(items, p) for p in sorted({p for i in items for p in i.needs.text}))
     tags = tuple(_tag_mask(items, p) for p in sorted({p for i in items for p in i.needs.tags}))
     numbers = []
@@ -372,9 +447,10 @@ def _group(items: Sequence[Item[T]], compile_atoms: Compile) -> Group[T]:
         numbers.append(mask)
         if exact:
             decided.add(("number", path))
+    head = _list(items[:HEAD_SIZE], compile_atoms)
     entries = tuple(_entry(i, decided, compile_atoms) for i in items)
     ranks = tuple(i.rank for i in items)
-    return Group(head[:HEAD_SIZE], first, True, entries, ranks, text, tuple(numbers), tags)
+    return Group(head, items[0].rank, entries, ranks, text, tuple(numbers), tags)
 
 
 def _entry(item: Item[T], decided: set[AtomKey] | None, compile_atoms: Compile) -> Entry[T]:
@@ -462,11 +538,11 @@ def _tag_mask(items: Sequence[Item[T]], path: str) -> TagMask:
     return (*split_field(path), checks, free)
 
 
-def groups(node: Node[T] | None) -> list[Group[T]]:
-    """Every group under ``node``."""
+def groups(node: Node[T] | None) -> list[Group[T] | tuple[Entry[T], ...]]:
+    """Every list of entries under ``node``, long (a :class:`Group`) or short (a tuple)."""
     if node is None:
         return []
-    if type(node) is Group:
+    if not isinstance(node, Split):
         return [node]
-    assert type(node) is Split
-    return [g for child in node.buckets.values() for g in groups(child)] + groups(node.rest)
+    below = [g for _, _, buckets in node.keys for child in buckets.values() for g in groups(child)]
+    return below + groups(node.rest)

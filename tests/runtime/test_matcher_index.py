@@ -142,12 +142,17 @@ states = st.fixed_dictionaries(
 ).map(to_state)
 
 
-BOUNDS = {
+FREE_MASKS = {"HEAD_SIZE": 0, "COST_GROUP": 0, "COST_MASK": 0, "COST_BIT": 0}
+BOUNDS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    # every group of two or more narrowed by exact masks: only undecided atoms are checked
-    "masks": {"SCAN_SIZE": 1, "HEAD_SIZE": 0},
-    # and few disjuncts before a condition stays whole, coarse number cells (inexact)
-    "tight": {"SCAN_SIZE": 1, "HEAD_SIZE": 0, "MAX_DISJUNCTS": 2, "MAX_CUTS": 1},
+    # masks cost nothing: every list of two or more is a group narrowed by exact masks
+    "masks": FREE_MASKS,
+    # splits pay: every list is split on every text field it can be, down to masked groups ...
+    "splits": {**FREE_MASKS, "COST_SPLIT": -1.0},
+    # ... or down to plain lists
+    "lists": {"COST_SPLIT": -1.0, "COST_GROUP": 1e9},
+    # masks, few disjuncts before a condition stays whole, coarse number cells (inexact)
+    "tight": {**FREE_MASKS, "MAX_DISJUNCTS": 2, "MAX_CUTS": 1},
 }
 
 
@@ -206,7 +211,7 @@ def _edge_pairs() -> list[tuple[Cond, Cond | None]]:
     return [(a, None) for a in EDGE_ATOMS] + same_field
 
 
-@pytest.mark.parametrize("bounds", ["defaults", "masks"])
+@pytest.mark.parametrize("bounds", ["defaults", "masks", "splits", "lists"])
 def test_every_atom_and_pair_on_a_field_decides_like_the_loop_on_edge_values(
     bounds: str,
 ) -> None:
@@ -229,16 +234,41 @@ def test_a_split_without_rest_still_reaches_its_buckets() -> None:
     conds: list[Cond | None] = [
         {"op": "and", "args": [cmp("ticket.queue", "==", q), sev]} for q in ("q0", "q1", "q2")
     ]
-    with mock.patch.multiple(matchindex, SCAN_SIZE=1, HEAD_SIZE=0):
+    with mock.patch.multiple(matchindex, **BOUNDS["lists"]):
         m = Matcher(pack_of(conds))
     root = m._index[KIND]
-    assert isinstance(root, matchindex.Split) and root.rest is None
+    assert isinstance(root, matchindex.Split) and root.rest is None and len(root.keys) == 1
     for q in ("q0", "q2", "q9"):
         for s in ("low", "critical"):
             state = {"ticket": {"queue": q, "severity": s}}
             found = m.owner(KIND, state)
             assert found is m.first_match(KIND, state)
             assert (found is not None) == (q != "q9" and s == "low")
+
+
+def test_a_chain_of_splits_is_walked_in_one_node() -> None:
+    queues = [
+        {"op": "and", "args": [cmp("ticket.queue", "==", f"q{i % 3}"), cmp("account.arr", ">", i)]}
+        for i in range(9)
+    ]
+    severities = [cmp("ticket.severity", "==", s) for s in ("low", "high", "critical")] * 2
+    conds: list[Cond | None] = [
+        *queues,
+        *severities,
+        {"op": "has", "field": "ticket.tags", "tag": "vip"},
+    ]
+    with mock.patch.multiple(matchindex, **BOUNDS["lists"]):
+        m = Matcher(pack_of(conds, [(i * 7) % 17 for i in range(len(conds))]))
+    root = m._index[KIND]
+    assert isinstance(root, matchindex.Split)
+    assert [f"{obj}.{name}" for obj, name, _ in root.keys] == ["ticket.queue", "ticket.severity"]
+    for q in ("q0", "q2", "q9"):
+        for sev in ("low", "critical", "none"):
+            for arr in (0, 5, 10):
+                for tags in ([], ["vip"]):
+                    state = {"ticket": {"queue": q, "severity": sev, "tags": tags}}
+                    state["account"] = {"arr": arr}
+                    assert m.owner(KIND, state) is m.first_match(KIND, state), state
 
 
 # --- the expansion, its bound and the remainder ----------------------------------------
