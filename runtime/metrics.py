@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -161,6 +162,8 @@ class ServerMetrics:
             requests if requests is not None else Counter()
         )
         self.latency = Latencies(REQUEST_BUCKETS)
+        self.watched: Mapping[str, int | None] = {}  # sources with expect_every (heartbeats)
+        self.wall: Callable[[], float] = time.time
         self._scrape = threading.Lock()  # one scrape at a time on the reader
         self._stats = threading.Lock()  # requests are observed from many threads
         self._close = None if reader is None else weakref.finalize(self, reader.close)
@@ -200,6 +203,7 @@ class ServerMetrics:
                 self._outbox(self.reader),
                 *self._store(self.reader),
                 self._pack_info(self.reader),
+                *self._sources(self.reader),
             ]
         return [*families, *self._process()]
 
@@ -363,6 +367,35 @@ class ServerMetrics:
         if pack is not None:
             fam.add_metric([pack.version, pack.content_hash, str(pack.pack_id)], 1)
         return fam
+
+    def watch_sources(
+        self, watched: Mapping[str, int | None], wall: Callable[[], float] = time.time
+    ) -> None:
+        """Report the heartbeat of each source in ``watched`` (name -> expect_every)."""
+        self.watched, self.wall = dict(watched), wall
+
+    def _sources(self, reader: Store) -> list[Metric]:
+        if not self.watched:
+            return []
+        from escalade.runtime.heartbeats import health
+
+        since = _gauge(
+            "escalade_source_seconds_since_seen",
+            "Seconds since each watched source last sent something (absent: never seen)",
+            labels=["source"],
+        )
+        silent = _gauge(
+            "escalade_source_silent",
+            "1 while a watched source is silent past its expect_every, else 0",
+            labels=["source"],
+        )
+        now = int(self.wall())
+        for found in health(reader, self.watched):
+            seconds = found.since(now)
+            if seconds is not None:
+                since.add_metric([found.name], seconds)
+            silent.add_metric([found.name], 1 if found.silent else 0)
+        return [since, silent]
 
     def _process(self) -> list[Metric]:
         refusals = _counter(

@@ -493,6 +493,10 @@ class EscaladeServer:
             },
         )
 
+    @property
+    def metrics(self) -> ServerMetrics:
+        return self._metrics
+
     def get_metrics(self) -> Answer:
         """The Prometheus exposition (:mod:`escalade.runtime.metrics`), read on the metrics'
         own store connection: a scrape never waits for the engine."""

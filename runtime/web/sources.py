@@ -191,6 +191,7 @@ def attach_sources(
     """Give ``server`` its sources (``escalade serve`` passes ``runtime.sources``)."""
     desk = SourceDesk(server, sources, wall)
     _DESKS[server] = desk
+    server.metrics.watch_sources(desk.watched, wall)
     desk.start_heartbeats()
     return desk
 

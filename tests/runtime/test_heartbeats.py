@@ -113,3 +113,30 @@ def test_the_heartbeat_endpoint_authenticates_like_the_source_and_ends_a_silence
         state, _ = engine.store.ticket_state("source:salesforce")
     assert state["source"]["status"] == "live"
     assert state["source"]["silent_since"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0))
+
+
+def _source_lines(server: EscaladeServer) -> list[str]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=TIMEOUT) as answer:
+        text = answer.read().decode()
+    return [line for line in text.splitlines() if line.startswith("escalade_source_")]
+
+
+def test_metrics_show_each_watched_source_silent_then_back(
+    salesforce_server: tuple[EscaladeServer, Engine, Any],
+) -> None:
+    server, _engine, clock = salesforce_server
+    clock.set(T0 + EVERY)  # never seen since the sources were attached
+    server.tick_once()
+    lines = _source_lines(server)
+    assert 'escalade_source_silent{source="salesforce"} 1.0' in lines
+    assert not any(line.startswith("escalade_source_seconds_since_seen{") for line in lines)
+    clock.set(T0 + EVERY + 60)
+    token = {"Authorization": f"Bearer {SECRETS['SALESFORCE_SOURCE_TOKEN']}"}
+    status, answer = post(f"{server.url}/sources/salesforce/heartbeat", b"", token)
+    assert status == 200, answer
+    clock.set(T0 + EVERY + 90)
+    lines = _source_lines(server)
+    assert 'escalade_source_silent{source="salesforce"} 0.0' in lines
+    assert 'escalade_source_seconds_since_seen{source="salesforce"} 30.0' in lines
