@@ -856,18 +856,21 @@ def _search_indexed(domains: Domains, cube: Cube, subs: list[Cube], budget: Budg
     """``_search`` over many subs: the same pieces in the same order, the same steps.
 
     Each piece carries the bit set of the subs that touch it, so its next sub is
-    the lowest set bit past ``i`` instead of a scan of every sub in between; a
-    part of a split differs from its piece only on the splitting sub's
-    variables, so its set is the piece's narrowed on those."""
+    its lowest set bit instead of a scan of every sub in between; a part of a
+    split differs from its piece only on the splitting sub's variables, so its
+    set is the piece's narrowed on those. The sets are exact, so a part's set
+    holds no sub before the one it was split by, nor that one (the part lies
+    outside it): the lowest bit is the plain search's next sub past ``i``."""
     index = CubeIndex(subs)
     stack: list[tuple[Cube, int, int]] = [(cube, 0, index.touching(cube))]
     while stack:
         piece, i, near = stack.pop()
-        budget.tick()
-        ahead = near >> i
-        if not ahead:
+        budget.remaining -= 1
+        if budget.remaining < 0:
+            budget.tick(0)  # raises Undecided, as tick() does
+        if not near:
             return piece
-        i += (ahead & -ahead).bit_length() - 1
+        i = (near & -near).bit_length() - 1
         g = subs[i]
         if _covers(g, piece):
             continue
