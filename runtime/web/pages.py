@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Route
 
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine import Engine, PackError
+from escalade.runtime.heartbeats import health
 from escalade.runtime.store import Escalation
 from escalade.runtime.tokens import Principal, roles_with
 from escalade.runtime.web.answers import HttpError
@@ -74,6 +75,7 @@ from escalade.runtime.web.panes import (
 )
 from escalade.runtime.web.reports import read_range, report
 from escalade.runtime.web.sessions import COOKIE, LIFETIME, Session, SessionKeeper
+from escalade.runtime.web.sources import watched_sources
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -374,6 +376,7 @@ class Pages:
             else:
                 found, truncated = self._owned(engine, visit.principal), False
             board = now_board(engine, found, wanted, now, truncated)
+            sources = health(engine.store, watched_sources(self.server))
         sorts = {key: wanted.sorted_by(key) for key, _ in COLUMNS}
         return self.render(
             "now.html",
@@ -384,6 +387,7 @@ class Pages:
             sorts=sorts,
             now=format_time(now),
             refresh=REFRESH,
+            sources=[(found, found.since(now)) for found in sources],
         )
 
     def _owned(self, engine: Engine, principal: Principal) -> list[Escalation]:

@@ -196,6 +196,13 @@ def attach_sources(
     return desk
 
 
+def watched_sources(server: EscaladeServer) -> dict[str, int | None]:
+    """The sources of ``server`` that send heartbeats (name -> expect_every); none until
+    :func:`attach_sources` gave it its sources."""
+    desk = _DESKS.get(server)
+    return dict(desk.watched) if desk is not None else {}
+
+
 def desk_of(server: EscaladeServer) -> SourceDesk:
     """The server's sources; without :func:`attach_sources`, ``runtime.sources`` of the
     nearest ``escalade.yaml`` (the one ``escalade serve`` read and validated)."""

@@ -558,3 +558,22 @@ def test_a_form_over_the_limit_is_413_before_anything_runs(site: Site) -> None:
     answer = alice.post("/tickets/T-1/view/ack", data={"csrf": token, "pad": "x" * 70_000})
     assert answer.status_code == 413 and "limit" in element(answer.text, "error-message")
     assert state_of(site, "T-1") == "assigned"
+
+
+def test_now_page_shows_each_watched_source_and_a_silent_one(site: Site) -> None:
+    from escalade.runtime.settings import parse_settings
+    from escalade.runtime.web.sources import attach_sources
+    from tests.runtime.test_sources import EXAMPLES
+
+    text = (EXAMPLES / "salesforce.yaml").read_text("utf-8")
+    text = text.replace("      auth:", "      expect_every: 15m\n      auth:", 1)
+    sources = parse_settings(text, EXAMPLES, "salesforce.yaml").sources
+    client = site.signed_in("dana")
+    assert 'id="sources"' not in client.get("/").text  # no watched source: no line
+    attach_sources(site.server, sources, wall=lambda: float(site.clock.now()))
+    line = re.search(r'<p id="sources".*?</p>', client.get("/").text, re.S)
+    assert line is not None and "salesforce" in line.group() and "silent" not in line.group()
+    site.clock.set(T0 + 15 * MIN)
+    site.engine.advance(T0 + 15 * MIN)  # the silence timer armed by attach_sources fires
+    line = re.search(r'<p id="sources".*?</p>', client.get("/").text, re.S)
+    assert line is not None and ">silent<" in line.group()
