@@ -51,6 +51,42 @@ class Diagnostic:
         return (self.span.file, self.span.line, self.span.col, self.code, self.message)
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Text a syntax error made the parser skip: the declaration it held (``kind`` and
+    ``name`` when its header could be read) and every name the text mentions.
+
+    Findings that only follow from the missing text are not reported: an unknown
+    name the dropped declaration would have declared (E101), something only the
+    dropped text used (W601), and coverage gaps (W305), which need the whole set."""
+
+    kind: str | None
+    name: str | None
+    words: frozenset[str]
+    # every declaration header among the dropped lines (an unclosed one swallows the next)
+    declared: frozenset[str] = frozenset()
+
+
+_QUOTED_NAME = re.compile(r"'([^']*)'")
+
+
+def follows_from_dropped(dropped: Iterable[Dropped], code: str, message: str) -> bool:
+    """True when a finding is only a consequence of text a syntax error dropped."""
+    dropped = tuple(dropped)
+    if not dropped:
+        return False
+    if code == "W305":
+        return True
+    quoted = set(_QUOTED_NAME.findall(message))
+    if code in ("E101", "E103", "E104"):
+        return any(d.name in quoted or quoted & d.declared for d in dropped) or any(
+            d.kind is None and quoted & d.words for d in dropped
+        )
+    if code == "W601":
+        return any(quoted & d.words for d in dropped)
+    return False
+
+
 _SUPPRESS = re.compile(r"#\s*escalade:\s*ignore\[([A-Z0-9, ]+)\]\s*(\S.*)?$")
 
 
@@ -73,6 +109,8 @@ class Collector:
     """Accumulates diagnostics from every pass; applies inline suppressions at the end."""
 
     sources: dict[str, str] = field(default_factory=dict)
+    # what syntax errors made the parser skip, in every file so far
+    dropped: tuple[Dropped, ...] = ()
     _items: list[Diagnostic] = field(default_factory=list)
     # per file: the text the suppressions were read from, and what they suppress
     _suppressions: dict[str, tuple[str, dict[int, frozenset[str]]]] = field(
@@ -96,7 +134,13 @@ class Collector:
         """Record a finding; ``code`` must be registered in ``codes.py``."""
         if code not in CODES:  # pragma: no cover - programming error
             raise KeyError(f"unregistered diagnostic code {code}")
+        if self.dropped and follows_from_dropped(self.dropped, code, message):
+            return
         self._items.append(Diagnostic(code, message, span, help, tuple(notes), witness))
+
+    def note_dropped(self, dropped: Iterable[Dropped]) -> None:
+        """Remember text a syntax error dropped (see ``Dropped``)."""
+        self.dropped = (*self.dropped, *dropped)
 
     def extend(self, items: Iterable[Diagnostic]) -> None:
         self._items.extend(items)

@@ -2,8 +2,10 @@
 
 ``parse_source`` never raises on bad input: unreadable bytes, syntax errors
 and over-deep conditions become E001 diagnostics in the collector, and the
-file contributes no declarations (one syntax error per file, located, with
-what was expected in words a policy author understands).
+declarations a syntax error is in are dropped while the rest of the file is
+read on: every syntax error of a file is reported, each located, with what was
+expected in words a policy author understands, and what was dropped is noted in
+the collector so findings that only follow from it are left out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from lark.exceptions import (
 )
 
 from escalade.compiler import nodes as n
-from escalade.compiler.diagnostics import Collector
+from escalade.compiler.diagnostics import Collector, Dropped
 from escalade.compiler.parse_cache import ParseCache
 from escalade.runtime.clock import read_duration
 
@@ -95,7 +97,8 @@ def content_hash(text: str) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-_PARSE_CACHE: dict[tuple[str, str], tuple[n.SourceFile | None, tuple[Any, ...]]] = {}
+_Parsed = tuple[n.SourceFile | None, tuple[Any, ...], tuple[Dropped, ...]]
+_PARSE_CACHE: dict[tuple[str, str], _Parsed] = {}
 
 
 def parse_source(
@@ -113,41 +116,47 @@ def parse_source(
         if len(_PARSE_CACHE) > 20000:
             _PARSE_CACHE.clear()
         _PARSE_CACHE[key] = cached
-    tree, found = cached
+    tree, found, dropped = cached
     diags.extend(found)
+    diags.note_dropped(dropped)
     return tree
 
 
-def _parse_through(
-    cache: ParseCache | None, path: str, text: str, digest: str
-) -> tuple[n.SourceFile | None, tuple[Any, ...]]:
+def _parse_through(cache: ParseCache | None, path: str, text: str, digest: str) -> _Parsed:
     """Read the parse back from ``cache``, or parse (and keep the result there)."""
     entry = cache.key(path, digest) if cache is not None else ""
     stored = cache.load(entry) if cache is not None else None
     if stored is not None:
-        decls, found = stored
-        return (n.SourceFile(path, decls, text) if decls is not None else None), found
+        decls, stored_found = stored
+        found = tuple(d for d in stored_found if not isinstance(d, Dropped))
+        dropped = tuple(d for d in stored_found if isinstance(d, Dropped))
+        tree = n.SourceFile(path, decls, text) if decls is not None else None
+        return tree, found, dropped
     local = Collector()
     tree = _parse_uncached(path, text, local)
     found = tuple(local.diagnostics())
+    dropped = local.dropped
     if cache is not None:
-        cache.store(entry, (tree.decls if tree is not None else None, found))
-    return tree, found
+        # what syntax errors dropped travels with the findings
+        kept: tuple[Any, ...] = (*found, *dropped)
+        cache.store(entry, (tree.decls if tree is not None else None, kept))
+    return tree, found, dropped
 
 
 def _parse_uncached(path: str, text: str, diags: Collector) -> n.SourceFile | None:
     depth_error = _paren_depth_error(path, text)
     if depth_error is not None:
         diags.report("E001", depth_error, _DEPTH_MESSAGE, help=_DEPTH_HELP)
+        diags.note_dropped(_whole(text))
         return None
-    try:
-        tree = parser().parse(text)
-    except UnexpectedInput as exc:
-        _report_syntax_error(path, text, exc, diags)
+    tree, dropped = _parse_recovering(path, text, diags)
+    diags.note_dropped(dropped)
+    if tree is None:
         return None
     deep = _deepest_condition(tree, path)
     if deep is not None:
         diags.report("E001", deep, _DEPTH_MESSAGE, help=_DEPTH_HELP)
+        diags.note_dropped(_whole(text))
         return None
     builder = _Builder(path, diags)
     try:
@@ -160,6 +169,124 @@ def _parse_uncached(path: str, text: str, diags: Collector) -> n.SourceFile | No
         )
         return None
     return n.SourceFile(path, tuple(decls), text)
+
+
+MAX_SYNTAX_ERRORS = 50
+
+_TOP_LEVEL = ("event", "schema", "person", "team", "channel", "template", "policy", "coverage")
+_TOP_LEVEL_TOKENS = frozenset(k.upper() for k in _TOP_LEVEL) | {"$END"}
+_HEADER = re.compile("(" + "|".join(_TOP_LEVEL) + r")[ \t]+([a-z_][a-z0-9_.]*)")
+_WORD = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*")
+
+
+def _parse_recovering(
+    path: str, text: str, diags: Collector
+) -> tuple[Tree[Token] | None, tuple[Dropped, ...]]:
+    """Parse, reporting every syntax error of the file rather than the first.
+
+    On an error the declaration it is in (from its first line to the next line
+    that starts at column 1) is blanked out, keeping every other line and column
+    where it was, and the rest is parsed again. What was dropped is returned, so
+    the findings that only follow from the missing text can be left out."""
+    work = text
+    dropped: list[Dropped] = []
+    for _ in range(MAX_SYNTAX_ERRORS):
+        try:
+            return parser().parse(work), tuple(dropped)
+        except UnexpectedInput as exc:
+            _report_syntax_error(path, work, exc, diags)
+            lines = work.split("\n")
+            first, stop = _failed_region(lines, exc)
+            if all(not line.strip() for line in lines[first:stop]):
+                return None, _whole(text)
+            region = lines[first:stop]
+            dropped.append(_dropped(region))
+            lines[first:stop] = [" " * len(line) for line in region]
+            work = "\n".join(lines)
+    return None, _whole(text)
+
+
+def _whole(text: str) -> tuple[Dropped, ...]:
+    """Every declaration of a file none of which could be read."""
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()] or [0]
+    bounds = [*starts[1:], len(lines)]
+    return tuple(_dropped(lines[a:b]) for a, b in zip(starts, bounds, strict=True))
+
+
+def _failed_region(lines: list[str], exc: UnexpectedInput) -> tuple[int, int]:
+    """The 0-based [first, stop) lines of the declaration a syntax error is in."""
+    depth = _depths(lines)
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()]
+    outer = [i for i in starts if depth[i] <= 0]
+    at_end = isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    )
+    if at_end:
+        row = max((i for i, line in enumerate(lines) if line.split("#", 1)[0].strip()), default=0)
+    else:
+        row = max(0, min(len(lines) - 1, (getattr(exc, "line", 1) or 1) - 1))
+    col = getattr(exc, "column", 0) or 0
+    top_level = not at_end and _expected_of(exc) <= _TOP_LEVEL_TOKENS
+    if top_level:
+        # between declarations: drop the offending line up to the next declaration
+        first = row
+    elif row in starts and _opens_declaration(lines[row], col):
+        # a declaration starts where the one before it is still open: drop that one
+        first = max((i for i in outer if i < row), default=0)
+        if first < row:
+            return first, row
+    else:
+        first = max((i for i in outer if i <= row), default=0)
+    stop = min((i for i in starts if i > row), default=len(lines))
+    return first, stop
+
+
+def _opens_declaration(line: str, col: int) -> bool:
+    """True when a syntax error at ``col`` is in the header of a declaration on ``line``."""
+    header = _HEADER.match(line)
+    return col == 1 or (header is not None and col <= header.end())
+
+
+def _depths(lines: list[str]) -> list[int]:
+    """The ``{`` nesting depth at the start of each line (strings and comments skipped)."""
+    out: list[int] = []
+    depth = 0
+    for line in lines:
+        out.append(depth)
+        code = re.sub(r'"([^"\\]|\\.)*"?', "", _strip_comment(line))
+        depth += code.count("{") - code.count("}")
+    return out
+
+
+def _dropped(region: list[str]) -> Dropped:
+    """The declaration a dropped region held (when its header could be read) and the
+    names its text mentions."""
+    head = region[0].strip() if region else ""
+    header = _HEADER.match(head)
+    code = "\n".join(_strip_comment(line) for line in region)
+    words = frozenset(_WORD.findall(re.sub(r'"([^"\\]|\\.)*"', " ", code)))
+    names = frozenset(m.group(2) for line in region if (m := _HEADER.match(line)))
+    if header is None:
+        return Dropped(None, None, words, names)
+    return Dropped(header.group(1), header.group(2), words, names)
+
+
+def _strip_comment(line: str) -> str:
+    in_string = escaped = False
+    for i, ch in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            return line[:i]
+    return line
 
 
 _DEPTH_MESSAGE = f"condition nested more than {MAX_CONDITION_DEPTH} levels deep"

@@ -41,7 +41,7 @@ from typing import Any
 
 from escalade.compiler import diagnostics
 from escalade.compiler import nodes as n
-from escalade.compiler.diagnostics import Diagnostic, Note
+from escalade.compiler.diagnostics import Diagnostic, Dropped, Note
 from escalade.runtime import clock
 
 __all__ = [
@@ -61,8 +61,9 @@ CACHE_VARIABLE = "ESCALADE_CACHE"
 CACHE_DIR_VARIABLE = "ESCALADE_CACHE_DIR"
 """Where parse results are kept, instead of the default of :func:`cache_directory`."""
 
-Parsed = tuple[tuple[n.Decl, ...] | None, tuple[Diagnostic, ...]]
-"""What one file's parse leaves: its declarations (None after an error) and diagnostics."""
+Parsed = tuple[tuple[n.Decl, ...] | None, tuple[Diagnostic | Dropped, ...]]
+"""What one file's parse leaves: its declarations (None after an error), diagnostics and
+what syntax errors made the parser skip."""
 
 LAYOUT = 1
 """The entry format; part of the directory name, so a new format starts afresh."""
@@ -79,7 +80,7 @@ def _classes() -> dict[str, type]:
         for name, value in vars(n).items()
         if isinstance(value, type) and is_dataclass(value) and value.__module__ == n.__name__
     }
-    found.update({"Diagnostic": Diagnostic, "Note": Note})
+    found.update({"Diagnostic": Diagnostic, "Note": Note, "Dropped": Dropped})
     return found
 
 
@@ -272,7 +273,7 @@ def _well_formed(value: Any) -> bool:
         isinstance(decls, tuple) and all(isinstance(d, n.Decl) for d in decls)
     ):
         return False
-    return isinstance(diags, tuple) and all(isinstance(d, Diagnostic) for d in diags)
+    return isinstance(diags, tuple) and all(isinstance(d, Diagnostic | Dropped) for d in diags)
 
 
 class Answers:
