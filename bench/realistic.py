@@ -6,11 +6,13 @@ the same set:
 - :func:`policy_files`: Escalade source (``check``, ``build``, runbooks);
 - :func:`pack_policies`: the rule-pack JSON the compiler would emit for them
   (the matcher and the engine at 10,000 policies, without compiling first);
-- :func:`events`: a stream of events, about a third of which no policy owns.
+- :func:`events`: a stream of events, about half of which no policy owns (measured: 54-56%
+  at 100, 1,000 and 10,000 policies): a third go to queues no policy names, and many
+  routed ones match no policy of their queue.
 
 The shape (measured on real sets, issue #12): 90% of conjunctions are about one queue
 and 7% about one customer (text equality), the rest broad but narrowed by product
-and tier, each with enum conditions; about 15% of conditions
+(core or billing) and tier, each with enum conditions; about 15% of conditions
 are an ``or`` of two or three conjunctions; ``not``, ``in`` and ``not in``
 lists, numeric ranges (``arr >= a and arr < b``), thresholds and tags appear
 throughout; a few catch-alls have no queue. Priorities are distinct, so the set
@@ -119,7 +121,7 @@ def _conjunction(rng: random.Random, queues: int) -> Cond:
     elif key < 0.97:  # ... or one customer
         parts.append(_cmp("account.id", "==", f"acct_{rng.randrange(queues * 4)}"))
     else:  # the rest are broad, so narrowed by product and tier
-        parts.append(_cmp("ticket.product", "==", rng.choice(PRODUCTS)))
+        parts.append(_cmp("ticket.product", "==", rng.choice(PRODUCTS[:2])))
         parts.append(_cmp("account.tier", "==", rng.choice(TIERS)))
     sev = rng.sample(SEVERITIES, rng.choice([1, 1, 2, 3]))
     parts.append(
@@ -265,7 +267,9 @@ def pack_policies(all_specs: list[Spec], template: dict[str, Any]) -> list[dict[
 
 
 def states(count_policies: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
-    """Ticket states: two thirds in a routed queue, a third in queues no policy names."""
+    """Ticket states: two thirds in a routed queue; a third in queues, for customers and of
+    products no policy names, and never critical, urgent or tagged security (so no
+    catch-all takes them either): the events nobody owns."""
     queues = max(1, count_policies // 4)
     out = []
     for n in range(count):
@@ -282,10 +286,8 @@ def states(count_policies: int, count: int, rng: random.Random) -> list[dict[str
             "score": rng.randint(0, 10),
             "tags": rng.sample(TAGS if routed else TAGS[:2], rng.randint(0, 2)),
         }
-        account: dict[str, Any] = {
-            "id": f"acct_{rng.randrange(queues * 4)}",
-            "tier": rng.choice(TIERS),
-        }
+        customer = f"acct_{rng.randrange(queues * 4)}" if routed else f"prospect_{n}"
+        account: dict[str, Any] = {"id": customer, "tier": rng.choice(TIERS)}
         if rng.random() < 0.9:  # a missing field is a realistic input too
             account["arr"] = rng.randrange(0, 500) * 1000
         out.append({"ticket": ticket, "account": account})
