@@ -373,18 +373,16 @@ _CODES = (
         "E205",
         "empty-team",
         "error",
-        "Team without members, or an owner nobody can be reached at.",
+        "Team without members.",
         meaning=_text(
             """
-            A team declares no members, or a person who owns a level or the triage
-            path has no contact point (none of `email`, `slack`, `pager`).
+            A team declares no members. (A person without a contact point is E207.)
             """
         ),
         why=_text(
             """
-            Nobody can be notified: a level owned by an empty team is skipped, a step
-            that notifies or pages it fails, and a person without a contact point is
-            assigned escalations that never reach them.
+            Nobody can be notified: a level owned by an empty team is skipped, and a
+            step that notifies or pages it fails.
             """
         ),
         example=_src(
@@ -404,7 +402,7 @@ _CODES = (
         fix=_text(
             """
             Give the team `members a, b` (and a `rotation` when one member at a time
-            is on call), or give the person an `email`, `slack` or `pager`.
+            is on call).
             """
         ),
         fixed=_src(
@@ -446,6 +444,54 @@ _CODES = (
             """
         ),
         fixed=_CLEAN,
+    ),
+    Code(
+        "E207",
+        "no-contact",
+        "error",
+        "Owner with no contact point.",
+        meaning=_text(
+            """
+            A person who owns a level or the triage path has none of `email`, `slack`
+            or `pager`.
+            """
+        ),
+        why=_text(
+            """
+            The person is assigned escalations that never reach them: every page,
+            notification and reminder for their level has nowhere to go, and the
+            chain waits out the `ack` timeout before anyone else hears of it.
+            """
+        ),
+        example=_src(
+            """
+            person quinn { name "Quinn Ortiz" }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary quinn ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
+        fix=_text("""Give the person an `email`, `slack` or `pager`."""),
+        fixed=_src(
+            """
+            person quinn { name "Quinn Ortiz" email "quinn@example.com" }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary quinn ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
     ),
     Code(
         "E301",

@@ -8,10 +8,11 @@ order they run in. Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
+from escalade.compiler.codes import DECLARATIONS, declare_help, field_help, object_help
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.compiler.passes.lower import did_you_mean
 from escalade.runtime.clock import format_duration, read_time
@@ -63,8 +64,7 @@ def resolve_field(pset: m.PolicySet, ref: n.FieldRef, diags: Collector) -> m.Fie
             "E101",
             ref.span,
             f"unknown object '{ref.obj}' in '{ref.path}'",
-            help=did_you_mean(ref.obj, pset.schema.objects)
-            or f"declared objects: {', '.join(sorted(pset.schema.objects)) or 'none'}",
+            help=did_you_mean(ref.obj, pset.schema.objects) or _objects_help(pset, ref.obj),
         )
         return None
     info = fields.get(ref.field)
@@ -74,9 +74,22 @@ def resolve_field(pset: m.PolicySet, ref: n.FieldRef, diags: Collector) -> m.Fie
             ref.span,
             f"unknown field '{ref.path}'",
             help=did_you_mean(ref.path, [f"{ref.obj}.{f}" for f in fields])
-            or f"'{ref.obj}' has {', '.join(sorted(fields)) or 'no fields'}",
+            or f"'{ref.obj}' has {', '.join(sorted(fields)) or 'no fields'}; "
+            + field_help(ref.obj, ref.field),
         )
     return info
+
+
+def _declare(name: str, kinds: Iterable[str]) -> str | None:
+    """How to declare ``name`` as any of ``kinds`` that can be declared."""
+    declarable = [k for k in kinds if k in DECLARATIONS]
+    return declare_help(name, declarable) if declarable else None
+
+
+def _objects_help(pset: m.PolicySet, obj: str) -> str:
+    """The objects there are, and how to declare this one."""
+    declared = ", ".join(sorted(pset.schema.objects)) or "none"
+    return f"declared objects: {declared}; {object_help(obj)}"
 
 
 _ORDERED = ("number", "time", "duration")
@@ -203,7 +216,7 @@ def _check_event(e: n.Name, declared: dict[str, n.EventDecl], diags: Collector) 
             "E101",
             e.span,
             f"unknown event '{e.value}'",
-            help=did_you_mean(e.value, declared) or "declare it with `event a.b`",
+            help=did_you_mean(e.value, declared) or declare_help(e.value, ["event"]),
         )
 
 
@@ -219,7 +232,7 @@ def _check_ref(
             "E101",
             name.span,
             f"unknown {what} '{name.value}'",
-            help=did_you_mean(name.value, candidates),
+            help=did_you_mean(name.value, candidates) or _declare(name.value, allowed),
         )
     else:
         diags.report(
@@ -260,7 +273,7 @@ def check_references(pset: m.PolicySet, diags: Collector) -> None:
                     "E101",
                     span,
                     f"unknown person '{member}' in team '{team.name}'",
-                    help=did_you_mean(member, pset.people),
+                    help=did_you_mean(member, pset.people) or declare_help(member, ["person"]),
                 )
     for p in pset.policies.values():
         for stmt in p.stmts:
@@ -274,7 +287,8 @@ def check_references(pset: m.PolicySet, diags: Collector) -> None:
                         "E101",
                         stmt.handoff.span,
                         f"unknown policy '{stmt.handoff.value}' to hand off to",
-                        help=did_you_mean(stmt.handoff.value, pset.policies),
+                        help=did_you_mean(stmt.handoff.value, pset.policies)
+                        or declare_help(stmt.handoff.value, ["policy"]),
                     )
             elif isinstance(stmt, n.CheckDelivery) and stmt.then is not None:
                 _check_ref(pset, stmt.then, ("channel",), "fallback channel", diags)
@@ -426,7 +440,7 @@ def check_placeholders(pset: m.PolicySet, diags: Collector) -> None:
 
 def check_owner_chain(pset: m.PolicySet, diags: Collector) -> None:
     """E201 no primary, E202 no backup, E203 an owner repeats, E204 a non-final level
-    without ``ack``, E205 an owner nobody can be reached at."""
+    without ``ack``, E207 an owner nobody can be reached at."""
     for p in pset.policies.values():
         if p.owner("primary") is None:
             diags.report(
@@ -473,9 +487,10 @@ def _check_reachable(pset: m.PolicySet, ref: str, span: n.Span, diags: Collector
     person = pset.people.get(ref)
     if person is not None and not (set(person.contacts) & {"email", "slack", "pager"}):
         diags.report(
-            "E205",
+            "E207",
             span,
             f"'{ref}' has no email, slack or pager: nobody can reach them",
+            help=f'give them one, e.g. `person {ref} {{ email "{ref}@example.com" }}`',
             notes=[Note(person.span, "declared here")],
         )
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
+from escalade.compiler.codes import declare_help
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.runtime.clock import read_time
 
@@ -273,7 +274,8 @@ def expand(
                 "E101",
                 stmt.template.span,
                 f"unknown template '{stmt.template.value}'",
-                help=did_you_mean(stmt.template.value, templates),
+                help=did_you_mean(stmt.template.value, templates)
+                or declare_help(stmt.template.value, ["template"]),
             )
             continue
         if depth >= MAX_TEMPLATE_DEPTH:

@@ -169,11 +169,6 @@ person alice { email "alice@example.com" }
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler/passes/checks.py (not this change) must add codes.declare_help to the "
-    "E101 help of an unknown owner",
-)
 def test_an_unknown_owner_is_told_how_to_declare_it() -> None:
     result = load_policy_set("policies", sources=[("policies/p.esc", UNKNOWN_OWNER)])
     (finding,) = [d for d in result.diagnostics if d.code == "E101"]
