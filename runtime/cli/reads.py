@@ -155,16 +155,32 @@ def audit_group() -> None:
 @format_option("text", "json")
 @read_options
 def audit_verify(fmt: str, db: str | None, pack_path: str | None, at: str | None) -> None:
-    """Check that no audit row was edited, removed or cut off (exit 1 when one was).
+    """Check that no audit row was edited, removed or cut off, in any shard, and that every
+    checkpoint still matches the shards (exit 1 when not).
 
-    JSON: {"ok": BOOL, "rows": N, "problem": TEXT or null}."""
+    JSON: {"ok": BOOL, "rows": N, "problem": TEXT or null, "shard": N or null, "seq": N or
+    null, "shards": N, "checkpoints": N, "anchor": the last checkpoint's hash or null}."""
     with reading(db, pack_path, at) as (app, _when):
         verdict = audit.verify(app.store)
     if fmt == "json":
-        echo_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem or None})
+        echo_json(
+            {
+                "ok": verdict.ok,
+                "rows": verdict.rows,
+                "problem": verdict.problem or None,
+                "shard": verdict.shard,
+                "seq": verdict.seq,
+                "shards": verdict.shards,
+                "checkpoints": verdict.checkpoints,
+                "anchor": verdict.anchor,
+            }
+        )
         sys.exit(0 if verdict.ok else 1)
     if verdict.ok:
-        click.echo(f"audit trail intact: {verdict.rows} rows")
+        where = f" in {verdict.shards} shards" if verdict.shards > 1 else ""
+        bound = f", {verdict.checkpoints} checkpoints" if verdict.checkpoints else ""
+        anchor = f" (last checkpoint {verdict.anchor})" if verdict.anchor else ""
+        click.echo(f"audit trail intact: {verdict.rows} rows{where}{bound}{anchor}")
         return
     click.echo(f"audit trail BROKEN: {verdict.problem}", err=True)
     sys.exit(1)

@@ -4,6 +4,8 @@
 applies several in ONE transaction (at most ``batch`` per commit): each is still read and
 checked on its own, a malformed one is dead-lettered beside the others, a seen id is a
 duplicate (also within the batch), and the outcomes are returned only after the commit.
+The transaction takes every ticket of the batch first (its shards, at once: see
+:mod:`~escalade.runtime.store.shard_locks`), so workers on other tickets go on meanwhile.
 An event that raises (a bug, never bad input) is answered ``error``: the transaction is
 rolled back and done again without it, so the others are applied; a failure of the
 commit itself answers ``error`` for the whole batch, nothing of it written.
@@ -104,8 +106,12 @@ class Intake:
         processing time."""
         core, store = self.core, self.core.store
         pack = core.active()
-        now = core.processing_time(at)  # an event's `at` never moves the clock
         event = _parsed(raw, pack) if parsed is None else parsed
+        if isinstance(event, Event):
+            # Its ticket is taken before the time is read: the clock is then at least the
+            # time of the last decision on it (another worker's too).
+            store.lock_tickets([event.ticket])
+        now = core.processing_time(at)  # an event's `at` never moves the clock
         if isinstance(event, EventError):
             return self._dead_letter(raw, event, now), now
         try:
@@ -228,8 +234,9 @@ class Intake:
             current: int | None = None
             try:
                 with self.core.store.transaction():
+                    tickets = [e.ticket for e in events]
+                    self.core.store.lock_tickets(tickets)  # all at once: nobody waits twice
                     if len(events) > READ_AHEAD_FROM:
-                        tickets = [e.ticket for e in events]
                         self.core.store.read_ahead(tickets, [e.id for e in events])
                     for current in todo:
                         raw, at = chunk[current]

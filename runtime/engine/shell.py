@@ -117,7 +117,8 @@ class Engine:
         loaded = LoadedPack.of(0, pack)  # refuse an unusable pack before storing it
         now = self.processing_time(at)
         text = json.dumps(pack.raw, sort_keys=True)
-        with self.store.transaction():
+        # Exclusive: decisions in flight end first, every later one sees the new pack.
+        with self.store.transaction(exclusive=True):
             pack_id = self.store.add_pack(pack.content_hash, pack.version, text, now)
             if pack_id not in self.rt.packs:
                 loaded.id = pack_id
@@ -397,7 +398,8 @@ class Engine:
             raise Refused(f"{person!r} is not a person in the directory")
         if until <= now:
             raise Refused(f"--until {format_time(until)} is not in the future")
-        with self.store.transaction():
+        # Exclusive: the escalations it moves may be of any ticket.
+        with self.store.transaction(exclusive=True):
             self.store.set_absence(person, until)
             m = Moment(now=now, actor=by)
             self.rt.audit(

@@ -10,7 +10,7 @@ is applied completely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -142,13 +142,16 @@ class AuditRow:
     actor: str
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
-    seq: int = 0
+    seq: int = 0  # the row's place in its shard's chain (1, 2, ...)
     prev: str = ""
     hash: str = ""
+    shard: int = 0  # the chain it belongs to: its ticket's (see store/trail.py)
 
     def chained(self) -> list[Any]:
-        """What the row's hash covers, in a fixed order (``seq`` to ``detail``; stores use it too)."""
-        return [
+        """What the row's hash covers, in a fixed order: ``seq`` to ``detail``, then the
+        shard when it is not 0 (so a row of a one-chain store hashes as it always did, and
+        a row moved to another shard no longer matches its hash)."""
+        body = [
             self.seq,
             self.at,
             self.kind,
@@ -160,6 +163,24 @@ class AuditRow:
             self.reason,
             self.detail,
         ]
+        return [*body, self.shard] if self.shard else body
+
+
+@dataclass(slots=True)
+class AuditCheckpoint:
+    """A row of the checkpoint chain: the head (last seq and hash) of every shard's chain at
+    one moment, chained to the checkpoint before (``prev``, ``hash``), so that rows a shard
+    had then cannot be removed or rewritten without breaking every later checkpoint."""
+
+    n: int
+    at: int
+    heads: list[tuple[int, int, str]]  # (shard, seq, hash) of every shard with rows, by shard
+    prev: str = ""
+    hash: str = ""
+
+    def chained(self) -> list[Any]:
+        """What the checkpoint's hash covers."""
+        return [self.n, self.at, [list(h) for h in self.heads]]
 
 
 @dataclass(slots=True)
@@ -214,9 +235,20 @@ class ApiToken:
 class Store(Protocol):
     """What the engine needs from a database. Implementations must be transactional."""
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def transaction(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all (nesting joins the outer one).
-        A store may hold appended rows until the commit; its own queries still see them."""
+        A store may hold appended rows until the commit; its own queries still see them.
+
+        A transaction excludes the others that touch the same tickets (it takes their
+        shards as it first touches them, see :meth:`lock_tickets`); ``exclusive``: it
+        excludes every other transaction (a pack activation, an absence that moves
+        escalations of any ticket)."""
+        ...
+
+    def lock_tickets(self, tickets: Sequence[str]) -> None:
+        """Inside a transaction: exclude, until it ends, every other transaction touching
+        ``tickets`` (all of them at once, so that two decisions never wait for each other);
+        what is read afterwards is what the last decision on them committed."""
         ...
 
     def flush(self) -> None:
@@ -291,16 +323,42 @@ class Store(Protocol):
     def set_absence(self, person: str, until: int) -> None: ...
     def absences(self, at: int) -> dict[str, int]: ...
 
-    # audit trail (append-only)
-    def append_audit(self, row: AuditRow) -> None: ...
-    def audit_head(self) -> tuple[int, str]: ...
-    def audit_rows(self, escalation_id: int | None = None, after: int = 0) -> Iterator[AuditRow]:
-        """The trail in ``seq`` order: every row (of one escalation when ``escalation_id``
-        is given) whose ``seq`` is above ``after``, so a reader can fetch only what was
-        appended since the last row it read (0: from the first row)."""
+    # audit trail (append-only): one hash chain per shard, bound by checkpoints
+    def audit_shards(self) -> int:
+        """How many chains the trail has (fixed when the store was created)."""
         ...
 
-    def audit_recorded_head(self) -> tuple[int, str]: ...
+    def audit_shard(self, ticket: str | None) -> int:
+        """The shard a new row about ``ticket`` goes to (inside a transaction, taken by it)."""
+        ...
+
+    def append_audit(self, row: AuditRow) -> None: ...
+    def audit_head(self, shard: int = 0) -> tuple[int, str]:
+        """(seq, hash) of the last row of ``shard``'s chain ((0, "") when it has none)."""
+        ...
+
+    def audit_rows(
+        self, escalation_id: int | None = None, after: int | Mapping[int, int] = 0
+    ) -> Iterator[AuditRow]:
+        """The trail: every row (of one escalation when ``escalation_id`` is given) past
+        ``after``, each shard's rows in ``seq`` order, the shards merged by time. ``after``
+        is a mapping shard -> the last ``seq`` read there, so a reader fetches only what
+        was appended since (an int applies to every shard: a one-chain store's ``seq``)."""
+        ...
+
+    def audit_chain(self) -> Iterator[AuditRow]:
+        """Every row by shard, then ``seq`` (what :func:`escalade.runtime.audit.verify` walks)."""
+        ...
+
+    def audit_recorded_head(self, shard: int = 0) -> tuple[int, str]: ...
+    def audit_recorded_heads(self) -> dict[int, tuple[int, str]]:
+        """The head the store recorded for each chain: shard -> (seq, hash); the checkpoint
+        chain's is under -1."""
+        ...
+
+    def audit_checkpoints(self) -> Iterator[AuditCheckpoint]:
+        """The checkpoint chain, oldest first."""
+        ...
 
     # notification outbox
     def add_outbox(self, msg: OutboxMessage) -> bool: ...

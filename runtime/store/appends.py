@@ -1,8 +1,9 @@
-"""The append-mostly tables of the SQL stores: timers, absences, audit, outbox, dead letters
-and counters (the same SQL in SQLite and PostgreSQL).
+"""The append-mostly tables of the SQL stores: timers, absences, outbox, dead letters and
+counters (the same SQL in SQLite and PostgreSQL; the audit trail's are in
+:mod:`~escalade.runtime.store.audit_table`).
 
 A mixin of :class:`~escalade.runtime.store.sql.SQLStore`, kept apart so each module
-stays small. Inside a transaction, rows appended to the timers, outbox, audit and
+stays small. Inside a transaction, rows appended to the timers, outbox and
 counters wait in the transaction's :class:`~escalade.runtime.store.unit.Unit` and
 are written together before the commit; a query of one of those tables writes
 that table's waiting rows first, so it never misses one. Outside a transaction
@@ -16,13 +17,11 @@ someone marked a person absent since.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from escalade.runtime.store import AuditRow, DeadLetter, OutboxMessage, Timer
+from escalade.runtime.store import DeadLetter, OutboxMessage, Timer
 from escalade.runtime.store.rows import (
-    AUDIT_COLUMNS,
-    AUDIT_MARKS,
     DEAD_LETTER_COLUMNS,
     ESC_COLUMNS,
     OUTBOX_COLUMNS,
@@ -30,8 +29,6 @@ from escalade.runtime.store.rows import (
     OUTBOX_WRITTEN,
     TIMER_COLUMNS,
     TIMER_WRITTEN,
-    audit_of,
-    audit_values,
     dead_letter_of,
     outbox_of,
     outbox_values,
@@ -60,6 +57,8 @@ class _Store(Protocol):
     def _set_meta(self, key: str, value: str) -> None: ...
     def _count(self, sql: str) -> int: ...
     def _insert_one_by_one(self) -> InsertNew | None: ...
+    def _shard_of(self, ticket: str) -> int: ...
+    def _try_shards(self, shards: Sequence[int]) -> set[int]: ...
 
 
 def _flushed_timers(store: _Store, taking: bool = False) -> None:
@@ -78,6 +77,41 @@ def _flushed_outbox(store: _Store) -> None:
     unit = store._unit
     if unit is not None and unit.outbox:
         unit.flush_outbox(store._rows, store._insert_one_by_one())
+
+
+def _peek_due(store: _Store, limit: int) -> list[Timer]:
+    """The first ``limit`` + 1 timers by due time (one row past the due ones says when the
+    next timer is due), but those the transaction took or passed over; each comes with
+    its escalation, which firing it reads next."""
+    unit = store._unit
+    passed = [*unit.doomed, *unit.passed] if unit is not None else []
+    skip = f"WHERE t.id NOT IN ({', '.join('?' for _ in passed)}) " if passed else ""
+    rows = []
+    for row in store._rows(
+        f"SELECT {_T_COLUMNS}, {_E_COLUMNS} FROM timers t"
+        f" LEFT JOIN escalations e ON e.id = t.escalation_id {skip}ORDER BY t.due, t.id LIMIT ?",
+        (*passed, limit + 1),
+    ):
+        rows.append(timer_of(row[:_TIMER_WIDTH]))
+        if unit is not None and row[_TIMER_WIDTH] is not None:
+            unit.by_id.setdefault(int(row[_TIMER_WIDTH]), tuple(row[_TIMER_WIDTH:]))
+    return rows
+
+
+def _took_their_tickets(store: _Store, timers: list[Timer], until: int) -> bool:
+    """Take the tickets of the due ``timers`` the transaction does not hold yet; pass over
+    the timers of those someone else holds. Whether the timers must be read again."""
+    unit = store._unit
+    assert unit is not None
+    due = [(t, store._shard_of(t.ticket)) for t in timers if t.due <= until]
+    new = [s for s in dict.fromkeys(s for _, s in due) if s not in unit.held]
+    if not new:
+        return False
+    got = store._try_shards(new)
+    if unit.exclusive:
+        return False  # nobody else changes them: as read
+    unit.passed.extend(t.id for t, s in due if s in new and s not in got)
+    return True
 
 
 class Appends:
@@ -124,25 +158,21 @@ class Appends:
     def take_due_timers(self: _Store, until: int, limit: int) -> list[Timer]:
         """Remove and return at most ``limit`` timers due by ``until``, in due order. In a
         transaction that knows no timer is due yet this reads nothing: the transaction
-        read the earliest due time when it opened and lowers it as timers are added."""
+        read the earliest due time when it opened and lowers it as timers are added.
+
+        Inside a transaction each timer's ticket is taken first; a timer whose ticket
+        another transaction holds is passed over (its holder fires it: timers keep their
+        order per ticket), and the timers of tickets just taken are read again."""
         unit = self._unit
         if unit is not None and unit.next_due > until:
             return []
         _flushed_timers(self, taking=True)
-        passed = list(unit.doomed) if unit is not None else []
-        skip = f"WHERE t.id NOT IN ({', '.join('?' for _ in passed)}) " if passed else ""
-        # One row past the due ones says when the next timer is due; each timer comes with
-        # its escalation, which firing it reads next.
-        rows = []
-        for row in self._rows(
-            f"SELECT {_T_COLUMNS}, {_E_COLUMNS} FROM timers t"
-            f" LEFT JOIN escalations e ON e.id = t.escalation_id {skip}ORDER BY t.due, t.id"
-            " LIMIT ?" + self._lock_due_timers("t"),
-            (*passed, limit + 1),
-        ):
-            rows.append(timer_of(row[:_TIMER_WIDTH]))
-            if unit is not None and row[_TIMER_WIDTH] is not None:
-                unit.by_id.setdefault(int(row[_TIMER_WIDTH]), tuple(row[_TIMER_WIDTH:]))
+        rows = _peek_due(self, limit)
+        while unit is not None and _took_their_tickets(self, rows[:limit], until):
+            if len(unit.passed) > MAX_PASSED_OVER:
+                unit.next_due = NO_TIMER  # too busy: left to their holders for now
+                return []
+            rows = _peek_due(self, limit)
         due = [t for t in rows[:limit] if t.due <= until]
         if unit is not None:  # deleted before the commit (or the next timers query)
             unit.doomed.extend(t.id for t in due)
@@ -209,43 +239,6 @@ class Appends:
             rows = self._rows("SELECT person, until FROM absences")
             kept = self._absent = (unit.absences_version, {str(p): int(u) for p, u in rows})
         return {p: u for p, u in kept[1].items() if u > at}
-
-    # --- audit ---------------------------------------------------------------
-    def append_audit(self: _Store, row: AuditRow) -> None:
-        unit = self._unit
-        if unit is not None:
-            unit.audit.append(row)
-            unit.head, unit.head_dirty = (row.seq, row.hash), True
-            return
-        self._exec(f"INSERT INTO audit({AUDIT_COLUMNS}) VALUES ({AUDIT_MARKS})", audit_values(row))
-        self._set_meta("audit_head", f"{row.seq}:{row.hash}")
-
-    def audit_head(self: _Store) -> tuple[int, str]:
-        if self._unit is not None:
-            return self._unit.head
-        row = self._row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        return (0, "") if row is None else (int(row[0]), str(row[1]))
-
-    def audit_recorded_head(self: _Store) -> tuple[int, str]:
-        value = self._meta("audit_head")
-        if value is None:
-            return 0, ""
-        seq, _, digest = value.partition(":")
-        return int(seq), digest
-
-    def audit_rows(
-        self: _Store, escalation_id: int | None = None, after: int = 0
-    ) -> Iterator[AuditRow]:
-        unit = self._unit
-        if unit is not None and unit.audit:
-            unit.flush_audit(self._exec)
-        sql = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?"
-        params: tuple[Any, ...] = (after,)
-        if escalation_id is not None:
-            sql += " AND escalation_id = ?"
-            params = (after, escalation_id)
-        for r in self._rows(sql + " ORDER BY seq", params):
-            yield audit_of(r)
 
     # --- outbox --------------------------------------------------------------
     def add_outbox(self: _Store, msg: OutboxMessage) -> bool:
@@ -365,18 +358,21 @@ class Appends:
 
     # --- counters ------------------------------------------------------------
     def bump(self: _Store, name: str, by: int = 1) -> None:
+        """Add ``by`` to counter ``name`` (inside a transaction, on its home shard's row)."""
         unit = self._unit
         if unit is not None:  # one statement for every counter, before the commit
             unit.counters[name] = unit.counters.get(name, 0) + by
             return
         self._exec(
-            "INSERT INTO counters(name, value) VALUES (?, ?)"
-            " ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+            "INSERT INTO counters(name, shard, value) VALUES (?, 0, ?)"
+            " ON CONFLICT(name, shard) DO UPDATE SET value = counters.value + excluded.value",
             (name, by),
         )
 
     def counters(self: _Store) -> dict[str, int]:
+        """Every counter: the sum of its rows (one per shard that counted)."""
         unit = self._unit
         if unit is not None and unit.counters:
             unit.flush_counters(self._exec)
-        return {str(n): int(v) for n, v in self._rows("SELECT name, value FROM counters")}
+        rows = self._rows("SELECT name, SUM(value) FROM counters GROUP BY name")
+        return {str(n): int(v) for n, v in rows}

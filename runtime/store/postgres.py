@@ -5,16 +5,21 @@ The same semantics as :mod:`escalade.runtime.store.sqlite`:
 - a versioned schema (``schema_migrations``; opening a store applies the missing
   steps of :data:`MIGRATIONS` in order, under a lock, so two workers starting at
   once do not race);
-- one transaction per engine decision. The outermost :meth:`PostgresStore.transaction`
-  takes a transaction-scoped advisory lock of the schema first: decisions commit
-  one at a time, as under SQLite's ``BEGIN IMMEDIATE``. The audit trail is ONE
-  hash chain (each row names the one before), so its appends are a single
-  sequence by design; workers share everything outside a decision (parsing,
+- one transaction per engine decision, and decisions about tickets of different
+  shards commit at once: a transaction takes the schema's advisory lock *shared*
+  (a pack activation or an absence takes it exclusive and waits for the others),
+  then an advisory lock per shard of the tickets it touches, before it reads them
+  (:mod:`~escalade.runtime.store.shard_locks`). Each shard has its own audit chain,
+  clock and counter rows, so nothing else is shared: workers on different tickets
+  never wait for each other; they share everything outside a decision (parsing,
   notification delivery, HTTP) and take over from each other when one dies;
-- timers are rows with an index on ``due``; inside a transaction
-  :meth:`PostgresStore.due_timers` takes them ``FOR UPDATE SKIP LOCKED``, so a
-  timer another worker is firing is never handed out twice;
-- the audit table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE;
+- timers are rows with an index on ``due``; a transaction fires a timer only
+  holding its ticket's shard, so a timer is never fired twice, and passes over one
+  whose ticket another transaction holds;
+- escalation ids are reserved from the identity's sequence in blocks
+  (:data:`ESCALATION_IDS`), so a new escalation is written with the others at the
+  commit; a ticket's later escalations still get higher ids;
+- the audit tables are append-only: a trigger refuses UPDATE, DELETE and TRUNCATE;
 - events are idempotent by id (primary key), outbox rows by their unique key.
 
 psycopg is an optional dependency (``pip install 'escalade[postgres]'``): it is
@@ -32,6 +37,12 @@ from typing import Any
 
 from escalade.runtime.store import StoreError, schema_problem
 from escalade.runtime.store.sql import SQLStore
+from escalade.runtime.store.trail import (
+    CHECKPOINT_CHAIN,
+    CHECKPOINT_EVERY,
+    POSTGRES_SHARDS,
+    check_shards,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything the engine needs (the SQLite schema's migrations 1 and 2)
@@ -94,7 +105,35 @@ MIGRATIONS: tuple[str, ...] = (
         secret_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, created_by TEXT NOT NULL,
         revoked_at BIGINT, revoked_by TEXT);
     """,
+    # 3: the audit trail in shards (store/trail.py): the one chain so far becomes shard 0,
+    # each shard's head and the checkpoints that bind them get tables; the clock and the
+    # counters become rows per shard (a decision writes only its own shard's)
+    """
+    ALTER TABLE audit ADD COLUMN shard BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE audit DROP CONSTRAINT audit_pkey;
+    ALTER TABLE audit ADD PRIMARY KEY (shard, seq);
+    CREATE TABLE audit_heads (shard BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+    INSERT INTO audit_heads(shard, seq, hash)
+        SELECT 0, CAST(split_part(value, ':', 1) AS BIGINT), split_part(value, ':', 2)
+        FROM meta WHERE key = 'audit_head';
+    DELETE FROM meta WHERE key = 'audit_head';
+    CREATE TABLE audit_checkpoints (n BIGINT PRIMARY KEY, at BIGINT NOT NULL,
+        heads TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE OR DELETE ON audit_checkpoints
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+    CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+    CREATE TABLE clocks (shard BIGINT PRIMARY KEY, at BIGINT NOT NULL);
+    INSERT INTO clocks(shard, at) SELECT 0, CAST(value AS BIGINT) FROM meta WHERE key = 'clock';
+    DELETE FROM meta WHERE key = 'clock';
+    ALTER TABLE counters ADD COLUMN shard BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters DROP CONSTRAINT counters_pkey;
+    ALTER TABLE counters ADD PRIMARY KEY (name, shard);
+    """,
 )
+# Escalation ids reserved per round trip: a block serves this many new escalations of
+# one worker (unused ids of a block are skipped: ids are unique, not dense).
+ESCALATION_IDS = 64
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -111,9 +150,22 @@ class PostgresStore(SQLStore):
     ``dsn``: a libpq connection string or ``postgresql://`` URL. ``schema``: the
     schema to keep the tables in (created when missing; default: the connection's
     current schema, normally ``public``) — several independent stores can share
-    one database this way."""
+    one database this way. ``audit_shards``: the audit trail's chains, for a store
+    created (or migrated to shards) now (default
+    :data:`~escalade.runtime.store.trail.POSTGRES_SHARDS`); an existing store keeps its
+    own. ``checkpoint_every``: see :mod:`~escalade.runtime.store.trail`."""
 
-    def __init__(self, dsn: str, schema: str | None = None, *, read_only: bool = False) -> None:
+    single_writer = False  # other workers write meanwhile: transactions take shards
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str | None = None,
+        *,
+        read_only: bool = False,
+        audit_shards: int | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+    ) -> None:
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -122,17 +174,19 @@ class PostgresStore(SQLStore):
             ) from exc
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a lower-case SQL identifier, not {schema!r}")
-        super().__init__()
+        super().__init__(checkpoint_every)
         self._psycopg = psycopg
         self.dsn = dsn
         self._schema = schema
         self._conn: Any = None
         self.read_only = read_only
+        self._ids: list[int] = []  # escalation ids reserved, ascending
         self._connect()
         if read_only:
             self._check_schema()
         else:
-            self._migrate()
+            self._migrate(audit_shards)
+        self._shards = self._recorded_shards(audit_shards)
 
     # --- connection ----------------------------------------------------------
     def _connect(self) -> None:
@@ -150,7 +204,8 @@ class PostgresStore(SQLStore):
             raise RuntimeError("the PostgreSQL connection has no current schema to use")
         self.schema = str(row[0])
         digest = hashlib.sha256(f"escalade:{self.schema}".encode()).digest()
-        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)  # the schema's
+        self._shard_key = int.from_bytes(digest[8:12], "big", signed=True)  # (key, shard)
         self._conn = conn
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -180,7 +235,19 @@ class PostgresStore(SQLStore):
             conn.close()
             raise StoreError(problem)
 
-    def _migrate(self) -> None:
+    def _recorded_shards(self, wanted: int | None) -> int:
+        """The audit shards the store recorded when it was created (or migrated to shards);
+        an existing store refuses another number."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'audit_shards'").fetchone()
+        found = 1 if row is None else int(row[0])
+        if wanted is not None and wanted != found:
+            raise StoreError(
+                f"the PostgreSQL schema {self.schema} keeps its audit trail in {found} shards"
+                f" (fixed when it was created), not {wanted}"
+            )
+        return found
+
+    def _migrate(self, shards: int | None) -> None:
         conn = self._conn
         if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is not None:
             row = conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()
@@ -188,6 +255,7 @@ class PostgresStore(SQLStore):
                 return  # up to date: no lock (a worker mid-decision must not block an open)
         conn.execute("BEGIN")
         try:
+            # Exclusive: every decision (holding the lock shared) ends first.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY,"
@@ -199,6 +267,10 @@ class PostgresStore(SQLStore):
                     continue
                 conn.execute(script)
                 conn.execute("INSERT INTO schema_migrations(version) VALUES (%s)", (version,))
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('audit_shards', %s) ON CONFLICT DO NOTHING",
+                (str(check_shards(shards or POSTGRES_SHARDS)),),
+            )
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -211,10 +283,55 @@ class PostgresStore(SQLStore):
         self.statements += 1
         self._conn.execute("BEGIN")
 
-    def _lock(self) -> None:
-        # One decision at a time per schema: the audit chain is one sequence.
+    def _lock(self, exclusive: bool) -> None:
+        # Shared by every decision; exclusive for one that may touch any ticket (and for
+        # migrations), which so waits for the others and keeps them out until it ends.
         self.statements += 1
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+        how = "" if exclusive else "_shared"
+        self._conn.execute(f"SELECT pg_advisory_xact_lock{how}(%s)", (self._lock_key,))
+
+    def _lock_shards(self, shards: list[int]) -> None:
+        # One statement takes them all, in the order given (ascending).
+        self.statements += 1
+        self._conn.execute(
+            "SELECT pg_advisory_xact_lock(%s::int, s) FROM unnest(%s::int[]) AS s",
+            (self._shard_key, shards),
+        )
+
+    def _try_lock_shards(self, shards: list[int]) -> set[int]:
+        self.statements += 1
+        rows = self._conn.execute(
+            "SELECT s FROM unnest(%s::int[]) AS s WHERE pg_try_advisory_xact_lock(%s::int, s)",
+            (shards, self._shard_key),
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def _try_checkpoint_lock(self) -> bool:
+        self.statements += 1
+        row = self._conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s::int, %s::int)",
+            (self._shard_key, CHECKPOINT_CHAIN),
+        ).fetchone()
+        return bool(row[0])
+
+    def _reserved_id(self, after: int) -> int | None:
+        """The next reserved escalation id above ``after``; a block of
+        :data:`ESCALATION_IDS` more when none is left (the sequence only goes up, so a
+        fresh block is above every id ever handed out)."""
+        ids = self._ids
+        while ids and ids[0] <= after:
+            ids.pop(0)
+        if not ids:
+            self.statements += 1
+            ids += [
+                int(r[0])
+                for r in self._conn.execute(
+                    "SELECT nextval(pg_get_serial_sequence('escalations', 'id'))"
+                    " FROM generate_series(1, %s) ORDER BY 1",
+                    (ESCALATION_IDS,),
+                )
+            ]
+        return ids.pop(0)
 
     def _commit(self) -> None:
         self.statements += 1

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from escalade.runtime.store import (
+    AuditCheckpoint,
     AuditRow,
     DeadLetter,
     Escalation,
@@ -38,8 +39,10 @@ OUTBOX_COLUMNS = (
 )
 TIMER_COLUMNS = "id, due, kind, ticket, escalation_id, key, payload"
 AUDIT_COLUMNS = (
-    "seq, at, kind, ticket, escalation_id, policy, pack_version, actor, reason, detail, prev, hash"
+    "seq, at, kind, ticket, escalation_id, policy, pack_version, actor, reason, detail, prev, hash,"
+    " shard"
 )
+CHECKPOINT_COLUMNS = "n, at, heads, prev, hash"
 DEAD_LETTER_COLUMNS = "id, event_id, raw, error, received_at, replayed_at"
 _ESC_FIELDS = ESC_COLUMNS.split(", ")
 _OUTBOX_FIELDS = OUTBOX_COLUMNS.split(", ")
@@ -173,7 +176,33 @@ def timer_values(timer: Timer) -> tuple[Any, ...]:
 
 def audit_values(row: AuditRow) -> tuple[Any, ...]:
     """An audit row's columns (``AUDIT_COLUMNS`` order)."""
-    return (*row.chained()[:-1], dumps(row.detail), row.prev, row.hash)
+    return (
+        row.seq,
+        row.at,
+        row.kind,
+        row.ticket,
+        row.escalation_id,
+        row.policy,
+        row.pack_version,
+        row.actor,
+        row.reason,
+        dumps(row.detail),
+        row.prev,
+        row.hash,
+        row.shard,
+    )
+
+
+def checkpoint_values(cp: AuditCheckpoint) -> tuple[Any, ...]:
+    """A checkpoint's columns (``CHECKPOINT_COLUMNS`` order)."""
+    return (cp.n, cp.at, dumps([list(h) for h in cp.heads]), cp.prev, cp.hash)
+
+
+def checkpoint_of(row: Sequence[Any]) -> AuditCheckpoint:
+    """A checkpoint row (``CHECKPOINT_COLUMNS`` order)."""
+    n, at, heads, prev, digest = row
+    bound = [(int(s), int(seq), str(h)) for s, seq, h in json.loads(heads)]
+    return AuditCheckpoint(int(n), int(at), bound, str(prev), str(digest))
 
 
 TIMER_WRITTEN = ", ".join(TIMER_COLUMNS.split(", ")[1:])

@@ -13,11 +13,13 @@ error. Connections, transactions and locking, migrations and DDL stay in
 the append-mostly tables (timers, absences, audit, outbox, dead letters,
 counters) are in :mod:`~escalade.runtime.store.appends`.
 
-Inside the outermost :meth:`SQLStore.transaction` the store holds the write
-lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock), so nobody else
-changes what a decision reads: a :class:`~escalade.runtime.store.unit.Unit`
-keeps it for the transaction and holds the appended rows until the commit
-(:mod:`~escalade.runtime.store.unit`). Outside a transaction every call reads
+Inside the outermost :meth:`SQLStore.transaction` the store holds the tickets it
+touches (SQLite's ``BEGIN IMMEDIATE`` holds them all; PostgreSQL takes their shards,
+:mod:`~escalade.runtime.store.shard_locks`), so nobody else changes what a decision
+reads of them: a :class:`~escalade.runtime.store.unit.Unit` keeps it for the
+transaction and holds the appended rows until the commit
+(:mod:`~escalade.runtime.store.unit`); the audit trail's tables are in
+:mod:`~escalade.runtime.store.audit_table`. Outside a transaction every call reads
 and writes the database at once. Each hook counts what it sends:
 :attr:`SQLStore.statements` and :attr:`SQLStore.commits` (the benchmarks print them).
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from escalade.runtime.store import DuplicateEvent, Escalation
 from escalade.runtime.store.appends import Appends
+from escalade.runtime.store.audit_table import AuditTable
 from escalade.runtime.store.rows import (
     ESC_ASSIGNMENTS,
     ESC_COLUMNS,
@@ -45,15 +48,19 @@ from escalade.runtime.store.rows import (
     escalation_of,
     flat,
 )
+from escalade.runtime.store.shard_locks import ShardLocks
 from escalade.runtime.store.token_table import TokenTable
-from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, write_meta
+from escalade.runtime.store.trail import CHECKPOINT_EVERY
+from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, write_clock, write_meta
 
 # A ticket as a decision reads it, in one query: its state, whether it ever had a closed
-# escalation, and its open escalation (at most one: a unique index says so).
+# escalation, its highest escalation id and its open escalation (at most one: a unique
+# index says so).
 _E_COLUMNS = ", ".join(f"e.{c}" for c in ESC_COLUMNS.split(", "))
 TICKET_VIEW = (
     f"SELECT t.state, t.times, EXISTS(SELECT 1 FROM escalations c WHERE c.ticket = k.ticket"
-    f" AND c.state = 'closed'), {_E_COLUMNS} FROM (SELECT CAST(? AS TEXT) AS ticket) k"
+    f" AND c.state = 'closed'), (SELECT MAX(m.id) FROM escalations m"
+    f" WHERE m.ticket = k.ticket), {_E_COLUMNS} FROM (SELECT CAST(? AS TEXT) AS ticket) k"
     " LEFT JOIN tickets t ON t.ticket = k.ticket"
     " LEFT JOIN escalations e ON e.ticket = k.ticket AND e.state != 'closed'"
 )
@@ -63,14 +70,24 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SQLStore(TokenTable, Appends):
+class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
     """The dialect-neutral half of a SQL :class:`~escalade.runtime.store.Store` (API tokens
     in :class:`~escalade.runtime.store.token_table.TokenTable`, the append-mostly tables in
-    :class:`~escalade.runtime.store.appends.Appends`)."""
+    :class:`~escalade.runtime.store.appends.Appends`, the audit trail in
+    :class:`~escalade.runtime.store.audit_table.AuditTable`, taking tickets in
+    :class:`~escalade.runtime.store.shard_locks.ShardLocks`)."""
 
-    def __init__(self) -> None:
+    # BEGIN excludes every other writer (SQLite): every transaction is exclusive
+    single_writer = True
+
+    def __init__(self, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, not {checkpoint_every}")
         self._depth = 0
         self._unit: Unit | None = None
+        self._shards = 1  # the audit trail's, read from the store's meta when it opens
+        self.checkpoint_every = checkpoint_every
+        self._owe_checkpoint = False  # another transaction was writing one: the next writes
         # (absences version, every absence) kept across transactions while the version holds
         self._absent: tuple[int | None, dict[str, int]] | None = None
         self.statements = 0  # statements sent to the database (a multi-row INSERT is one)
@@ -110,8 +127,9 @@ class SQLStore(TokenTable, Appends):
         """Open the outermost transaction."""
         raise NotImplementedError
 
-    def _lock(self) -> None:
-        """Take the write lock inside a just-opened transaction, when BEGIN did not."""
+    def _lock(self, exclusive: bool) -> None:
+        """Inside a just-opened transaction, when BEGIN did not: keep out ``exclusive``
+        transactions (or, for one, every other transaction)."""
 
     def _commit(self) -> None:
         raise NotImplementedError
@@ -126,8 +144,10 @@ class SQLStore(TokenTable, Appends):
 
     # --- transactions --------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         if self._depth:
+            if exclusive and self._unit is not None and not self._unit.exclusive:
+                raise RuntimeError("an exclusive transaction cannot join a shared one")
             self._depth += 1
             try:
                 yield
@@ -137,12 +157,13 @@ class SQLStore(TokenTable, Appends):
         self._begin()
         self._depth = 1
         try:
-            self._lock()
-            # Under the write lock nobody else changes these: read them once per transaction.
-            unit = self._unit = Unit.loaded(self._rows(META_LOAD))
+            self._lock(exclusive)
+            # Read once per transaction: what others change meanwhile is read again when
+            # the transaction takes the shards it concerns.
+            rows = self._rows(META_LOAD)
+            unit = self._unit = Unit.loaded(rows, exclusive or self.single_writer)
             yield
-            unit.flush(self._exec, self._rows, self._insert_one_by_one())
-            write_meta(self._exec, unit.meta_rows())
+            self._finish(unit)
         except BaseException:
             self._abandon()
             raise
@@ -156,6 +177,15 @@ class SQLStore(TokenTable, Appends):
                 self._rollback()  # a COMMIT that failed (SQLite: busy) may leave it open
             raise
         self.commits += 1
+
+    def _finish(self, unit: Unit) -> None:
+        """Write what the transaction holds: a checkpoint when one is due, then every row."""
+        if (unit.clock_dirty or unit.counters) and not unit.held:
+            self._take_shards([0])  # the clock and counter rows it writes are shard 0's
+        if unit.crossed or (self._owe_checkpoint and unit.heads_dirty):
+            self._checkpoint(unit)
+        unit.flush(self._exec, self._rows, self._insert_one_by_one())
+        unit.finish(self._exec)
 
     def _abandon(self) -> None:
         """Roll back: every row held for the commit is dropped with the transaction."""
@@ -189,10 +219,11 @@ class SQLStore(TokenTable, Appends):
         write_meta(self._exec, [(key, value)])
 
     def clock(self) -> int | None:
+        """The latest time the store acted at: the latest of the shards' clocks."""
         if self._unit is not None:
             return self._unit.clock
-        value = self._meta("clock")
-        return None if value is None else int(value)
+        row = self._row("SELECT MAX(at) FROM clocks")
+        return None if row is None or row[0] is None else int(row[0])
 
     def set_clock(self, at: int) -> None:
         current = self.clock()
@@ -201,7 +232,7 @@ class SQLStore(TokenTable, Appends):
         if self._unit is not None:
             self._unit.clock, self._unit.clock_dirty = at, True
         else:
-            self._set_meta("clock", str(at))
+            write_clock(self._exec, 0, at)
 
     # --- packs ---------------------------------------------------------------
     def add_pack(self, content_hash: str, version: str, body: str, at: int) -> int:
@@ -281,6 +312,7 @@ class SQLStore(TokenTable, Appends):
         unit = self._unit
         if unit is None:
             return
+        self.lock_tickets(tickets)
         ids = [i for i in dict.fromkeys(event_ids) if i not in unit.checked]
         for part in chunks([(i,) for i in ids]):
             found = self._rows(f"SELECT id FROM events WHERE id IN ({_marks(part)})", flat(part))
@@ -308,18 +340,20 @@ class SQLStore(TokenTable, Appends):
                 tickets,
             )
         }
-        closed = {
-            str(r[0])
-            for r in self._rows(
-                "SELECT DISTINCT ticket FROM escalations WHERE state = 'closed'"
-                f" AND ticket IN ({marks})",
+        # Per ticket: whether it ever had a closed escalation, and its highest id.
+        known = {
+            str(t): (bool(c), int(m))
+            for t, c, m in self._rows(
+                "SELECT ticket, MAX(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), MAX(id)"
+                f" FROM escalations WHERE ticket IN ({marks}) GROUP BY ticket",
                 tickets,
             )
         }
         none = (None,) * len(ESC_COLUMNS.split(", "))
         for ticket in tickets:
             state, times = states.get(ticket, (None, None))
-            unit.view(ticket, (state, times, ticket in closed, *opened.get(ticket, none)))
+            closed, last = known.get(ticket, (False, None))
+            unit.view(ticket, (state, times, closed, last, *opened.get(ticket, none)))
 
     # --- tickets -------------------------------------------------------------
     def _view(self, ticket: str) -> Unit:
@@ -327,6 +361,7 @@ class SQLStore(TokenTable, Appends):
         unit = self._unit
         assert unit is not None
         if ticket not in unit.viewed:
+            self._hold_ticket(ticket)
             unit.view(ticket, self._row(TICKET_VIEW, (ticket,)))
         return unit
 
@@ -342,6 +377,7 @@ class SQLStore(TokenTable, Appends):
     def put_ticket_state(self, ticket: str, state: dict[str, Any], times: dict[str, int]) -> None:
         written = (dumps(state), dumps(times))
         if self._unit is not None:
+            self._hold_ticket(ticket)
             self._unit.tickets[ticket] = self._unit.ticket_writes[ticket] = written
             return
         self._exec(
@@ -377,15 +413,34 @@ class SQLStore(TokenTable, Appends):
         unit = self._unit
         if unit is not None and escalation_id in unit.by_id:
             return escalation_of(unit.by_id[escalation_id])
-        row = self._row(f"SELECT {ESC_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,))
+        sql = f"SELECT {ESC_COLUMNS} FROM escalations WHERE id = ?"
+        row = self._row(sql, (escalation_id,))
         if row is None:
             return None
         if unit is not None:
+            ticket = str(row[1])
+            if self._shard_of(ticket) not in unit.held:
+                self._hold_ticket(ticket)
+                if not unit.exclusive:
+                    row = self._row(sql, (escalation_id,))  # as its last holder left it
             unit.by_id[escalation_id] = tuple(row)
         return escalation_of(row)
 
+    def _reserved_id(self, after: int) -> int | None:
+        """An escalation id above ``after`` (the ticket's highest), reserved for an insert
+        the transaction writes at its end; None: insert at once to learn the id."""
+        return None
+
     def insert_escalation(self, esc: Escalation) -> int:
         unit = self._unit
+        if unit is not None:
+            self._view(esc.ticket)  # its shard taken, its highest id known
+            reserved = self._reserved_id(unit.last_id.get(esc.ticket, 0))
+            if reserved is not None:  # written with the others before the commit
+                esc.id = reserved
+                unit.keep_escalation((esc.id, *esc_values(esc)), written=False)
+                unit.fresh.add(esc.id)
+                return esc.id
         if unit is not None and unit.closed.get(esc.ticket):
             self._flush_escalations()  # a close held for the commit frees the ticket first
         values = esc_values(esc)
@@ -402,6 +457,7 @@ class SQLStore(TokenTable, Appends):
         before = unit.by_id.get(esc.id) if unit is not None else None
         row = esc_row(esc, None if before is None else before[ESC_SNAPSHOT])
         if unit is not None:
+            self._hold_ticket(esc.ticket)
             unit.keep_escalation(row, written=False)
             return
         self._exec(f"UPDATE escalations SET {ESC_ASSIGNMENTS} WHERE id = ?", esc_update(row))

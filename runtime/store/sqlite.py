@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from escalade.runtime.store import StoreError, schema_problem
 from escalade.runtime.store.sql import SQLStore
+from escalade.runtime.store.trail import CHECKPOINT_EVERY, SQLITE_SHARDS, check_shards
 from escalade.runtime.store.unit import InsertNew
 
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA", "OFF")  # PRAGMA synchronous values, WAL mode
@@ -95,7 +96,50 @@ MIGRATIONS: tuple[str, ...] = (
         secret_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
         revoked_at INTEGER, revoked_by TEXT);
     """,
+    # 4: the audit trail in shards (store/trail.py): the one chain so far becomes shard 0,
+    # each shard's head and the checkpoints that bind them get tables; the clock and the
+    # counters become rows per shard (a decision writes only its own shard's)
+    """
+    CREATE TABLE audit_sharded (
+        shard INTEGER NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
+        ticket TEXT, escalation_id INTEGER, policy TEXT, pack_version TEXT,
+        actor TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL,
+        hash TEXT NOT NULL, PRIMARY KEY (shard, seq));
+    INSERT INTO audit_sharded(shard, seq, at, kind, ticket, escalation_id, policy,
+        pack_version, actor, reason, detail, prev, hash)
+        SELECT 0, seq, at, kind, ticket, escalation_id, policy, pack_version, actor, reason,
+        detail, prev, hash FROM audit ORDER BY seq;
+    DROP TABLE audit;
+    ALTER TABLE audit_sharded RENAME TO audit;
+    CREATE INDEX audit_escalation ON audit(escalation_id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TABLE audit_heads (shard INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
+        hash TEXT NOT NULL);
+    INSERT INTO audit_heads(shard, seq, hash)
+        SELECT 0, CAST(substr(value, 1, instr(value, ':') - 1) AS INTEGER),
+        substr(value, instr(value, ':') + 1) FROM meta WHERE key = 'audit_head';
+    DELETE FROM meta WHERE key = 'audit_head';
+    CREATE TABLE audit_checkpoints (n INTEGER PRIMARY KEY, at INTEGER NOT NULL,
+        heads TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TABLE clocks (shard INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+    INSERT INTO clocks(shard, at) SELECT 0, CAST(value AS INTEGER) FROM meta WHERE key = 'clock';
+    DELETE FROM meta WHERE key = 'clock';
+    CREATE TABLE counters_sharded (name TEXT NOT NULL, shard INTEGER NOT NULL,
+        value INTEGER NOT NULL, PRIMARY KEY (name, shard));
+    INSERT INTO counters_sharded(name, shard, value) SELECT name, 0, value FROM counters;
+    DROP TABLE counters;
+    ALTER TABLE counters_sharded RENAME TO counters;
+    """,
 )
+
+
+def stored_shards(db: sqlite3.Connection) -> int | None:
+    """The audit shards the store recorded (None: not recorded yet)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'audit_shards'").fetchone()
+    return None if row is None else int(row[0])
 
 
 def _open_read_only(path: str) -> sqlite3.Connection:
@@ -134,6 +178,8 @@ class SQLiteStore(SQLStore):
         *,
         read_only: bool = False,
         checkpoint_pages: int = CHECKPOINT_PAGES,
+        audit_shards: int | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
         """Open (and migrate) the store at ``path`` in WAL mode.
 
@@ -142,19 +188,23 @@ class SQLiteStore(SQLStore):
         ``read_only``: open an existing, up-to-date store without writing to it
         (:class:`~escalade.runtime.store.StoreError` otherwise).
         ``checkpoint_pages``: the WAL is copied back into the database (with an fsync)
-        once it holds this many pages (SQLite's ``wal_autocheckpoint``)."""
+        once it holds this many pages (SQLite's ``wal_autocheckpoint``).
+        ``audit_shards``: the audit trail's chains, for a store created now (default
+        :data:`~escalade.runtime.store.trail.SQLITE_SHARDS`); an existing store keeps its
+        own. ``checkpoint_every``: see :mod:`~escalade.runtime.store.trail`."""
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}"
             )
         if checkpoint_pages < 1:
             raise ValueError(f"checkpoint_pages must be >= 1, not {checkpoint_pages}")
-        super().__init__()
+        super().__init__(checkpoint_every)
         self.path = path
         self.synchronous = synchronous.upper()
         self.read_only = read_only
         if read_only:
             self._db = _open_read_only(path)
+            self._shards = stored_shards(self._db) or 1
             return
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -165,6 +215,7 @@ class SQLiteStore(SQLStore):
         self._db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._shards = self._recorded_shards(audit_shards)
 
     # --- schema ------------------------------------------------------------
     def _migrate(self) -> None:
@@ -186,6 +237,23 @@ class SQLiteStore(SQLStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _recorded_shards(self, wanted: int | None) -> int:
+        """The store's audit shards: recorded when it is created (``wanted``, or the
+        default); an existing store keeps its own, and refuses another number."""
+        found = stored_shards(self._db)
+        if found is None:
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES ('audit_shards', ?) ON CONFLICT DO NOTHING",
+                (str(check_shards(wanted or SQLITE_SHARDS)),),
+            )
+            return stored_shards(self._db) or 1  # another process may have been first
+        if wanted is not None and wanted != found:
+            raise StoreError(
+                f"{self.path} keeps its audit trail in {found} shards (fixed when it was"
+                f" created), not {wanted}"
+            )
+        return found
 
     # --- connection and transactions -------------------------------------------
     def _begin(self) -> None:
