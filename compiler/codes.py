@@ -981,6 +981,36 @@ _CODES = (
         fixed=_CLEAN,
     ),
     Code(
+        "E502",
+        "bad-approver",
+        "error",
+        "Approver that CODEOWNERS cannot use.",
+        meaning=_text(
+            """
+            An `approvers` string is not one `@user`, `@org/team` or e-mail address
+            (several owners in one string, spaces, a newline, a stray character).
+            """
+        ),
+        why=_text(
+            """
+            Approvers are written into `CODEOWNERS`, so `escalade build` refuses
+            them: GitHub ignores a CODEOWNERS file with one invalid line, and a
+            newline in an approver would add a line of its own (`* @attacker`
+            owning every file).
+            """
+        ),
+        example=_vary(
+            '  approvers "@example/revops"\n', '  approvers "@example/revops\\n* @attacker"\n'
+        ),
+        fix=_text(
+            """
+            Give each approver its own string: `approvers "@example/revops",
+            "@example/sales"`.
+            """
+        ),
+        fixed=_CLEAN,
+    ),
+    Code(
         "W601",
         "unused",
         "warning",

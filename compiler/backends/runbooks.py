@@ -5,6 +5,12 @@ Pages are rendered with Jinja2 (``StrictUndefined``, templates in
 rule pack, so a runbook says exactly what the runtime will do. Nothing here
 touches syntax nodes.
 
+Text from policies (titles, descriptions, step and message texts, names) is
+escaped, not refused: Markdown and HTML markup characters get a backslash, and
+a newline or other control character becomes a space, so a title such as
+``"x\n# H1"`` stays on its line instead of starting a heading (``markdown_text``;
+Mermaid labels likewise, ``mermaid_label``).
+
 >>> pages = render_runbooks(pack, policy_rivals(pset))   # doctest: +SKIP
 >>> sorted(pages)[:2]                              # doctest: +SKIP
 ['README.md', 'content_review.md']
@@ -677,7 +683,13 @@ _MERMAID_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 def mermaid_label(text: str) -> str:
     """A double-quoted Mermaid label: quotes and markup characters as entity codes."""
-    out = text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    out = (
+        _BREAKING.sub(" ", text)
+        .replace("#", "#35;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+    )
     return '"' + out.replace("\n", " ") + '"'
 
 
@@ -826,9 +838,15 @@ def placeholder_words(text: str) -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
 
 
+# Line breaks and other control characters: a string literal may carry them (`\n`),
+# and in Markdown a new line could start a heading, a list or a table of its own.
+_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def markdown_text(text: str) -> str:
-    """Free text (titles, messages) with Markdown and HTML markup neutralised."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Free text (titles, messages) with Markdown and HTML markup neutralised: a
+    newline or other control character becomes one space, so text stays on its line."""
+    return _MD_SPECIAL.sub(r"\\\1", _BREAKING.sub(" ", text))
 
 
 def markdown_cell(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
+from escalade.compiler.backends.codeowners import OWNER_RE
 from escalade.compiler.codes import DECLARATIONS, declare_help, field_help, object_help
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.compiler.passes.lower import did_you_mean
@@ -559,7 +560,8 @@ def _sla_span(p: m.Policy, kind: str) -> n.Span:
 
 
 def check_approvers(pset: m.PolicySet, diags: Collector) -> None:
-    """Every policy names who signs off changes (E501)."""
+    """Every policy names who signs off changes (E501), each an owner CODEOWNERS can
+    use (E502), as ``escalade build`` requires."""
     for p in pset.policies.values():
         if not [a for a in p.approvers if a.strip()]:
             diags.report(
@@ -568,6 +570,30 @@ def check_approvers(pset: m.PolicySet, diags: Collector) -> None:
                 f"policy '{p.name}' has no approvers",
                 help='add `approvers "@org/team"`; they become its CODEOWNERS',
             )
+            continue
+        for stmt in p.stmts:
+            if isinstance(stmt, n.ApproversStmt):
+                for a in stmt.approvers:
+                    _check_approver(a, diags)
+
+
+def _check_approver(a: n.Text, diags: Collector) -> None:
+    """An approver CODEOWNERS can use: one @user, @org/team or e-mail address (E502)."""
+    if OWNER_RE.match(a.value):
+        return
+    shown = a.value.encode("unicode_escape").decode("ascii")
+    parts = a.value.split()
+    if len(parts) > 1 and all(OWNER_RE.match(part) for part in parts):
+        fix = "give each its own string: `approvers " + ", ".join(f'"{x}"' for x in parts) + "`"
+    else:
+        fix = 'write one @user, @org/team or e-mail address per string: `approvers "@org/team"`'
+    diags.report(
+        "E502",
+        a.span,
+        f"approver '{shown}' is not one @user, @org/team or e-mail address, "
+        "so CODEOWNERS cannot use it",
+        help=fix,
+    )
 
 
 def check_unused(pset: m.PolicySet, diags: Collector) -> None:

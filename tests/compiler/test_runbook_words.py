@@ -129,7 +129,7 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
         'person p2 { name "Ben" slack "@ben" }\n'
         'channel c1 { email "<img src=x>@example.com" }\n'
         "policy x {\n"
-        '  title "A <script> | title"  approvers "@acme/ops", "<img src=x>"\n'
+        '  title "A <script> | title\\n# H1\\r\\u2028"  approvers "@acme/ops", "<img>x@example.com"\n'
         "  trigger ticket.created\n"
         "  check delivery within 5m else retry 1 then c1\n"
         '  when ticket.title == "<b>`x`|"\n'
@@ -140,11 +140,12 @@ def test_display_names_and_titles_cannot_inject_markup(tmp_path: Path) -> None:
     assert result.pset is not None and result.errors == 0, result.diagnostics
     pages = render_runbooks(RulePack.from_dict(build_pack(result.pset)), policy_rivals(result.pset))
     for text in pages.values():
+        assert "\n# H1" not in text
         prose = text.split("```mermaid")[0] + text.split("```")[-1]
         assert not re.search(r"(?<!\\)<(img|script|b>)", prose), prose
     assert "**Ann \\<img src=x\\> \\| \\*boss\\***" in pages["x.md"]
     assert "its title is *\\<b\\>\\`x\\`\\|*" in pages["x.md"]
-    assert "Approvers: @acme/ops, \\<img src=x\\> ·" in pages["x.md"]
+    assert "Approvers: @acme/ops, \\<img\\>x@example.com ·" in pages["x.md"]
     assert "then sent to \\<img src=x\\>@example.com" in pages["x.md"]
 
 
