@@ -101,11 +101,12 @@ def build_outputs(
     output: Path,
     *,
     commit: str | None = None,
-    codeowners_path: str = CODEOWNERS_PATH,
+    codeowners_path: str | None = CODEOWNERS_PATH,
 ) -> BuildOutputs:
     """Render every artifact of a checked, error-free policy set.
 
-    ``commit`` is stamped into release builds; the committed pack carries none."""
+    ``commit`` is stamped into release builds; the committed pack carries none.
+    ``codeowners_path`` (repo-relative) is where CODEOWNERS goes; None writes none."""
     if result.pset is None or result.errors:
         raise BuildError("the policy set has errors; run `escalade check`")
     raw = build_pack(result.pset, commit=commit)
@@ -119,8 +120,37 @@ def build_outputs(
     )
     for name, text in runbooks.items():
         files[f"{prefix}{RUNBOOK_DIR}/{name}"] = text.encode("utf-8")
-    files[codeowners_path] = render_codeowners(result.pset, output=prefix).encode("utf-8")
+    if codeowners_path is not None:
+        files[codeowners_path] = render_codeowners(result.pset, output=prefix).encode("utf-8")
     return BuildOutputs(files, (f"{prefix}{RUNBOOK_DIR}",), pack)
+
+
+def sources_inside(src: Path, root: Path) -> None:
+    """Refuse (``BuildError``) policies outside the repository root: their CODEOWNERS
+    entries and runbook links would point outside the repository."""
+    if rel_posix(src, root).startswith(".."):
+        raise BuildError(
+            f"the policies at {src} are outside the repository at {root.resolve()}: "
+            "build the policy set from the repository that holds it (its escalade.yaml)"
+        )
+
+
+def codeowners_target(config: Config, output: Path, codeowners: Path | None) -> str | None:
+    """Where a build writes CODEOWNERS (repo-relative), or None for nowhere.
+
+    ``--codeowners PATH`` says where (inside the repository); otherwise the
+    repository's ``.github/CODEOWNERS`` only when the output directory is the
+    configured one, so ``build -o DIR`` elsewhere leaves the repository's alone."""
+    if codeowners is not None:
+        rel = rel_posix(codeowners, config.root)
+        if rel.startswith("..") or rel == ".":
+            raise BuildError(
+                f"--codeowners {codeowners} is outside the repository at {config.root.resolve()}"
+            )
+        return rel
+    if output.resolve() == config.output_path.resolve():
+        return CODEOWNERS_PATH
+    return None
 
 
 def _up(rel_dir: str) -> str:
@@ -194,7 +224,11 @@ class ReleaseBuild:
 
 
 def build_release(
-    config: Config, path: Path | None, output: Path | None, rev: str | None
+    config: Config,
+    path: Path | None,
+    output: Path | None,
+    rev: str | None,
+    codeowners_file: Path | None = None,
 ) -> ReleaseBuild:
     """Build and write a pack stamped with its source commit: of revision ``rev``, or of a
     clean HEAD. :class:`BuildError` (its ``report`` holds the diagnostics, if any) when
@@ -206,10 +240,13 @@ def build_release(
         folder = at_rev.policies.strip("/") or "."
         result = load_revision(root, commit, folder, at_rev.version)
         out = output if output is not None else root / "out" / commit[:12]
-        codeowners = f"{rel_posix(out, root)}/CODEOWNERS"
+        codeowners: str | None = f"{rel_posix(out, root)}/CODEOWNERS"
+        if codeowners_file is not None:
+            codeowners = codeowners_target(config, out, codeowners_file)
     else:
         commit = gitrev.resolve(root, "HEAD")
         src = path if path is not None else config.policies_path
+        sources_inside(src, root)
         dirty = gitrev.dirty(root, [rel_posix(src, root), CONFIG_NAME])
         if dirty:
             raise BuildError(
@@ -220,7 +257,7 @@ def build_release(
             )
         result = load_for_build(src, root, config.version)
         out = output if output is not None else config.output_path
-        codeowners = CODEOWNERS_PATH
+        codeowners = codeowners_target(config, out, codeowners_file)
     if result.pset is None or result.errors:
         raise BuildError(
             f"the policy set at {commit[:12]} has errors; nothing built",

@@ -15,8 +15,10 @@ from escalade.compiler.build import (
     BuildOutputs,
     build_outputs,
     build_release,
+    codeowners_target,
     load_for_build,
     resolve_config,
+    sources_inside,
     stale_files,
     unified_diff,
     write_outputs,
@@ -46,6 +48,13 @@ from escalade.runtime.pack import PackError
     is_flag=True,
     help="Record the source commit in the pack (release builds; needs a clean policy set).",
 )
+@click.option(
+    "--codeowners",
+    "codeowners",
+    type=click.Path(path_type=Path),
+    help="Write CODEOWNERS here (inside the repository). Default: .github/CODEOWNERS, "
+    "and only when the output directory is the configured one.",
+)
 @format_option("text", "json")
 @color_option
 def build_command(
@@ -54,6 +63,7 @@ def build_command(
     check_only: bool,
     rev: str | None,
     stamp_commit: bool,
+    codeowners: Path | None,
     fmt: str,
     color: str,
 ) -> None:
@@ -63,6 +73,10 @@ def build_command(
     Refuses when `escalade check` finds errors. With --check, writes nothing and exits 1
     with a unified diff when anything under the output directory or CODEOWNERS is stale.
     With --format json, one document (see the README); a refusal prints check's JSON.
+
+    CODEOWNERS is written only inside the repository that holds the policies: to
+    .github/CODEOWNERS when the output directory is the configured one, or where
+    --codeowners says. Policies outside the repository root are refused.
     """
     try:
         config = resolve_config(path)
@@ -72,13 +86,19 @@ def build_command(
     if rev is not None or stamp_commit:
         if check_only:
             raise click.UsageError("--check verifies the committed outputs, which carry no commit")
-        _release(config, path, output, rev, fmt)
+        _release(config, path, output, rev, fmt, codeowners)
         return
     src = path if path is not None else config.policies_path
     if not src.exists():
         origin = "" if path is not None else " (`policies` in escalade.yaml, else policies/)"
         raise click.UsageError(f"no such file or directory: {src}{origin}")
     out = output if output is not None else config.output_path
+    try:
+        sources_inside(src, config.root)
+        codeowners_path = codeowners_target(config, out, codeowners)
+    except BuildError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     result = load_for_build(src, config.root, config.version)
     if result.pset is None or result.errors:
         if fmt == "json":
@@ -90,7 +110,7 @@ def build_command(
         click.echo("build refused: fix the errors above first", err=True)
         sys.exit(1)
     try:
-        outputs = build_outputs(result, config.root, out)
+        outputs = build_outputs(result, config.root, out, codeowners_path=codeowners_path)
     except (CodeownersError, PackError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -105,6 +125,12 @@ def build_command(
     if fmt == "json":
         echo_json({**_summary(outputs), "changed": touched})
         return
+    if codeowners_path is None:
+        click.echo(
+            "CODEOWNERS not written: the output directory is not the configured one "
+            "(pass --codeowners PATH to write it)",
+            err=True,
+        )
     click.echo(
         f"built pack {outputs.pack.version} ({outputs.pack.content_hash[:19]}): "
         f"{len(outputs.pack.policies)} policies, {len(outputs.files)} files, "
@@ -142,11 +168,16 @@ def _check_fresh(outputs: BuildOutputs, root: Path, fmt: str) -> None:
 
 
 def _release(
-    config: Config, path: Path | None, output: Path | None, rev: str | None, fmt: str
+    config: Config,
+    path: Path | None,
+    output: Path | None,
+    rev: str | None,
+    fmt: str,
+    codeowners: Path | None,
 ) -> None:
     """``--rev`` / ``--stamp-commit``: a build stamped with its source commit."""
     try:
-        built = build_release(config, path, output, rev)
+        built = build_release(config, path, output, rev, codeowners)
     except (gitrev.GitError, ConfigError, BuildError) as exc:
         if isinstance(exc, BuildError):
             click.echo(exc.report, nl=False)

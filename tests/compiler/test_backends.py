@@ -138,6 +138,7 @@ def test_build_check_reports_stale_and_leftover_files(tmp_path: Path, policies_d
 
 def test_build_refuses_a_set_with_errors(tmp_path: Path) -> None:
     shutil.copy(BROKEN / "enum_typo.esc", tmp_path / "enum_typo.esc")
+    (tmp_path / "escalade.yaml").write_text("version: 1.0.0\n")  # a repository of its own
     result = CliRunner().invoke(main, ["build", str(tmp_path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "E104" in result.output
@@ -234,8 +235,10 @@ def test_invalid_codeowners_lines_are_caught(line: str) -> None:
 def test_build_check_reports_invalid_approver(tmp_path: Path) -> None:
     src = (CASES / "minimal/set.esc").read_text().replace('"@acme/support"', '"support team"')
     (tmp_path / "set.esc").write_text(src)
+    (tmp_path / "escalade.yaml").write_text("version: 1.0.0\n")  # a repository of its own
     result = CliRunner().invoke(main, ["build", str(tmp_path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
+    assert "E502" in result.output  # refused by the check, located, before any output
     assert "approver 'support team'" in result.output
     assert "set.esc:" in result.output
 
