@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean wheelhouse runtime-only never-lose
+.PHONY: install demo test lint typecheck unit bench clean wheelhouse runtime-only never-lose fuzz
 
 # A strict editable install links each file that exists at install time, so
 # the package is re-linked (without dependencies) whenever the file list changes.
@@ -64,6 +64,11 @@ runtime-only: wheelhouse
 	cd /tmp && $(abspath $(RUNTIME_VENV))/bin/python $(abspath tests/isolation/runtime_only.py)
 
 test: lint typecheck runtime-only unit
+
+# check --strict clean implies build succeeds, on 20,000 mutated policy sets
+# (make test runs 300 of them: tests/compiler/test_fuzz_build.py).
+fuzz: install
+	$(BIN)/python -m tests.fuzz_build --count 20000 --seed $${SEED:-14}
 
 # The "never owner-less, never lost" property with fresh random examples, 20 runs in a row
 # (make test runs it derandomized, so the suite is deterministic).
