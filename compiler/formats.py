@@ -30,14 +30,22 @@ def detail_lines(d: Diagnostic) -> list[str]:
     return lines
 
 
-def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:
-    text = sources.get(file)
-    if text is None:
-        return None
-    lines = text.split("\n")
-    if 1 <= line <= len(lines):
-        return lines[line - 1]
-    return None
+class _SourceLines:
+    """Line ``n`` of a file, each file split once (a file can have tens of thousands of
+    findings: splitting it per finding made text output quadratic)."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+        self.split: dict[str, list[str]] = {}
+
+    def line(self, file: str, line: int) -> str | None:
+        lines = self.split.get(file)
+        if lines is None:
+            text = self.sources.get(file)
+            if text is None:
+                return None
+            lines = self.split[file] = text.split("\n")
+        return lines[line - 1] if 1 <= line <= len(lines) else None
 
 
 def _excerpt(line: str, col: int, width: int) -> tuple[str, int, int]:
@@ -57,6 +65,7 @@ def render_text(
 ) -> str:
     """Compiler-style text: location, code, message, the source line and a caret."""
     out: list[str] = []
+    source_lines = _SourceLines(sources)
     for d in diags:
         sev = d.severity
         head = f"{d.span}: {sev}[{d.code}] {d.name}: {d.message}"
@@ -64,7 +73,7 @@ def render_text(
             tint = "\x1b[1;31m" if sev == "error" else "\x1b[1;33m"
             head = f"\x1b[1m{d.span}:\x1b[0m {tint}{sev}[{d.code}]\x1b[0m {d.name}: {d.message}"
         out.append(head)
-        src = _source_line(sources, d.span.file, d.span.line)
+        src = source_lines.line(d.span.file, d.span.line)
         if src is not None:
             gutter = len(str(d.span.line))
             width = (
