@@ -12,6 +12,7 @@ string smuggled onto a line of its own. Nothing is read beyond this repository.
 from __future__ import annotations
 
 import argparse
+import difflib
 import random
 import re
 import sys
@@ -117,6 +118,18 @@ def _smuggled(files: dict[str, bytes]) -> str | None:
     return None
 
 
+def _diff(sources: list[tuple[str, str]], mutant: list[tuple[str, str]]) -> str:
+    """What the mutation changed, as a unified diff."""
+    out = []
+    for (path, old), (_, new) in zip(sources, mutant, strict=True):
+        if old != new:
+            lines = difflib.unified_diff(
+                old.split("\n"), new.split("\n"), f"a/{path}", f"b/{path}", lineterm="", n=1
+            )
+            out.append("\n".join(lines))
+    return "\n".join(out) + "\n"
+
+
 def run(count: int, seed: int, out: Path) -> Report:
     """``count`` mutants from ``seed``; a clean mutant that does not build is a failure."""
     rng = random.Random(seed)
@@ -141,9 +154,9 @@ def run(count: int, seed: int, out: Path) -> Report:
                 raise AssertionError(f"a string reached a line of its own: {smuggled}")
             report.built += 1
         except Exception:
-            where = ", ".join(path for path, _ in mutant)
             report.failures.append(
-                f"mutant {number} of {base.name} ({where}):\n{traceback.format_exc(limit=3)}"
+                f"mutant {number} of {base.name}:\n{_diff(sources, mutant)}"
+                f"{traceback.format_exc(limit=3)}"
             )
     return report
 

@@ -118,7 +118,9 @@ class Phrasing:
     def tag(self, tag: str) -> str:
         if not self.md:
             return tag
-        return f"`{tag}`" if "`" not in tag else self.literal(tag)
+        if "`" in tag or _BREAKING.search(tag):
+            return self.literal(tag)
+        return f"`{tag}`"
 
     def field(self, path: str) -> str:
         obj, _, name = path.partition(".")

@@ -485,6 +485,11 @@ def _policy(
     return _finish(draft, stmts)
 
 
+MAX_REPEAT = 100
+"""The most extra passes of an owner chain: every pass is scheduled, paged and shown in
+the runbook's timeline, so a number past this is refused rather than built."""
+
+
 def _lower_setting(p: _PolicyDraft, stmt: n.Stmt) -> None:
     """A statement that sets one part of the policy (title, trigger, triage ...)."""
     if isinstance(stmt, n.TitleStmt):
@@ -502,7 +507,15 @@ def _lower_setting(p: _PolicyDraft, stmt: n.Stmt) -> None:
     elif isinstance(stmt, n.WhenStmt):
         p.when = stmt.cond
     elif isinstance(stmt, n.RepeatStmt):
-        p.repeat = stmt.count
+        if stmt.count > MAX_REPEAT:
+            p.diags.report(
+                "E105",
+                stmt.span,
+                f"`repeat {stmt.count}` walks the chain more than {MAX_REPEAT} more times",
+                help=f"use at most `repeat {MAX_REPEAT}`; after that the escalation is "
+                "unacknowledged and goes to its exception path",
+            )
+        p.repeat = min(stmt.count, MAX_REPEAT)
     elif isinstance(stmt, n.CooldownStmt):
         p.cooldown = stmt.duration.seconds
     elif isinstance(stmt, n.TriageStmt):

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from escalade.compiler import load_policy_set
+from escalade.compiler.build import build_outputs
 from escalade.compiler.cli import main
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
@@ -68,3 +69,22 @@ def test_the_codeowners_injection_is_a_located_check_error() -> None:
     (found,) = [d for d in result.diagnostics if d.code == "E502"]
     line = text.split("\n")[found.span.line - 1]
     assert line[found.span.col - 1 :].startswith('"@example/revops @evil/team\\n* @attacker"')
+
+
+def test_a_repeat_build_cannot_schedule_is_a_located_check_error() -> None:
+    assert "  repeat 2\n" in SET
+    text = SET.replace("  repeat 2\n", "  repeat 1000000000\n")
+    result = load_policy_set("p", sources=[("p/set.esc", text)])
+    (found,) = [d for d in result.diagnostics if d.code == "E105"]
+    assert text.split("\n")[found.span.line - 1].strip() == "repeat 1000000000"
+
+
+def test_a_tag_with_a_newline_stays_on_its_line_in_the_runbook(tmp_path: Path) -> None:
+    text = SET.replace('has "vip"', 'has "vip\\n# H1"')
+    assert text != SET
+    result = load_policy_set("p", sources=[("p/set.esc", text)])
+    assert result.errors == 0, result.diagnostics
+    outputs = build_outputs(result, tmp_path, tmp_path / "generated")
+    pages = [v.decode() for k, v in outputs.files.items() if k.endswith(".md")]
+    assert any("vip # H1" in page for page in pages)
+    assert not any(line.startswith("# H1") for page in pages for line in page.split("\n"))
