@@ -315,57 +315,44 @@ def assign(
         escalation=esc.id,
         pack_version=pack.version,
     ):
-        _assign(rt, esc, pack, rules, index, cycle, m, reason)
-
-
-def _assign(
-    rt: Runtime,
-    esc: Escalation,
-    pack: LoadedPack,
-    rules: PolicyRules,
-    index: int,
-    cycle: int,
-    m: Moment,
-    reason: str,
-) -> None:
-    found = _next_available(rt, esc, pack, rules, (index, cycle), m)
-    if found is None:
-        exhausted(rt, esc, pack, rules, m)
-        return
-    owner, (who, who_kind), index, cycle = found
-    rt.move(esc, "assign")
-    esc.level, esc.level_index, esc.cycle = owner.level, index, cycle
-    esc.owner, esc.owner_kind = who, who_kind
-    tracing.annotate(owner=who, level=esc.level)
-    esc.facts.owner_from = owner.ref if who != owner.ref else None
-    via = f" (on call for {owner.ref})" if who != owner.ref else ""
-    rt.audit(
-        m,
-        "assigned",
-        esc,
-        pack,
-        rules.name,
-        reason=f"{esc.level} owner {who}{via}: {reason}",
-        detail={"owner": who, "level": esc.level, "cycle": cycle, "from": owner.ref},
-    )
-    notify_owner(
-        rt,
-        esc,
-        pack,
-        rules,
-        m,
-        f"You are the {esc.level} owner of ticket {esc.ticket} ({rules.name})",
-    )
-    if owner.ack is not None:
-        rt.store.add_timer(
-            Timer(
-                due=m.now + owner.ack,
-                kind="ack",
-                ticket=esc.ticket,
-                escalation_id=esc.id,
-                payload={"index": index, "cycle": cycle, "policy": rules.name},
-            )
+        found = _next_available(rt, esc, pack, rules, (index, cycle), m)
+        if found is None:
+            exhausted(rt, esc, pack, rules, m)
+            return
+        owner, (who, who_kind), index, cycle = found
+        rt.move(esc, "assign")
+        esc.level, esc.level_index, esc.cycle = owner.level, index, cycle
+        esc.owner, esc.owner_kind = who, who_kind
+        tracing.annotate(owner=who, level=esc.level)
+        esc.facts.owner_from = owner.ref if who != owner.ref else None
+        via = f" (on call for {owner.ref})" if who != owner.ref else ""
+        rt.audit(
+            m,
+            "assigned",
+            esc,
+            pack,
+            rules.name,
+            reason=f"{esc.level} owner {who}{via}: {reason}",
+            detail={"owner": who, "level": esc.level, "cycle": cycle, "from": owner.ref},
         )
+        notify_owner(
+            rt,
+            esc,
+            pack,
+            rules,
+            m,
+            f"You are the {esc.level} owner of ticket {esc.ticket} ({rules.name})",
+        )
+        if owner.ack is not None:
+            rt.store.add_timer(
+                Timer(
+                    due=m.now + owner.ack,
+                    kind="ack",
+                    ticket=esc.ticket,
+                    escalation_id=esc.id,
+                    payload={"index": index, "cycle": cycle, "policy": rules.name},
+                )
+            )
 
 
 def exhausted(
