@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector, Diagnostic
-from escalade.compiler.parse import decode_source, parse_source
+from escalade.compiler.parse import comment_start, decode_source, parse_source
 from escalade.compiler.printer import PRECEDENCE, format_arg, format_cond, format_string
 from escalade.runtime.clock import format_duration, read_duration
 
@@ -77,23 +77,10 @@ def scan_comments(text: str) -> list[Comment]:
     """Every comment of a file that parses (strings are single-line, so a line scan suffices)."""
     found: list[Comment] = []
     for lineno, line in enumerate(text.split("\n"), 1):
-        if "#" not in line:
-            continue
-        in_string = escaped = False
-        for i, ch in enumerate(line):
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif ch == "#":
-                body = line[i:].rstrip(" \t\f\r")
-                found.append(Comment(lineno, i + 1, body, bool(line[:i].strip(" \t\f\r"))))
-                break
+        i = comment_start(line)
+        if i is not None:
+            body = line[i:].rstrip(" \t\f\r")
+            found.append(Comment(lineno, i + 1, body, bool(line[:i].strip(" \t\f\r"))))
     return found
 
 

@@ -272,7 +272,11 @@ def _dropped(region: list[str]) -> Dropped:
     return Dropped(header.group(1), header.group(2), words, names)
 
 
-def _strip_comment(line: str) -> str:
+def comment_start(line: str) -> int | None:
+    """Where the comment of ``line`` starts (its ``#`` outside any string), or None.
+    Strings are single-line, so a line scan suffices."""
+    if "#" not in line:
+        return None
     in_string = escaped = False
     for i, ch in enumerate(line):
         if in_string:
@@ -285,8 +289,13 @@ def _strip_comment(line: str) -> str:
         elif ch == '"':
             in_string = True
         elif ch == "#":
-            return line[:i]
-    return line
+            return i
+    return None
+
+
+def _strip_comment(line: str) -> str:
+    start = comment_start(line)
+    return line if start is None else line[:start]
 
 
 _DEPTH_MESSAGE = f"condition nested more than {MAX_CONDITION_DEPTH} levels deep"
