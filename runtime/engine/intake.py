@@ -108,9 +108,9 @@ class Intake:
         pack = core.active()
         event = _parsed(raw, pack) if parsed is None else parsed
         if isinstance(event, Event):
-            # Its ticket is taken before the time is read: the clock is then at least the
-            # time of the last decision on it (another worker's too).
-            store.lock_tickets([event.ticket])
+            # Its ticket is taken (and read, with whether its id is known) before the time
+            # is read: the clock is then at least that of the last decision on it.
+            store.read_ahead([event.ticket], [event.id])
         now = core.processing_time(at)  # an event's `at` never moves the clock
         if isinstance(event, EventError):
             return self._dead_letter(raw, event, now), now

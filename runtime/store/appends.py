@@ -36,6 +36,7 @@ from escalade.runtime.store.rows import (
     timer_values,
 )
 from escalade.runtime.store.unit import NO_TIMER, InsertNew, Unit
+from escalade.runtime.store.writes import Write
 
 _TIMER_WIDTH = len(TIMER_COLUMNS.split(", "))
 MAX_PASSED_OVER = 100  # timers taken and not deleted yet that a query of due ones skips
@@ -57,6 +58,8 @@ class _Store(Protocol):
     def _set_meta(self, key: str, value: str) -> None: ...
     def _count(self, sql: str) -> int: ...
     def _insert_one_by_one(self) -> InsertNew | None: ...
+    def _meta_unit(self) -> Unit: ...
+    def _send_write(self, write: Write) -> None: ...
     def _shard_of(self, ticket: str) -> int: ...
     def _try_shards(self, shards: Sequence[int]) -> set[int]: ...
 
@@ -68,15 +71,15 @@ def _flushed_timers(store: _Store, taking: bool = False) -> None:
     if unit is None:
         return
     if unit.timers:
-        unit.flush_timers(store._exec)
+        unit.flush_timers(store._send_write)
     if unit.doomed and (not taking or len(unit.doomed) > MAX_PASSED_OVER):
-        unit.flush_doomed(store._exec)
+        unit.flush_doomed(store._send_write)
 
 
 def _flushed_outbox(store: _Store) -> None:
     unit = store._unit
     if unit is not None and unit.outbox:
-        unit.flush_outbox(store._rows, store._insert_one_by_one())
+        unit.flush_outbox(store._send_write)
 
 
 def _peek_due(store: _Store, limit: int) -> list[Timer]:
@@ -163,7 +166,7 @@ class Appends:
         Inside a transaction each timer's ticket is taken first; a timer whose ticket
         another transaction holds is passed over (its holder fires it: timers keep their
         order per ticket), and the timers of tickets just taken are read again."""
-        unit = self._unit
+        unit = self._unit if self._unit is None else self._meta_unit()
         if unit is not None and unit.next_due > until:
             return []
         _flushed_timers(self, taking=True)
@@ -200,7 +203,7 @@ class Appends:
         if unit is not None and unit.has_timer(ticket, kind, key):
             return True
         if unit is not None and unit.doomed:
-            unit.flush_doomed(self._exec)  # a timer taken in this transaction is gone
+            unit.flush_doomed(self._send_write)  # a timer taken in this transaction is gone
         row = self._row(
             "SELECT 1 FROM timers WHERE ticket = ? AND kind = ? AND key = ?", (ticket, kind, key)
         )
@@ -217,7 +220,7 @@ class Appends:
             " ON CONFLICT(person) DO UPDATE SET until = excluded.until",
             (person, until),
         )
-        unit, kept = self._unit, self._absent
+        unit, kept = self._unit if self._unit is None else self._meta_unit(), self._absent
         if unit is None:
             self._absent = None
             self._set_meta("absences", str(int(self._meta("absences") or 0) + 1))
@@ -230,7 +233,7 @@ class Appends:
         )
 
     def absences(self: _Store, at: int) -> dict[str, int]:
-        unit = self._unit
+        unit = self._unit if self._unit is None else self._meta_unit()
         if unit is None:
             rows = self._rows("SELECT person, until FROM absences WHERE until > ?", (at,))
             return {str(p): int(u) for p, u in rows}
@@ -373,6 +376,6 @@ class Appends:
         """Every counter: the sum of its rows (one per shard that counted)."""
         unit = self._unit
         if unit is not None and unit.counters:
-            unit.flush_counters(self._exec)
+            unit.flush_counters(self._send_write)
         rows = self._rows("SELECT name, SUM(value) FROM counters GROUP BY name")
         return {str(n): int(v) for n, v in rows}

@@ -31,6 +31,7 @@ from escalade.runtime.store.trail import (
     shard_of,
 )
 from escalade.runtime.store.unit import Unit
+from escalade.runtime.store.writes import Write
 
 
 class AuditTable:
@@ -46,6 +47,7 @@ class AuditTable:
         def _row(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
         def _exec(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+        def _send_write(self, write: Write) -> None: ...
         def _take_shards(self, shards: Iterable[int]) -> None: ...
 
     def _try_checkpoint_lock(self) -> bool:
@@ -120,7 +122,7 @@ class AuditTable:
     ) -> Iterator[AuditRow]:
         unit = self._unit
         if unit is not None and unit.audit:
-            unit.flush_audit(self._exec)
+            unit.flush_audit(self._send_write)
         clauses, params = _past(after)
         if escalation_id is not None:
             clauses.append("escalation_id = ?")
@@ -134,7 +136,7 @@ class AuditTable:
     def audit_chain(self) -> Iterator[AuditRow]:
         unit = self._unit
         if unit is not None and unit.audit:
-            unit.flush_audit(self._exec)
+            unit.flush_audit(self._send_write)
         for r in self._rows(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY shard, seq"):
             yield audit_of(r)
 

@@ -43,6 +43,8 @@ from escalade.runtime.store.trail import (
     POSTGRES_SHARDS,
     check_shards,
 )
+from escalade.runtime.store.unit import META_LOAD, Unit
+from escalade.runtime.store.writes import Write, as_json
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything the engine needs (the SQLite schema's migrations 1 and 2)
@@ -136,6 +138,19 @@ MIGRATIONS: tuple[str, ...] = (
 ESCALATION_IDS = 64
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# The advisory locks of shards, taken in the order given (ascending) by one statement.
+_LOCK_SHARDS = "SELECT pg_advisory_xact_lock(CAST(? AS INT), s) FROM unnest(CAST(? AS INT[])) AS s"
+
+
+def _combined(writes: list[Write]) -> tuple[str, list[Any]]:
+    """One statement doing every write of ``writes``, each a WITH query (one parameter
+    each, so the text is the same for every transaction writing the same tables); the
+    rows of those that return some (``RETURNING``), tagged with their index, as its result."""
+    rendered = [as_json(w) for w in writes]
+    queries = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(rendered))
+    returned = [f"SELECT {i}, w{i}.* FROM w{i}" for i, w in enumerate(writes) if w.then]
+    final = " UNION ALL ".join(returned) if returned else "SELECT 0 WHERE false"
+    return f"WITH {queries} {final}", [value for _, values in rendered for value in values]
 
 
 @functools.lru_cache(maxsize=512)
@@ -181,6 +196,7 @@ class PostgresStore(SQLStore):
         self._conn: Any = None
         self.read_only = read_only
         self._ids: list[int] = []  # escalation ids reserved, ascending
+        self._unbegun = False  # a shared transaction is open but its BEGIN not sent yet
         self._connect()
         if read_only:
             self._check_schema()
@@ -207,18 +223,25 @@ class PostgresStore(SQLStore):
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)  # the schema's
         self._shard_key = int.from_bytes(digest[8:12], "big", signed=True)  # (key, shard)
         self._conn = conn
+        self._cur = conn.cursor()  # one cursor for the store's own statements
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run ``sql`` on the store's one cursor (read its rows before the next call)."""
         if self._depth == 0 and self._conn.closed:
             self._connect()  # the server dropped us between decisions: nothing was open
-        self.statements += 1
-        return self._conn.execute(sql, params)
+        self._started()
+        self._sent()
+        return self._cur.execute(sql, params)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Raw SQL (``%s`` placeholders), for tests and tools (not used by the engine); inside
         a transaction, what it holds for the commit is written first."""
         self.flush()
-        return self._x(sql, params)
+        if self._depth == 0 and self._conn.closed:
+            self._connect()
+        self._started()
+        self._sent()
+        return self._conn.execute(sql, params)  # a cursor of its own: the caller keeps it
 
     def close(self) -> None:
         self._conn.close()
@@ -276,43 +299,91 @@ class PostgresStore(SQLStore):
             self._rollback()
             raise
 
-    # --- transactions --------------------------------------------------------
-    def _begin(self) -> None:
+    def _sent(self) -> None:
+        """Count one statement sent on its own (one round trip)."""
+        self.statements += 1
+        self.round_trips += 1
+
+    # --- fewer statements per decision ---------------------------------------------
+    def _open(self, exclusive: bool) -> list[Any] | None:
+        """An exclusive transaction: BEGIN and the schema's lock in one message, then the
+        meta rows. A shared one sends its BEGIN with its first statement (see
+        :meth:`_started`), and reads the meta rows with the first shards it takes (None)."""
         if self._conn.closed:
             self._connect()
-        self.statements += 1
-        self._conn.execute("BEGIN")
+        if not exclusive:
+            self._unbegun = True
+            return None
+        self._sent()
+        self._cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
+        try:
+            return self._rows(META_LOAD)
+        except BaseException:
+            self._rollback()
+            raise
 
-    def _lock(self, exclusive: bool) -> None:
-        # Shared by every decision; exclusive for one that may touch any ticket (and for
-        # migrations), which so waits for the others and keeps them out until it ends.
-        self.statements += 1
-        how = "" if exclusive else "_shared"
-        self._conn.execute(f"SELECT pg_advisory_xact_lock{how}(%s)", (self._lock_key,))
+    def _started(self, then: str = "") -> bool:
+        """Send the BEGIN and shared schema lock a transaction deferred, with ``then`` (more
+        statements, their values written in) in the same message; False when it was sent
+        already."""
+        if not self._unbegun:
+            return False
+        self._unbegun = False
+        self._sent()
+        self._cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock_shared({self._lock_key}){then}")
+        return True
+
+    def _send_write(self, write: Write) -> None:
+        """Write ``write``'s rows now, as one statement (see :func:`as_json`)."""
+        sql, params = as_json(write)
+        if write.then is None:
+            self._exec(sql, params)
+        else:
+            write.then(self._rows(sql, params))
+
+    def _write_and_commit(self, unit: Unit) -> bool:
+        """Every write the transaction holds as ONE statement (each table's rows a
+        data-modifying WITH query of it, the outbox ids it returns selected at the end),
+        then COMMIT."""
+        writes: list[Write] = []
+        unit.flush(writes.append)
+        unit.finish(writes.append)
+        if len(writes) == 1:
+            self._send_write(writes[0])
+        elif writes:
+            found = self._rows(*_combined(writes))
+            for index, write in enumerate(writes):
+                if write.then is not None:
+                    write.then([row[1:] for row in found if row[0] == index])
+        self._commit()
+        return True
 
     def _lock_shards(self, shards: list[int]) -> None:
-        # One statement takes them all, in the order given (ascending).
-        self.statements += 1
-        self._conn.execute(
-            "SELECT pg_advisory_xact_lock(%s::int, s) FROM unnest(%s::int[]) AS s",
-            (self._shard_key, shards),
-        )
+        # One statement takes them all, in the order given (ascending); the first shards of
+        # a transaction go with its BEGIN.
+        key = self._shard_key
+        if self._started("".join(f"; SELECT pg_advisory_xact_lock({key}, {s})" for s in shards)):
+            return
+        self._sent()
+        self._cur.execute(_pg(_LOCK_SHARDS), (key, shards))
 
     def _try_lock_shards(self, shards: list[int]) -> set[int]:
-        self.statements += 1
-        rows = self._conn.execute(
+        self._started()
+        self._sent()
+        rows = self._cur.execute(
             "SELECT s FROM unnest(%s::int[]) AS s WHERE pg_try_advisory_xact_lock(%s::int, s)",
             (shards, self._shard_key),
         ).fetchall()
         return {int(r[0]) for r in rows}
 
     def _try_checkpoint_lock(self) -> bool:
-        self.statements += 1
-        row = self._conn.execute(
+        self._started()
+        self._sent()
+        row = self._cur.execute(
             "SELECT pg_try_advisory_xact_lock(%s::int, %s::int)",
             (self._shard_key, CHECKPOINT_CHAIN),
         ).fetchone()
-        return bool(row[0])
+        return row is not None and bool(row[0])
 
     def _reserved_id(self, after: int) -> int | None:
         """The next reserved escalation id above ``after``; a block of
@@ -322,10 +393,10 @@ class PostgresStore(SQLStore):
         while ids and ids[0] <= after:
             ids.pop(0)
         if not ids:
-            self.statements += 1
+            self._sent()
             ids += [
                 int(r[0])
-                for r in self._conn.execute(
+                for r in self._cur.execute(
                     "SELECT nextval(pg_get_serial_sequence('escalations', 'id'))"
                     " FROM generate_series(1, %s) ORDER BY 1",
                     (ESCALATION_IDS,),
@@ -334,16 +405,22 @@ class PostgresStore(SQLStore):
         return ids.pop(0)
 
     def _commit(self) -> None:
-        self.statements += 1
-        self._conn.execute("COMMIT")
+        if self._unbegun:  # nothing was sent: nothing to commit
+            self._unbegun = False
+            return
+        self._sent()
+        self._cur.execute("COMMIT")
 
     def _rollback(self) -> None:
         """Roll back; a lost connection has rolled back already (the server did it)."""
+        if self._unbegun:
+            self._unbegun = False
+            return
         if self._conn.closed:
             return
         try:
-            self.statements += 1
-            self._conn.execute("ROLLBACK")
+            self._sent()
+            self._cur.execute("ROLLBACK")
         except self._psycopg.OperationalError:
             self._conn.close()
 

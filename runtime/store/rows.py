@@ -54,9 +54,8 @@ ESC_MARKS = ", ".join("?" for _ in _ESC_FIELDS[1:])
 ESC_ASSIGNMENTS = ", ".join(f"{c} = ?" for c in _ESC_FIELDS[1:] if c != "snapshot")
 # Many escalations updated at once: an INSERT of rows whose ids exist, which turns into an
 # update of every column but the snapshot (ids always conflict: escalations are never deleted).
-ESC_UPSERT = (
-    f"INSERT INTO escalations({ESC_COLUMNS}) VALUES {{values}} ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ESC_FIELDS[1:] if c != "snapshot")
+ESC_CONFLICT = " ON CONFLICT(id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _ESC_FIELDS[1:] if c != "snapshot"
 )
 ESC_SNAPSHOT = _ESC_FIELDS.index("snapshot")
 OUTBOX_WRITTEN = ", ".join(_OUTBOX_FIELDS[1:])

@@ -34,6 +34,9 @@ class ShardLocks:
     if TYPE_CHECKING:  # SQLStore's
 
         def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _locked_reads(
+            self, shards: list[int], reads: Sequence[tuple[str, Sequence[Any]]]
+        ) -> list[list[Any]]: ...
 
     def _lock_shards(self, shards: list[int]) -> None:
         """Wait for and take ``shards`` (ascending) until the transaction ends."""
@@ -65,8 +68,7 @@ class ShardLocks:
         if not new:
             return
         if not unit.exclusive:
-            self._lock_shards(new)
-            self._refreshed(unit, new)
+            self._took(unit, new, self._locked_reads(new, [self._refresh_read(new)])[0])
         unit.held.update(new)
 
     def _try_shards(self, shards: Sequence[int]) -> set[int]:
@@ -85,12 +87,19 @@ class ShardLocks:
         if new[len(got) :]:
             got |= self._try_lock_shards(sorted(new[len(got) :]))
         if got:
-            self._refreshed(unit, sorted(got))
+            taken = sorted(got)
+            self._took(unit, taken, self._rows(*self._refresh_read(taken)))
             unit.held.update(got)
         return got
 
-    def _refreshed(self, unit: Unit, shards: list[int]) -> None:
-        """After waiting for ``shards``: read again what their holders may have changed."""
-        marks = ", ".join("?" for _ in shards)
-        unit.refreshed(self._rows(REFRESH.format(shards=marks), shards))
+    @staticmethod
+    def _refresh_read(shards: list[int]) -> tuple[str, list[int]]:
+        """The query that reads again what the holders of ``shards`` may have changed."""
+        return REFRESH.format(shards=", ".join("?" for _ in shards)), shards
+
+    def _took(self, unit: Unit, shards: list[int], rows: list[Any]) -> None:
+        """Just took ``shards``: take in ``rows`` of their refresh read, forget what was read
+        of their tickets before."""
+        unit.refreshed(rows)
+        unit.meta_read = True
         unit.forget(set(shards), self._shard_of)

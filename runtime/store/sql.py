@@ -40,42 +40,26 @@ from escalade.runtime.store.rows import (
     ESC_MARKS,
     ESC_SNAPSHOT,
     ESC_WRITTEN,
-    chunks,
     dumps,
     esc_row,
     esc_update,
     esc_values,
     escalation_of,
-    flat,
+    values_list,
 )
-from escalade.runtime.store.shard_locks import ShardLocks
+from escalade.runtime.store.ticket_reads import TicketReads
 from escalade.runtime.store.token_table import TokenTable
 from escalade.runtime.store.trail import CHECKPOINT_EVERY
-from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, write_clock, write_meta
-
-# A ticket as a decision reads it, in one query: its state, whether it ever had a closed
-# escalation, its highest escalation id and its open escalation (at most one: a unique
-# index says so).
-_E_COLUMNS = ", ".join(f"e.{c}" for c in ESC_COLUMNS.split(", "))
-TICKET_VIEW = (
-    f"SELECT t.state, t.times, EXISTS(SELECT 1 FROM escalations c WHERE c.ticket = k.ticket"
-    f" AND c.state = 'closed'), (SELECT MAX(m.id) FROM escalations m"
-    f" WHERE m.ticket = k.ticket), {_E_COLUMNS} FROM (SELECT CAST(? AS TEXT) AS ticket) k"
-    " LEFT JOIN tickets t ON t.ticket = k.ticket"
-    " LEFT JOIN escalations e ON e.ticket = k.ticket AND e.state != 'closed'"
-)
+from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, clock_write, meta_write
+from escalade.runtime.store.writes import Write, as_values
 
 
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
+class SQLStore(TokenTable, Appends, AuditTable, TicketReads):
     """The dialect-neutral half of a SQL :class:`~escalade.runtime.store.Store` (API tokens
     in :class:`~escalade.runtime.store.token_table.TokenTable`, the append-mostly tables in
     :class:`~escalade.runtime.store.appends.Appends`, the audit trail in
-    :class:`~escalade.runtime.store.audit_table.AuditTable`, taking tickets in
-    :class:`~escalade.runtime.store.shard_locks.ShardLocks`)."""
+    :class:`~escalade.runtime.store.audit_table.AuditTable`, taking and reading tickets in
+    :class:`~escalade.runtime.store.ticket_reads.TicketReads`)."""
 
     # BEGIN excludes every other writer (SQLite): every transaction is exclusive
     single_writer = True
@@ -91,6 +75,7 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
         # (absences version, every absence) kept across transactions while the version holds
         self._absent: tuple[int | None, dict[str, int]] | None = None
         self.statements = 0  # statements sent to the database (a multi-row INSERT is one)
+        self.round_trips = 0  # messages that waited for the server (PostgreSQL)
         self.commits = 0
 
     # --- hooks (the subclass's dialect and driver) ----------------------------
@@ -127,6 +112,55 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
         """Open the outermost transaction."""
         raise NotImplementedError
 
+    def _open(self, exclusive: bool) -> list[Any] | None:
+        """Open the outermost transaction, take its lock (see :meth:`_lock`) and read
+        :data:`~escalade.runtime.store.unit.META_LOAD`: its rows (rolled back on failure;
+        None: read later, see :meth:`_meta_unit`)."""
+        self._begin()
+        try:
+            self._lock(exclusive)
+            return self._rows(META_LOAD)
+        except BaseException:
+            with suppress(Exception):
+                self._rollback()
+            raise
+
+    def _locked_reads(
+        self, shards: list[int], reads: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[Any]]:
+        """Take ``shards`` (ascending, waiting for them), then run ``reads``: their rows."""
+        if shards:
+            self._lock_shards(shards)
+        return [self._rows(sql, params) for sql, params in reads]
+
+    def _send_write(self, write: Write) -> None:
+        """Write ``write``'s rows now: multi-row INSERTs (one row at a time with a returning
+        write on a SQLite without ``RETURNING``, before 3.35)."""
+        insert_new = self._insert_one_by_one()
+        if write.then is not None and insert_new is not None:
+            found = []
+            for row in write.rows:
+                sql = (
+                    f"INSERT INTO {write.table}({write.columns}) VALUES {values_list(len(row), 1)}"
+                )
+                new_id = insert_new(sql, row, "key")
+                if new_id is not None:
+                    found.append((new_id, row[0]))
+            write.then(found)
+            return
+        for sql, params in as_values(write):
+            if write.then is None:
+                self._exec(sql, params)
+            else:
+                write.then(self._rows(sql, params))
+
+    def _write_and_commit(self, unit: Unit) -> bool:
+        """Write what ``unit`` holds (and COMMIT, when the store sends both at once:
+        True)."""
+        unit.flush(self._send_write)
+        unit.finish(self._send_write)
+        return False
+
     def _lock(self, exclusive: bool) -> None:
         """Inside a just-opened transaction, when BEGIN did not: keep out ``exclusive``
         transactions (or, for one, every other transaction)."""
@@ -154,38 +188,37 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
             finally:
                 self._depth -= 1
             return
-        self._begin()
+        # Read once per transaction: what others change meanwhile is read again when the
+        # transaction takes the shards it concerns.
+        rows = self._open(exclusive)
         self._depth = 1
         try:
-            self._lock(exclusive)
-            # Read once per transaction: what others change meanwhile is read again when
-            # the transaction takes the shards it concerns.
-            rows = self._rows(META_LOAD)
             unit = self._unit = Unit.loaded(rows, exclusive or self.single_writer)
             yield
-            self._finish(unit)
+            committed = self._finish(unit)
         except BaseException:
             self._abandon()
             raise
         self._depth = 0
         self._unit = None
-        try:
-            self._commit()
-        except BaseException:
-            self._absent = None
-            with suppress(Exception):
-                self._rollback()  # a COMMIT that failed (SQLite: busy) may leave it open
-            raise
+        if not committed:
+            try:
+                self._commit()
+            except BaseException:
+                self._absent = None
+                with suppress(Exception):
+                    self._rollback()  # a COMMIT that failed (SQLite: busy) may leave it open
+                raise
         self.commits += 1
 
-    def _finish(self, unit: Unit) -> None:
-        """Write what the transaction holds: a checkpoint when one is due, then every row."""
+    def _finish(self, unit: Unit) -> bool:
+        """Write what the transaction holds: a checkpoint when one is due, then every row
+        (True: committed with them)."""
         if (unit.clock_dirty or unit.counters) and not unit.held:
             self._take_shards([0])  # the clock and counter rows it writes are shard 0's
         if unit.crossed or (self._owe_checkpoint and unit.heads_dirty):
             self._checkpoint(unit)
-        unit.flush(self._exec, self._rows, self._insert_one_by_one())
-        unit.finish(self._exec)
+        return self._write_and_commit(unit)
 
     def _abandon(self) -> None:
         """Roll back: every row held for the commit is dropped with the transaction."""
@@ -198,7 +231,7 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
         """Write now what the open transaction holds for its commit (nothing outside one):
         for a reader that queries the database directly inside the transaction."""
         if self._unit is not None:
-            self._unit.flush(self._exec, self._rows, self._insert_one_by_one())
+            self._unit.flush(self._send_write)
 
     def _insert_one_by_one(self) -> InsertNew | None:
         """``_insert_new`` when the database cannot return the ids of a multi-row INSERT
@@ -216,12 +249,22 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
         return None if row is None else str(row[0])
 
     def _set_meta(self, key: str, value: str) -> None:
-        write_meta(self._exec, [(key, value)])
+        self._send_write(meta_write([(key, value)]))
+
+    def _meta_unit(self) -> Unit:
+        """The open unit, its meta rows read (a shared PostgreSQL transaction reads them
+        with the first shards it takes, or here when it needs them before)."""
+        unit = self._unit
+        assert unit is not None
+        if not unit.meta_read:
+            unit.refreshed(self._rows(META_LOAD))
+            unit.meta_read = True
+        return unit
 
     def clock(self) -> int | None:
         """The latest time the store acted at: the latest of the shards' clocks."""
         if self._unit is not None:
-            return self._unit.clock
+            return self._meta_unit().clock
         row = self._row("SELECT MAX(at) FROM clocks")
         return None if row is None or row[0] is None else int(row[0])
 
@@ -230,9 +273,9 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
         if current is not None and at <= current:
             return
         if self._unit is not None:
-            self._unit.clock, self._unit.clock_dirty = at, True
+            self._unit.clock, self._unit.clock_dirty = at, True  # read by clock() above
         else:
-            write_clock(self._exec, 0, at)
+            self._send_write(clock_write(0, at))
 
     # --- packs ---------------------------------------------------------------
     def add_pack(self, content_hash: str, version: str, body: str, at: int) -> int:
@@ -301,68 +344,15 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
 
     def count_events(self) -> int:
         if self._unit is not None and self._unit.event_rows:
-            self._unit.flush_events(self._exec)
+            self._unit.flush_events(self._send_write)
         return self._count("SELECT COUNT(*) FROM events")
 
-    def read_ahead(self, tickets: Sequence[str], event_ids: Sequence[str]) -> None:
-        """Inside a transaction, read at once what a batch of events will need: which of
-        ``event_ids`` the store knows, and the state, open escalation and closed flag of
-        each of ``tickets`` (four queries however many, for up to 999 of each). The
-        batch's claims are then answered from memory and written before the commit."""
-        unit = self._unit
-        if unit is None:
-            return
-        self.lock_tickets(tickets)
-        ids = [i for i in dict.fromkeys(event_ids) if i not in unit.checked]
-        for part in chunks([(i,) for i in ids]):
-            found = self._rows(f"SELECT id FROM events WHERE id IN ({_marks(part)})", flat(part))
-            unit.known.update(str(r[0]) for r in found)
-        unit.checked.update(ids)
-        wanted = [t for t in dict.fromkeys(tickets) if t not in unit.viewed]
-        for part in chunks([(t,) for t in wanted]):
-            self._view_many([t for (t,) in part])
-
-    def _view_many(self, tickets: list[str]) -> None:
-        unit = self._unit
-        assert unit is not None
-        marks = _marks(tickets)
-        states = {
-            str(t): (s, times)
-            for t, s, times in self._rows(
-                f"SELECT ticket, state, times FROM tickets WHERE ticket IN ({marks})", tickets
-            )
-        }
-        opened = {
-            str(r[1]): tuple(r)
-            for r in self._rows(
-                f"SELECT {ESC_COLUMNS} FROM escalations WHERE state != 'closed'"
-                f" AND ticket IN ({marks})",
-                tickets,
-            )
-        }
-        # Per ticket: whether it ever had a closed escalation, and its highest id.
-        known = {
-            str(t): (bool(c), int(m))
-            for t, c, m in self._rows(
-                "SELECT ticket, MAX(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), MAX(id)"
-                f" FROM escalations WHERE ticket IN ({marks}) GROUP BY ticket",
-                tickets,
-            )
-        }
-        none = (None,) * len(ESC_COLUMNS.split(", "))
-        for ticket in tickets:
-            state, times = states.get(ticket, (None, None))
-            closed, last = known.get(ticket, (False, None))
-            unit.view(ticket, (state, times, closed, last, *opened.get(ticket, none)))
-
-    # --- tickets -------------------------------------------------------------
     def _view(self, ticket: str) -> Unit:
         """The open unit, with ``ticket`` read into it (one query the first time)."""
         unit = self._unit
         assert unit is not None
         if ticket not in unit.viewed:
-            self._hold_ticket(ticket)
-            unit.view(ticket, self._row(TICKET_VIEW, (ticket,)))
+            self.read_ahead([ticket], ())  # its shard taken first (one message)
         return unit
 
     def ticket_state(self, ticket: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -389,7 +379,7 @@ class SQLStore(TokenTable, Appends, AuditTable, ShardLocks):
     # --- escalations ---------------------------------------------------------
     def _flush_escalations(self) -> None:
         if self._unit is not None and self._unit.esc_writes:
-            self._unit.flush_escalations(self._exec)
+            self._unit.flush_escalations(self._send_write)
 
     def open_escalation(self, ticket: str) -> Escalation | None:
         if self._unit is not None:

@@ -36,20 +36,18 @@ from escalade.runtime.store import AuditCheckpoint, AuditRow, OutboxMessage, Tim
 from escalade.runtime.store.rows import (
     AUDIT_COLUMNS,
     CHECKPOINT_COLUMNS,
-    ESC_UPSERT,
+    ESC_COLUMNS,
+    ESC_CONFLICT,
     OUTBOX_WRITTEN,
     TIMER_WRITTEN,
     audit_values,
     checkpoint_values,
-    chunks,
-    flat,
     outbox_values,
     timer_values,
-    values_list,
 )
+from escalade.runtime.store.writes import Write
 
-Run = Callable[[str, Sequence[Any]], None]
-RunRows = Callable[[str, Sequence[Any]], list[Any]]
+Send = Callable[[Write], None]  # writes rows now (or with the others, before the commit)
 InsertNew = Callable[[str, Sequence[Any], str], "int | None"]
 
 # One statement reads what every decision needs: the absences version, the clock (the
@@ -61,10 +59,11 @@ META_LOAD = (
     " UNION ALL SELECT 'next_due', CAST(NULL AS BIGINT), CAST(MIN(due) AS TEXT) FROM timers"
     " UNION ALL SELECT 'head', shard, CAST(seq AS TEXT) || ':' || hash FROM audit_heads"
 )
-# What may have changed while a PostgreSQL transaction waited for shards it takes late:
-# the clock, the earliest due timer and those shards' heads ({shards}: their marks).
+# What may have changed while a PostgreSQL transaction waited for shards it takes: the
+# meta rows of META_LOAD, with only those shards' heads ({shards}: their marks).
 REFRESH = (
-    "SELECT 'clock', CAST(NULL AS BIGINT), CAST(MAX(at) AS TEXT) FROM clocks"
+    "SELECT 'absences', CAST(NULL AS BIGINT), value FROM meta WHERE key = 'absences'"
+    " UNION ALL SELECT 'clock', CAST(NULL AS BIGINT), CAST(MAX(at) AS TEXT) FROM clocks"
     " UNION ALL SELECT 'next_due', CAST(NULL AS BIGINT), CAST(MIN(due) AS TEXT) FROM timers"
     " UNION ALL SELECT 'head', shard, CAST(seq AS TEXT) || ':' || hash FROM audit_heads"
     " WHERE shard IN ({shards})"
@@ -84,6 +83,7 @@ class Unit:
     heads_dirty: set[int] = field(default_factory=set)
     absences_dirty: bool = False
     exclusive: bool = False  # nobody else writes (SQLite, or an exclusive transaction)
+    meta_read: bool = True  # False: the meta rows are read with the first shards taken
     held: set[int] = field(default_factory=set)  # shards this transaction took
     crossed: bool = False  # a shard passed a checkpoint boundary: write a checkpoint
     audit_at: int | None = None  # the latest time of an audit row appended here
@@ -114,10 +114,10 @@ class Unit:
     counters: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def loaded(cls, rows: Sequence[Sequence[Any]], exclusive: bool) -> Unit:
-        """A unit from the rows of :data:`META_LOAD`."""
-        unit = cls(exclusive=exclusive)
-        unit.refreshed(rows)
+    def loaded(cls, rows: Sequence[Sequence[Any]] | None, exclusive: bool) -> Unit:
+        """A unit from the rows of :data:`META_LOAD` (None: to be read later)."""
+        unit = cls(exclusive=exclusive, meta_read=rows is not None)
+        unit.refreshed(rows or ())
         return unit
 
     def refreshed(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -171,7 +171,7 @@ class Unit:
 
     # --- tickets and escalations ----------------------------------------------------
     def view(self, ticket: str, row: Sequence[Any]) -> None:
-        """Take in ``ticket`` as :data:`~escalade.runtime.store.sql.TICKET_VIEW` read it; what
+        """Take in ``ticket`` as :data:`~escalade.runtime.store.ticket_reads.TICKET_VIEW` read it; what
         this transaction wrote already (its state, escalation updates) wins."""
         self.viewed.add(ticket)
         self.tickets.setdefault(ticket, None if row[0] is None else (row[0], row[1]))
@@ -216,65 +216,43 @@ class Unit:
             or self.counters
         )
 
-    def flush_events(self, run: Run) -> None:
+    def flush_events(self, send: Send) -> None:
         rows, self.event_rows = self.event_rows, []
-        for part in chunks(rows):
-            run(
-                f"INSERT INTO events(id, type, at, ticket, body) VALUES {values_list(5, len(part))}"
-                " ON CONFLICT(id) DO NOTHING",
-                flat(part),
-            )
+        send(Write("events", "id, type, at, ticket, body", rows, " ON CONFLICT(id) DO NOTHING"))
 
-    def flush_tickets(self, run: Run) -> None:
+    def flush_tickets(self, send: Send) -> None:
         rows = [(t, s, times) for t, (s, times) in self.ticket_writes.items()]
         self.ticket_writes = {}
-        for part in chunks(rows):
-            run(
-                f"INSERT INTO tickets(ticket, state, times) VALUES {values_list(3, len(part))}"
-                " ON CONFLICT(ticket) DO UPDATE SET state = excluded.state, times = excluded.times",
-                flat(part),
-            )
+        send(Write("tickets", "ticket, state, times", rows, TICKET_UPSERT))
 
-    def flush_escalations(self, run: Run) -> None:
+    def flush_escalations(self, send: Send) -> None:
         rows, self.esc_writes = list(self.esc_writes.values()), {}
-        for part in chunks(rows):
-            run(ESC_UPSERT.format(values=values_list(len(part[0]), len(part))), flat(part))
+        send(Write("escalations", ESC_COLUMNS, rows, ESC_CONFLICT))
 
-    def flush_timers(self, run: Run) -> None:
+    def flush_timers(self, send: Send) -> None:
         rows = [timer_values(t) for t in self.timers]
         self.timers = []
         self.timed.clear()
         self.fresh.clear()  # their timers may be in the database from now on
-        for part in chunks(rows):
-            run(
-                f"INSERT INTO timers({TIMER_WRITTEN}) VALUES {values_list(6, len(part))}",
-                flat(part),
-            )
+        send(Write("timers", TIMER_WRITTEN, rows))
 
-    def flush_doomed(self, run: Run) -> None:
+    def flush_doomed(self, send: Send) -> None:
         ids, self.doomed = self.doomed, []
-        for part in chunks([(i,) for i in ids]):
-            run(f"DELETE FROM timers WHERE id IN ({', '.join('?' for _ in part)})", flat(part))
+        send(Write("timers", "id", [(i,) for i in ids], delete=True))
 
-    def flush_outbox(self, rows: RunRows, insert_new: InsertNew | None) -> None:
+    def flush_outbox(self, send: Send) -> None:
         """Write the queued messages as they are now (a delivery in the transaction changed
         their status already) and give each its id; a key taken already is skipped (id 0),
-        as ``add_outbox`` does. ``insert_new``: one row at a time, for a SQLite without
-        ``RETURNING`` (before 3.35); otherwise one statement per chunk of rows."""
+        as ``add_outbox`` does."""
         queued, self.outbox, self.unseen = self.outbox, [], []
-        if insert_new is not None:
-            for msg in queued:
-                sql = f"INSERT INTO outbox({OUTBOX_WRITTEN}) VALUES {values_list(13, 1)}"
-                msg.id = insert_new(sql, outbox_values(msg), "key") or 0
-            return
         by_key = {m.key: m for m in queued}
-        for part in chunks([outbox_values(m) for m in queued]):
-            for new_id, key in rows(
-                f"INSERT INTO outbox({OUTBOX_WRITTEN}) VALUES {values_list(13, len(part))}"
-                " ON CONFLICT(key) DO NOTHING RETURNING id, key",
-                flat(part),
-            ):
+
+        def take_ids(found: list[Any]) -> None:
+            for new_id, key in found:
                 by_key[str(key)].id = int(new_id)
+
+        rows = [outbox_values(m) for m in queued]
+        send(Write("outbox", OUTBOX_WRITTEN, rows, OUTBOX_NEW, take_ids))
 
     def append_audit(self, row: AuditRow, every: int) -> None:
         """Hold ``row`` for the flush; its shard's head moves to it (``every``: a checkpoint
@@ -285,86 +263,69 @@ class Unit:
         self.crossed = self.crossed or row.seq % every == 0
         self.audit_at = row.at if self.audit_at is None else max(self.audit_at, row.at)
 
-    def flush_audit(self, run: Run) -> None:
+    def flush_audit(self, send: Send) -> None:
         rows = [audit_values(r) for r in self.audit]
         self.audit = []
-        for part in chunks(rows):
-            run(
-                f"INSERT INTO audit({AUDIT_COLUMNS}) VALUES {values_list(13, len(part))}",
-                flat(part),
-            )
+        send(Write("audit", AUDIT_COLUMNS, rows))
 
-    def flush_counters(self, run: Run) -> None:
+    def flush_counters(self, send: Send) -> None:
         """The increments, on the home shard's rows (by name: every writer locks them in
         the same order)."""
         home = self.home()
         rows = [(name, home, by) for name, by in sorted(self.counters.items())]
         self.counters = {}
-        for part in chunks(rows):
-            run(
-                f"INSERT INTO counters(name, shard, value) VALUES {values_list(3, len(part))}"
-                " ON CONFLICT(name, shard) DO UPDATE SET value = counters.value + excluded.value",
-                flat(part),
-            )
+        send(Write("counters", "name, shard, value", rows, COUNTER_ADD))
 
-    def flush(self, run: Run, rows: RunRows, insert_new: InsertNew | None) -> None:
+    def flush(self, send: Send) -> None:
         """Write everything held, each table in one statement (or a few, for many rows)."""
         if self.event_rows:
-            self.flush_events(run)
+            self.flush_events(send)
         if self.ticket_writes:
-            self.flush_tickets(run)
+            self.flush_tickets(send)
         if self.esc_writes:
-            self.flush_escalations(run)
+            self.flush_escalations(send)
         if self.timers:
-            self.flush_timers(run)
+            self.flush_timers(send)
         if self.doomed:
-            self.flush_doomed(run)
+            self.flush_doomed(send)
         if self.outbox:
-            self.flush_outbox(rows, insert_new)
+            self.flush_outbox(send)
         if self.audit:
-            self.flush_audit(run)
+            self.flush_audit(send)
         if self.counters:
-            self.flush_counters(run)
+            self.flush_counters(send)
 
-    def finish(self, run: Run) -> None:
+    def finish(self, send: Send) -> None:
         """The last writes before the COMMIT: checkpoints, the heads of the chains appended
         to, the clock (the home shard's row) and the absences version."""
         if self.checkpoints:
             rows = [checkpoint_values(c) for c in self.checkpoints]
             self.checkpoints = []
-            run(
-                f"INSERT INTO audit_checkpoints({CHECKPOINT_COLUMNS})"
-                f" VALUES {values_list(5, len(rows))}",
-                flat(rows),
-            )
+            send(Write("audit_checkpoints", CHECKPOINT_COLUMNS, rows))
         if self.heads_dirty:
             heads = [(s, *self.heads[s]) for s in sorted(self.heads_dirty)]
             self.heads_dirty = set()
-            run(
-                f"INSERT INTO audit_heads(shard, seq, hash) VALUES {values_list(3, len(heads))}"
-                " ON CONFLICT(shard) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                flat(heads),
-            )
+            send(Write("audit_heads", "shard, seq, hash", heads, HEAD_UPSERT))
         if self.clock_dirty and self.clock is not None:
-            write_clock(run, self.home(), self.clock)
+            send(clock_write(self.home(), self.clock))
         if self.absences_dirty:
-            write_meta(run, [("absences", str(self.absences_version or 0))])
+            send(meta_write([("absences", str(self.absences_version or 0))]))
 
 
-def write_clock(run: Run, shard: int, at: int) -> None:
+TICKET_UPSERT = " ON CONFLICT(ticket) DO UPDATE SET state = excluded.state, times = excluded.times"
+OUTBOX_NEW = " ON CONFLICT(key) DO NOTHING RETURNING id, key"
+COUNTER_ADD = " ON CONFLICT(name, shard) DO UPDATE SET value = counters.value + excluded.value"
+HEAD_UPSERT = " ON CONFLICT(shard) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+
+
+def clock_write(shard: int, at: int) -> Write:
     """Move ``shard``'s clock on to ``at`` (never back)."""
-    run(
-        "INSERT INTO clocks(shard, at) VALUES (?, ?)"
-        " ON CONFLICT(shard) DO UPDATE SET at = excluded.at WHERE excluded.at > clocks.at",
-        (shard, at),
+    tail = " ON CONFLICT(shard) DO UPDATE SET at = excluded.at WHERE excluded.at > clocks.at"
+    return Write("clocks", "shard, at", [(shard, at)], tail)
+
+
+def meta_write(rows: Sequence[tuple[str, str]]) -> Write:
+    """Upsert ``rows`` of the meta table."""
+    return Write(
+        "meta", "key, value", rows, " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
     )
-
-
-def write_meta(run: Run, rows: Sequence[tuple[str, str]]) -> None:
-    """Upsert ``rows`` of the meta table in one statement."""
-    if rows:
-        run(
-            f"INSERT INTO meta(key, value) VALUES {values_list(2, len(rows))}"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            flat(rows),
-        )

@@ -226,3 +226,65 @@ def test_a_due_timer_of_a_held_ticket_is_left_to_its_holder(
             assert [t.ticket for t in taken] == [free]  # the held ticket's was passed over
         assert [t.ticket for t in mine.take_due_timers(T0 + 60, 10)] == [held]
     assert mine.count_timers() == 0
+
+
+def test_a_one_chain_postgres_store_migrates_as_shard_0_and_scales_out(
+    pack: dict[str, Any],
+) -> None:
+    """A schema the release before shards wrote (migrations 1-2, one chain whose head is
+    a meta row): opening it migrates it to the default shards, its chain is shard 0,
+    unchanged, and new tickets' rows go to their own shards; verify holds throughout."""
+    import psycopg
+
+    from escalade.runtime.store.postgres import MIGRATIONS, PostgresStore
+
+    assert PG_DSN is not None
+    schema = f"old_{uuid.uuid4().hex[:16]}"
+    old = SQLiteStore(":memory:")  # the old rows, hashed as the old release hashed them
+    _engine(old, pack).receive(critical("T1", "e1"))
+    rows = list(old.audit_rows())
+    assert rows and all(r.shard == 0 for r in rows)
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for version, script in enumerate(MIGRATIONS[:2], start=1):
+            conn.execute(script)
+            conn.execute("INSERT INTO schema_migrations(version) VALUES (%s)", (version,))
+        for r in rows:
+            conn.execute(
+                "INSERT INTO audit(seq, at, kind, ticket, escalation_id, policy, pack_version,"
+                " actor, reason, detail, prev, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, %s)",
+                (r.seq, r.at, r.kind, r.ticket, r.escalation_id, r.policy, r.pack_version,
+                 r.actor, r.reason, json.dumps(r.detail, sort_keys=True, separators=(",", ":")),
+                 r.prev, r.hash),
+            )  # fmt: skip
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('audit_head', %s), ('clock', %s)",
+            (f"{rows[-1].seq}:{rows[-1].hash}", str(T0)),
+        )
+        conn.execute("INSERT INTO counters(name, value) VALUES ('events_unowned', 3)")
+    try:
+        store = PostgresStore(PG_DSN, schema=schema)
+        assert store.audit_shards() == 16 and store.clock() == T0
+        assert store.counters() == {"events_unowned": 3}
+        assert [(r.shard, r.seq, r.hash) for r in store.audit_chain()] == [
+            (0, r.seq, r.hash) for r in rows
+        ]
+        assert audit.verify(store).ok
+        engine = Engine(store, VirtualClock(T0), RecordingNotifier())
+        engine.activate(pack, T0)  # its row goes on shard 0's chain
+        for i in range(8):
+            engine.receive(critical(f"N{i}", f"n{i}"), at=T0 + MIN)
+        verdict = audit.verify(store)
+        assert verdict.ok and verdict.shards == 16
+        assert len({r.shard for r in store.audit_chain()}) > 2
+        store.close()
+    finally:
+        old.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
