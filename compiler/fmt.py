@@ -292,9 +292,15 @@ class _Printer:
         return prefix + "\n".join(pieces) + suffix
 
     def suppressed_near(self, span: n.Span) -> bool:
-        """A suppression comment on the construct's lines or the line above them."""
+        """A suppression comment on the construct's lines, or alone on the line above them.
+        (One trailing the line above belongs to that line's code, which the layout may
+        move away: counting it made a second fmt wrap what the first left whole.)"""
         return any(
-            c.suppression and span.line - 1 <= c.line <= span.end_line for c in self.comments
+            c.suppression
+            and (
+                span.line <= c.line <= span.end_line or (c.line == span.line - 1 and not c.trailing)
+            )
+            for c in self.comments
         )
 
 
