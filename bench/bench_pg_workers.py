@@ -34,7 +34,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from escalade.runtime.store.trail import shard_of
 
 N = 6000  # events per run
 WORKERS = (1, 2)
+WARM_UP = 1000  # events of an unreported first run
 BATCH = 500  # events per commit through the batch API
 SAMPLE_EVERY = 0.005  # seconds between two looks at pg_stat_activity
 TARGET_RATE = 1000  # events/s with one worker
@@ -57,20 +57,32 @@ TARGET_RATIO = 1.5  # two workers / one, server on the same machine
 TARGET_LOCK_WAITS = 0.10  # share of the workers' wall time
 
 
-@dataclass
 class Result:
-    """One run: ``workers`` processes applying the stream."""
+    """One run: ``workers`` processes applying the stream (a plain class: bench/run.py
+    loads this module without registering it, which dataclasses need)."""
 
-    workers: int
-    rate: float
-    worker_cpu: float  # seconds per event, the workers' processes
-    server_cpu: float  # seconds per event, their server backends
-    statements: float
-    lock_waits: float  # share of worker x samples waiting for a lock
-    outcomes: Counter[str] = field(default_factory=Counter)
-    decisions: list[tuple[Any, ...]] = field(default_factory=list)
-    double: int = 0  # tickets with more than one open escalation
-    verdict: Any = None
+    def __init__(
+        self,
+        workers: int,
+        rate: float,
+        worker_cpu: float,
+        server_cpu: float,
+        statements: float,
+        round_trips: float,
+        lock_waits: float,
+        outcomes: Counter[str],
+    ) -> None:
+        self.workers = workers
+        self.rate = rate
+        self.worker_cpu = worker_cpu  # seconds per event, the workers' processes
+        self.server_cpu = server_cpu  # seconds per event, their server backends
+        self.statements = statements
+        self.round_trips = round_trips
+        self.lock_waits = lock_waits  # share of worker x samples waiting for a lock
+        self.outcomes = outcomes
+        self.decisions: list[tuple[Any, ...]] = []
+        self.double = 0  # tickets with more than one open escalation
+        self.verdict: Any = None
 
 
 def _cpu() -> float:
@@ -109,14 +121,16 @@ def _work(
     pid = store.execute("SELECT pg_backend_pid()").fetchone()[0]
     out.put(("ready", pid))
     gates[0].wait()
-    statements, start, cpu = store.statements, time.monotonic(), _cpu()
+    statements, trips = store.statements, store.round_trips
+    start, cpu = time.monotonic(), _cpu()
     if batch:
         outcomes = engine.receive_many(lines, batch=BATCH)
     else:
         outcomes = [engine.receive(raw, at) for raw, at in lines]
     end = time.monotonic()
     counted = Counter(o.status for o in outcomes)
-    out.put(("done", start, end, _cpu() - cpu, store.statements - statements, counted))
+    spent = (_cpu() - cpu, store.statements - statements, store.round_trips - trips)
+    out.put(("done", start, end, *spent, counted))
     gates[1].wait()  # the parent reads the backend's CPU while it is still there
     store.close()
 
@@ -202,8 +216,9 @@ def run(
         sum(d[3] for d in done) / n,
         server / n,
         sum(d[4] for d in done) / n,
+        sum(d[5] for d in done) / n,
         seen[1] / (seen[0] * workers) if seen[0] else 0.0,
-        sum((d[5] for d in done), Counter()),
+        sum((d[6] for d in done), Counter()),
     )
     try:
         _checked(dsn, schema, result)
@@ -221,7 +236,8 @@ def _line(r: Result) -> str:
     return (
         f"{r.workers} worker{'s' if r.workers > 1 else ''}: {r.rate:,.0f}/s (per event: worker"
         f" CPU {r.worker_cpu * 1000:.2f} ms, server CPU {r.server_cpu * 1000:.2f} ms,"
-        f" {r.statements:.1f} statements); lock waits {r.lock_waits:.1%} of wall"
+        f" {r.statements:.1f} statements in {r.round_trips:.2f} round trips);"
+        f" lock waits {r.lock_waits:.1%} of wall"
     )
 
 
@@ -281,6 +297,7 @@ def main() -> None:
         f" server on this machine, {os.cpu_count()} cores; workers fed by audit shard):",
         flush=True,
     )
+    run(dsn, pack, lines[:WARM_UP], 2, False)  # the server's caches warm, not reported
     for batch in (False, True):
         report(dsn, pack, lines, batch)
 

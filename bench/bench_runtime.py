@@ -53,6 +53,7 @@ TARGET_RATE = 2000  # events/s, one transaction per event (issue #12, target 5)
 TARGET_BATCH_RATE = 10_000  # events/s through the batch API
 TARGET_STATEMENTS = 12  # per event, on average
 TARGET_COMMITS = 1.0  # per event, on average
+TARGET_PG_RATE = 1000  # events/s on PostgreSQL with one worker (issue #12, target 6)
 
 
 def repo_pack() -> dict[str, Any]:
@@ -172,9 +173,9 @@ def measure(
 
 def pg_throughput(
     pack: dict[str, Any], dsn: str, lines: list[tuple[str, int]], batch: bool
-) -> tuple[Run, str]:
-    """A run on a PostgresStore in a fresh schema (dropped after); and the server's
-    durability settings, which the figure depends on."""
+) -> tuple[Run, str, float]:
+    """A run on a PostgresStore in a fresh schema (dropped after); the server's
+    durability settings, which the figure depends on; round trips per event."""
     import psycopg
 
     from escalade.runtime.store.postgres import PostgresStore
@@ -190,7 +191,7 @@ def pg_throughput(
         engine.activate(pack, T0)
         engine.receive(lines[0][0], lines[0][1])
         rest = lines[1:]
-        statements, commits = store.statements, store.commits
+        statements, commits, trips = store.statements, store.commits, store.round_trips
         start, cpu = time.perf_counter(), _cpu()
         if batch:
             engine.receive_many(rest)
@@ -199,6 +200,7 @@ def pg_throughput(
                 engine.receive(raw, at)
         elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
         n = len(rest)
+        trips = (store.round_trips - trips) / n
         run = Run(
             n / elapsed,
             n / cpu,
@@ -210,7 +212,7 @@ def pg_throughput(
         store.close()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    return run, settings
+    return run, settings, trips
 
 
 def tick_cost(pack: dict[str, Any], open_total: int, due: int) -> tuple[float, int]:
@@ -358,11 +360,21 @@ def postgres_report(big: dict[str, Any]) -> None:
         return
     stream = realistic_stream(N)
     events_only = [(raw, stream[-1][1]) for raw, _ in stream]
-    single, settings = pg_throughput(big, dsn, events_only, batch=False)
-    many, _ = pg_throughput(big, dsn, events_only, batch=True)
+    single, settings, trips = pg_throughput(big, dsn, events_only, batch=False)
+    many, _, batch_trips = pg_throughput(big, dsn, events_only, batch=True)
     print(f"PostgreSQL over TCP on 127.0.0.1 ({settings}), realistic pack, events only:")
-    print(f"  one transaction per event: {single.line()}", flush=True)
-    print(f"  batch API: {many.line()} ({many.rate / single.rate:.1f}x)", flush=True)
+    print(f"  one transaction per event: {single.line()}, {trips:.1f} round trips", flush=True)
+    print(
+        f"  batch API: {many.line()}, {batch_trips:.2f} round trips"
+        f" ({many.rate / single.rate:.1f}x)",
+        flush=True,
+    )
+    print(
+        f"  target (one worker): {TARGET_PG_RATE:,}/s one per transaction"
+        f" {_target(single.rate, TARGET_PG_RATE)}, batched {_target(many.rate, TARGET_PG_RATE)};"
+        " several workers on one store: python bench/run.py pg_workers",
+        flush=True,
+    )
 
 
 def tick_report(pack: dict[str, Any]) -> None:

@@ -171,6 +171,7 @@ class PostgresStore(SQLStore):
     own. ``checkpoint_every``: see :mod:`~escalade.runtime.store.trail`."""
 
     single_writer = False  # other workers write meanwhile: transactions take shards
+    pipelined = True  # several statements per round trip where a decision allows (psycopg)
 
     def __init__(
         self,
@@ -348,15 +349,50 @@ class PostgresStore(SQLStore):
         writes: list[Write] = []
         unit.flush(writes.append)
         unit.finish(writes.append)
-        if len(writes) == 1:
-            self._send_write(writes[0])
-        elif writes:
-            found = self._rows(*_combined(writes))
-            for index, write in enumerate(writes):
-                if write.then is not None:
-                    write.then([row[1:] for row in found if row[0] == index])
-        self._commit()
+        if not writes:
+            self._commit()
+            return True
+        sql, params = _combined(writes) if len(writes) > 1 else as_json(writes[0])
+        if self._unbegun or not self.pipelined:
+            found = []
+            if len(writes) > 1 or writes[0].then is not None:
+                found = self._rows(sql, params)
+            else:
+                self._exec(sql, params)
+            self._commit()
+        else:
+            self.statements += 2
+            self.round_trips += 1
+            with self._conn.pipeline():  # the writes and the COMMIT, one round trip
+                cur = self._conn.cursor()
+                cur.execute(_pg(sql), params)
+                self._cur.execute("COMMIT")
+            found = cur.fetchall() if cur.description is not None else []
+        for index, write in enumerate(writes):
+            if write.then is not None:
+                write.then(found if len(writes) == 1 else [r[1:] for r in found if r[0] == index])
         return True
+
+    def _locked_reads(
+        self, shards: list[int], reads: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[Any]]:
+        """The shards' locks (with the BEGIN when it waits) and ``reads`` in one round trip:
+        each read runs after the locks are taken, so it sees what their last holders
+        committed."""
+        if not shards or not self.pipelined:
+            return super()._locked_reads(shards, reads)
+        self.statements += len(reads) + 1 + (2 if self._unbegun else 0)
+        self.round_trips += 1
+        with self._conn.pipeline():
+            if self._unbegun:
+                self._unbegun = False
+                self._cur.execute("BEGIN")
+                self._cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._lock_key,))
+            self._cur.execute(_pg(_LOCK_SHARDS), (self._shard_key, shards))
+            cursors = [self._conn.cursor() for _ in reads]
+            for cur, (sql, params) in zip(cursors, reads, strict=True):
+                cur.execute(_pg(sql), params)
+        return [cur.fetchall() for cur in cursors]
 
     def _lock_shards(self, shards: list[int]) -> None:
         # One statement takes them all, in the order given (ascending); the first shards of
