@@ -2,7 +2,7 @@
 
 :func:`escalade.runtime.kpi.compute` reads the whole trail each time; a
 :class:`KpiCache` reads only the rows appended since its last read
-(``store.audit_rows(after=seq)``) and folds them into running totals: the
+(``store.audit_rows(after=cursor)``, a seq per shard) and folds them into running totals: the
 :class:`Share` of the totals that each escalation those rows tell of had before
 them is taken out, and its share after them is put back. A refresh so costs the
 rows it reads, not the length of the trail, and :meth:`KpiCache.kpis` equals ``kpi.compute``
@@ -96,10 +96,11 @@ class PolicyTotals:
 
 
 class KpiCache:
-    """The KPIs as running totals over the audit rows read so far (up to :attr:`seq`)."""
+    """The KPIs as running totals over the audit rows read so far (up to :attr:`cursor`)."""
 
     def __init__(self) -> None:
-        self.seq = 0  # the last audit row read
+        self.cursor: dict[int, int] = {}  # shard -> the last seq read there
+        self.rows = 0  # audit rows read so far
         self.first_at: int | None = None
         self.last_at: int | None = None
         self.lives: dict[int, Life] = {}
@@ -116,10 +117,10 @@ class KpiCache:
 
     def refresh(self, store: Store) -> int:
         """Read the rows appended since the last refresh; how many there were."""
-        return self.read(store.audit_rows(after=self.seq))
+        return self.read(store.audit_rows(after=self.cursor))
 
     def read(self, rows: Iterable[AuditRow]) -> int:
-        """Count ``rows``, the next ones after :attr:`seq` in order; how many there were.
+        """Count ``rows``, the next ones after :attr:`cursor` in order; how many there were.
 
         Each escalation's share is taken once before its first row and put back once
         after the last, so a batch costs one share per escalation, not per row."""
@@ -127,7 +128,7 @@ class KpiCache:
         count = 0
         for row in rows:
             count += 1
-            self.seq = row.seq
+            self.cursor[row.shard] = row.seq  # each shard's rows come in seq order
             self.first_at = row.at if self.first_at is None else self.first_at
             self.last_at = row.at
             esc = row.escalation_id
@@ -135,6 +136,7 @@ class KpiCache:
                 life = self.lives.get(esc)
                 before[esc] = None if life is None else Share.of(life)
             read_row(self.lives, row)
+        self.rows += count
         for esc, old in before.items():
             life = self.lives.get(esc)
             new = None if life is None else Share.of(life)

@@ -348,7 +348,7 @@ class ServerMetrics:
             _gauge(
                 "escalade_audit_rows",
                 "Rows in the hash-chained audit trail.",
-                value=self.cache.seq,
+                value=self.cache.rows,
             ),
             _gauge(
                 "escalade_clock_seconds",

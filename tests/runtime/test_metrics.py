@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
@@ -50,8 +51,10 @@ def value(found: dict[str, list[Sample]], family: str, sample: str, **labels: st
 # --- the incremental KPIs equal the full recompute ----------------------------
 
 
-def test_the_cache_equals_compute_all_through_a_replayed_day(tmp_path: Path) -> None:
-    store = SQLiteStore(str(tmp_path / "day.db"))
+@pytest.mark.parametrize("shards", [1, 16])
+def test_the_cache_equals_compute_all_through_a_replayed_day(tmp_path: Path, shards: int) -> None:
+    """Also on a trail in shards (PostgreSQL's default): each shard's cursor moves alone."""
+    store = SQLiteStore(str(tmp_path / "day.db"), audit_shards=shards)
     cache = KpiCache()
     refreshes: list[int] = []
     lines = DAY.read_text().splitlines()
@@ -69,7 +72,10 @@ def test_the_cache_equals_compute_all_through_a_replayed_day(tmp_path: Path) -> 
         refreshes.append(cache.refresh(store))
         final = kpi.compute(store)
         assert cache.kpis(store.counters()) == final
-        assert cache.seq == store.audit_head()[0]
+        trail = list(store.audit_rows())
+        assert cache.rows == len(trail)
+        assert cache.cursor == {k: store.audit_head(k)[0] for k in {r.shard for r in trail}}
+        assert len(cache.cursor) == 1 if shards == 1 else len(cache.cursor) > 1
     finally:
         store.close()
     assert sum(1 for n in refreshes if n) >= 10, refreshes  # many increments, each with rows
