@@ -68,6 +68,18 @@ _HANDOVER = _Handover()
 _INSTALLED: dict[str, Any] = {}  # "provider": what configure() installed (else the global)
 
 
+def _active() -> bool:
+    """Whether spans go anywhere: a provider :func:`configure` installed, or one the
+    embedding process set globally. Otherwise :func:`span` skips OpenTelemetry altogether
+    (its no-op spans still cost ~0.15 ms an event, measured on PostgreSQL's bench)."""
+    if otel_trace is None:
+        return False
+    if "provider" in _INSTALLED:
+        return True
+    default = (otel_trace.ProxyTracerProvider, otel_trace.NoOpTracerProvider)
+    return not isinstance(otel_trace.get_tracer_provider(), default)
+
+
 def _tracer() -> Any:
     provider = _INSTALLED.get("provider")
     if provider is not None:
@@ -95,8 +107,8 @@ def _attrs(attrs: Mapping[str, Any]) -> dict[str, AttrValue]:
 def span(name: str, parent: Any = None, **attrs: Any) -> Iterator[Any]:
     """A span named ``name`` around the block (a child of ``parent``, a context from
     :func:`extract` or :func:`taken`, else of the current span); yields it (None without
-    OpenTelemetry). An exception escaping the block is recorded on it."""
-    if otel_trace is None:
+    OpenTelemetry or without a provider). An exception escaping the block is recorded on it."""
+    if not _active():
         yield None
         return
     with _tracer().start_as_current_span(name, context=parent, attributes=_attrs(attrs)) as current:
