@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from realistic import policy_files
 
-SIZES = tuple(int(x) for x in os.environ.get("ESCALADE_BENCH_SIZES", "100,1000,5000,10000").split(","))
+SIZES = tuple(
+    int(x) for x in os.environ.get("ESCALADE_BENCH_SIZES", "100,1000,5000,10000").split(",")
+)
 TARGET_SIZE = 5000
 TARGET_SECONDS = 15.0
 TARGET_MB = 300.0
