@@ -49,17 +49,25 @@ def _path(uri: str) -> Path | None:
     return Path(fs).resolve() if fs is not None and uri.startswith("file:") else None
 
 
-async def _symbol_at(
-    ls: EscaladeServer, uri: str, pos: t.Position
-) -> tuple[Analysis, Occurrence] | None:
-    """The analysis of the file's set and the declared or used name under the cursor."""
+async def _file_in_run(ls: EscaladeServer, uri: str) -> tuple[Analysis, str] | None:
+    """The current analysis of the set ``uri`` belongs to, and the file's name in it
+    (None: not a policy file, or not in the set)."""
     path = _path(uri)
     if path is None or not is_policy_file(path):
         return None
     run = await ls.current(path)
     name = run.name_of(path)
-    if name is None:
+    return None if name is None else (run, name)
+
+
+async def _symbol_at(
+    ls: EscaladeServer, uri: str, pos: t.Position
+) -> tuple[Analysis, Occurrence] | None:
+    """The analysis of the file's set and the declared or used name under the cursor."""
+    found = await _file_in_run(ls, uri)
+    if found is None:
         return None
+    run, name = found
     line, col = ls.to_server(run.texts[name], pos)
     occ = run.index.at(name, line, col)
     return None if occ is None else (run, occ)
@@ -189,13 +197,10 @@ def _register_actions(ls: EscaladeServer) -> None:
         t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.QuickFix]),
     )
     async def code_action(params: t.CodeActionParams) -> list[t.CodeAction] | None:
-        path = _path(params.text_document.uri)
-        if path is None or not is_policy_file(path):
+        found = await _file_in_run(ls, params.text_document.uri)
+        if found is None:
             return None
-        run = await ls.current(path)
-        name = run.name_of(path)
-        if name is None:
-            return None
+        run, name = found
         text = run.texts[name]
         first = ls.to_server(text, params.range.start)
         last = ls.to_server(text, params.range.end)
