@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,28 @@ def critical(
     }
     data["ticket"].update(extra)
     return {"id": event_id, "type": "ticket.created", "at": at, "data": data}
+
+
+@contextlib.contextmanager
+def pg_schema(dsn: str, prefix: str, **store_kw: Any) -> Iterator[Callable[[], Any]]:
+    """An opener of PostgreSQL stores on ONE fresh schema (each call another connection);
+    on exit every store is closed and the schema dropped."""
+    from escalade.runtime.store.postgres import PostgresStore
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    opened: list[Any] = []
+
+    def opener(**kw: Any) -> Any:
+        store = PostgresStore(dsn, schema=schema, **store_kw, **kw)
+        opened.append(store)
+        return store
+
+    try:
+        yield opener
+    finally:
+        for store in opened:
+            store.close()
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

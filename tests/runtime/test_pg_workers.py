@@ -25,7 +25,7 @@ from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.store import Store, Timer
 from escalade.runtime.store.sqlite import SQLiteStore
 from escalade.runtime.store.trail import shard_of
-from tests.runtime.conftest import T0, critical
+from tests.runtime.conftest import T0, critical, pg_schema
 
 PG_DSN = os.environ.get("ESCALADE_TEST_PG_DSN")
 pytestmark = pytest.mark.skipif(PG_DSN is None, reason="no PostgreSQL (ESCALADE_TEST_PG_DSN)")
@@ -37,24 +37,9 @@ WAIT = 60  # seconds a helper thread may take before the test gives up on it
 @pytest.fixture
 def opener() -> Iterator[Callable[..., Any]]:
     """Every call opens another connection to ONE fresh schema."""
-    from escalade.runtime.store.postgres import PostgresStore
-
     assert PG_DSN is not None
-    schema = f"w_{uuid.uuid4().hex[:16]}"
-    opened: list[Any] = []
-
-    def opener(**kw: Any) -> Any:
-        store = PostgresStore(PG_DSN, schema=schema, audit_shards=SHARDS, **kw)
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        store.close()
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema(PG_DSN, "w", audit_shards=SHARDS) as open_store:
+        yield open_store
 
 
 def _engine(store: Store, pack: dict[str, Any]) -> Engine:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from escalade.runtime.engine import Engine
 from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.store import AuditRow, Store, Timer, open_store
 from escalade.runtime.store.sqlite import SQLiteStore
-from tests.runtime.conftest import T0, critical
+from tests.runtime.conftest import T0, critical, pg_schema
 
 PG_DSN = os.environ.get("ESCALADE_TEST_PG_DSN")
 NO_PG = "no PostgreSQL server (ESCALADE_TEST_PG_DSN unset; .ci/run starts one)"
@@ -54,23 +53,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
             store.close()
         return
 
-    from escalade.runtime.store.postgres import PostgresStore
-
     assert PG_DSN is not None
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-
-    def pg_opener() -> Any:
-        store = PostgresStore(PG_DSN, schema=schema)
-        opened.append(store)
-        return store
-
-    yield "postgres", pg_opener
-    for store in opened:
-        store.close()
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema(PG_DSN, "t") as pg_opener:
+        yield "postgres", pg_opener
 
 
 def _engine(store: Store, pack: dict[str, Any]) -> Engine:
