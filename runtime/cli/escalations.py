@@ -258,20 +258,54 @@ def absent_command(
 
 @click.command("postmortem")
 @click.argument("ticket")
-@click.option("--link", required=True, metavar="URL", help="Where the post-mortem lives.")
-@BY
-@format_option("text", "json")
+@click.option(
+    "--draft",
+    is_flag=True,
+    help="Print a draft written from the audit trail (a read: the store is not changed;"
+    " --format markdown or json).",
+)
+@click.option(
+    "--complete", is_flag=True, help="Record the completed post-mortem (with --link and --by)."
+)
+@click.option("--link", default=None, metavar="URL", help="Where the post-mortem lives.")
+@click.option(
+    "--by",
+    "by",
+    default=None,
+    metavar="PERSON",
+    help="Who completes it: a person of the directory (recorded in the audit trail).",
+)
+@format_option("text", "json", "markdown")
 @runtime_options
 def postmortem_command(
     ticket: str,
-    link: str,
-    by: str,
+    draft: bool,
+    complete: bool,
+    link: str | None,
+    by: str | None,
     fmt: str,
     db: str | None,
     pack_path: str | None,
     at: str | None,
 ) -> None:
-    """Record TICKET's completed post-mortem (close may require it)."""
+    """Record TICKET's completed post-mortem (close may require it), or print a draft.
+
+    --complete --link URL --by PERSON (or --link URL --by PERSON) records it. --draft
+    prints a draft from the audit trail (Markdown, or JSON with --format json); a draft
+    never completes the post-mortem, and reading it never changes the store."""
+    if draft:
+        if complete or link is not None or by is not None:
+            raise click.UsageError("--draft only reads: it takes no --complete, --link or --by")
+        from escalade.runtime.cli.postmortem import print_draft
+
+        print_draft(ticket, fmt, db, pack_path, at)
+        return
+    if link is None:
+        raise click.UsageError("give --link URL (with --by) to complete it, or --draft")
+    if by is None:
+        raise click.UsageError("Missing option '--by'.")
+    if fmt == "markdown":
+        raise click.UsageError("--format markdown is for --draft")
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
         subject = {"action": "postmortem", "ticket": ticket, "link": link}
