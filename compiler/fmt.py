@@ -55,7 +55,7 @@ INDENT = "  "
 # condition makes it longer is wrapped.
 ONE_LINE_WIDTH = 100
 MAX_WRAP_DEPTH = 8  # groups nested deeper than this stay on one line
-_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_DURATION_PART = re.compile(r"([0-9]+)([wsmhd])")
 _SUPPRESSION = re.compile(r"#\s*escalade:\s*ignore\[")
 
 
@@ -211,6 +211,10 @@ class _Printer:
             self.contact(d)
         elif isinstance(d, n.TeamDecl):
             self.team(d)
+        elif isinstance(d, n.CalendarDecl):
+            self.calendar(d)
+        elif isinstance(d, n.MaintenanceDecl):
+            self.maintenance(d)
         elif isinstance(d, n.TemplateDecl):
             params = ", ".join(f"{p.name.value}: {p.kind.value}" for p in d.params)
             self.open_block(0, f"template {d.name.value}({params})", d.span, not d.body)
@@ -245,8 +249,57 @@ class _Printer:
             items.append((r.span, f"rotation {r.period.value} from {format_string(r.start.value)}"))
         # repeated items are an error the checker reports; keep them as written
         items.extend((span, self.source_words(span)) for span in d.extra)
+        items.extend((o.span, override_words(o)) for o in d.overrides)
+        blocks: list[tuple[n.Span, str | n.LayerDecl]] = [*items, *((x.span, x) for x in d.layers)]
+        blocks.sort(key=lambda item: (item[0].line, item[0].col))
+        self.open_block(0, f"team {d.name.value}", d.span, not blocks)
+        for span, item in blocks:
+            if isinstance(item, n.LayerDecl):
+                self.layer(item)
+            else:
+                self.emit(1, item, span)
+        self.close_block(0, d.span, not blocks)
+
+    def layer(self, d: n.LayerDecl) -> None:
+        items = layer_items(d)
+        items.extend((span, self.source_words(span)) for span in d.extra)
         items.sort(key=lambda item: (item[0].line, item[0].col))
-        self.open_block(0, f"team {d.name.value}", d.span, not items)
+        self.open_block(1, f"layer {d.name.value}", d.span, not items)
+        for span, text in items:
+            self.emit(2, text, span)
+        self.close_block(1, d.span, not items)
+
+    def calendar(self, d: n.CalendarDecl) -> None:
+        items: list[tuple[n.Span, str]] = []
+        if d.windows:
+            zone = f" {format_string(d.zones[0].value)}" if len(d.zones) == 1 else ""
+            items.append((d.windows[0].span, windows_words(d.windows) + zone))
+        if len(d.zones) != 1 or not d.windows:
+            items.extend((z.span, f"zone {format_string(z.value)}") for z in d.zones)
+        if d.holidays:
+            dates = ", ".join(format_string(h.value) for h in d.holidays)
+            items.append((d.holidays[0].span, f"except {dates}"))
+        items.extend((f.span, f"except file {format_string(f.value)}") for f in d.holiday_files)
+        items.sort(key=lambda item: (item[0].line, item[0].col))
+        self.open_block(0, f"calendar {d.name.value}", d.span, not items)
+        for span, text in items:
+            self.emit(1, text, span)
+        self.close_block(0, d.span, not items)
+
+    def maintenance(self, d: n.MaintenanceDecl) -> None:
+        items: list[tuple[n.Span, str]] = []
+        if d.policy is not None:
+            items.append((d.policy.span, f"policy {d.policy.value}"))
+        if d.team is not None:
+            items.append((d.team.span, f"team {d.team.value}"))
+        if d.start is not None and d.end is not None:
+            window = f"from {format_string(d.start.value)} to {format_string(d.end.value)}"
+            items.append((d.start.span, window))
+        if d.reason is not None:
+            items.append((d.reason.span, f"reason {format_string(d.reason.value)}"))
+        items.extend((span, self.source_words(span)) for span in d.extra)
+        items.sort(key=lambda item: (item[0].line, item[0].col))
+        self.open_block(0, f"maintenance {d.name.value}", d.span, not items)
         for span, text in items:
             self.emit(1, text, span)
         self.close_block(0, d.span, not items)
@@ -370,6 +423,42 @@ def duration(d: n.Duration) -> str:
     return kept or "0s"
 
 
+def windows_words(windows: tuple[n.Window, ...]) -> str:
+    """``mon-fri 09:00-18:00, sat 10:00-14:00``."""
+    return ", ".join(f"{w.days.value} {w.hours.value}" for w in windows)
+
+
+def override_words(o: n.TeamOverride) -> str:
+    instead = f" for {o.replaces.value}" if o.replaces is not None else ""
+    start, end = format_string(o.start.value), format_string(o.end.value)
+    return f"override {o.person.value}{instead} from {start} to {end}"
+
+
+def layer_items(d: n.LayerDecl) -> list[tuple[n.Span, str]]:
+    """A layer's items as (span, canonical text), in the canonical order."""
+    items: list[tuple[n.Span, str]] = []
+    if d.members:
+        span = n.Span(
+            d.members[0].span.file,
+            d.members[0].span.line,
+            d.members[0].span.col,
+            d.members[-1].span.end_line,
+            d.members[-1].span.end_col,
+        )
+        items.append((span, "members " + ", ".join(m.value for m in d.members)))
+    if d.shift is not None:
+        items.append((d.shift.span, f"shift {duration(d.shift)}"))
+    if d.handoff is not None:
+        items.append((d.handoff.span, f"handoff {d.handoff.value}"))
+    if d.zone is not None:
+        items.append((d.zone.span, f"zone {format_string(d.zone.value)}"))
+    if d.start is not None:
+        items.append((d.start.span, f"start {format_string(d.start.value)}"))
+    if d.restrict:
+        items.append((d.restrict[0].span, "restrict " + windows_words(d.restrict)))
+    return items
+
+
 def field_type(t: n.FieldType) -> str:
     if t.kind.value == "enum":
         return f"enum({', '.join(v.value for v in t.values)})"
@@ -411,7 +500,8 @@ def _when_words(s: n.WhenStmt) -> str:
 
 def _owner_words(s: n.OwnerStmt) -> str:
     ack = f" ack {duration(s.ack)}" if s.ack is not None else ""
-    return f"owner {s.level.value} {s.ref.value}{ack}"
+    ref = s.ref.value if s.strategy is None else f"{s.strategy.value}({s.ref.value})"
+    return f"owner {s.level.value} {ref}{ack}"
 
 
 def _repeat_words(s: n.RepeatStmt) -> str:
@@ -419,11 +509,28 @@ def _repeat_words(s: n.RepeatStmt) -> str:
 
 
 def _sla_words(s: n.SlaStmt) -> str:
-    return f"sla {s.kind.value} {duration(s.duration)}"
+    within = f" within {s.calendar.value}" if s.calendar is not None else ""
+    return f"sla {s.kind.value} {duration(s.duration)}{within}"
 
 
 def _step_words(s: n.StepStmt) -> str:
-    return " ".join(["step", s.action.value, *(format_arg(a) for a in s.args)])
+    words = ["step", s.action.value, *(format_arg(a) for a in s.args)]
+    if s.undo is not None:
+        words += ["undo", s.undo.action.value, *(format_arg(a) for a in s.undo.args)]
+    return " ".join(words)
+
+
+def _on_revert_words(s: n.OnRevertStmt) -> str:
+    return f"on {s.moment.value} revert"
+
+
+def _group_words(s: n.GroupStmt) -> str:
+    fields = ", ".join(f.path for f in s.fields)
+    return f"group by {fields} within {duration(s.within)}"
+
+
+def _postmortem_words(s: n.PostmortemStmt) -> str:
+    return f"postmortem owner {s.owner.value} within {duration(s.within)}"
 
 
 def _guide_words(s: n.GuideStmt) -> str:
@@ -451,7 +558,8 @@ def _exception_words(s: n.ExceptionStmt) -> str:
 
 def _triage_words(s: n.TriageStmt) -> str:
     pm = " postmortem" if s.postmortem else ""
-    return f"exception unknown triage {s.ref.value}{pm}"
+    revert = " revert" if s.revert else ""
+    return f"exception unknown triage {s.ref.value}{pm}{revert}"
 
 
 def _use_words(s: n.UseStmt) -> str:
@@ -482,6 +590,9 @@ _STATEMENT_WORDS: dict[type, Callable[[Any], str]] = {
     n.TriageStmt: _triage_words,
     n.UseStmt: _use_words,
     n.CooldownStmt: _cooldown_words,
+    n.OnRevertStmt: _on_revert_words,
+    n.GroupStmt: _group_words,
+    n.PostmortemStmt: _postmortem_words,
 }
 
 

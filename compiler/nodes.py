@@ -154,7 +154,17 @@ Atom = Compare | InList | Has
 
 # --------------------------------------------------------------------------- statements
 
-Arg = Name | Text | FieldRef | Duration | Value
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """``round_robin(team)`` or ``all(team)``: how a level or a step picks among a team."""
+
+    strategy: Name  # round_robin | all
+    team: Name
+    span: Span
+
+
+Arg = Name | Text | FieldRef | Duration | Value | Pick
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +229,7 @@ class OwnerStmt:
     ack: Duration | None
     span: Span
     origin: Origin | None = None
+    strategy: Name | None = None  # round_robin | all, around the team in ``ref``
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +245,7 @@ class SlaStmt:
     duration: Duration
     span: Span
     origin: Origin | None = None
+    calendar: Name | None = None  # `within CALENDAR`: counted in the calendar's open hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +254,16 @@ class StepStmt:
     args: tuple[Arg, ...]
     span: Span
     origin: Origin | None = None
+    undo: Undo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """``undo ACTION ARGS``: the compensating step ``revert`` runs for a step."""
+
+    action: Name
+    args: tuple[Arg, ...]
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +277,35 @@ class GuideStmt:
 class OnStmt:
     moment: Name  # failover | breach | acknowledge | resolve
     body: tuple[StepStmt | GuideStmt, ...]
+    span: Span
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OnRevertStmt:
+    """``on check_failed revert``: a failure runs the undo steps of the steps that ran."""
+
+    moment: Name
+    span: Span
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStmt:
+    """``group by FIELD, ... within D``: later events of an open group attach to it."""
+
+    fields: tuple[FieldRef, ...]
+    within: Duration
+    span: Span
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostmortemStmt:
+    """``postmortem owner REF within D``: who completes the post-mortem, and by when."""
+
+    owner: Name
+    within: Duration
     span: Span
     origin: Origin | None = None
 
@@ -309,6 +360,7 @@ class TriageStmt:
     postmortem: bool
     span: Span
     origin: Origin | None = None
+    revert: bool = False  # `revert`: undo the steps that ran before triage
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +398,9 @@ Stmt = (
     | TriageStmt
     | UseStmt
     | CooldownStmt
+    | OnRevertStmt
+    | GroupStmt
+    | PostmortemStmt
 )
 
 # --------------------------------------------------------------------------- declarations
@@ -409,6 +464,41 @@ class Rotation:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """``mon-fri 09:00-18:00``: days (one or a range) and local hours, as written."""
+
+    days: Name
+    hours: Name
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LayerDecl:
+    """``layer NAME { members .. shift D handoff HH:MM zone "Z" start "DATE" restrict W, .. }``."""
+
+    name: Name
+    members: tuple[Name, ...]
+    shift: Duration | None
+    handoff: Name | None
+    zone: Text | None
+    start: Text | None
+    restrict: tuple[Window, ...]
+    span: Span
+    extra: tuple[Span, ...] = field(default=())  # repeated items
+
+
+@dataclass(frozen=True, slots=True)
+class TeamOverride:
+    """``override PERSON [for MEMBER] from "T" to "T"``."""
+
+    person: Name
+    replaces: Name | None
+    start: Text
+    end: Text
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class TeamDecl:
     name: Name
     members: tuple[Name, ...]
@@ -416,6 +506,34 @@ class TeamDecl:
     span: Span
     members_span: Span | None = None
     extra: tuple[Span, ...] = field(default=())  # repeated members/rotation items
+    layers: tuple[LayerDecl, ...] = ()
+    overrides: tuple[TeamOverride, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDecl:
+    """``calendar NAME { WINDOW, .. ["ZONE"]; zone "Z"; except "DATE", ..; except file "F" }``."""
+
+    name: Name
+    windows: tuple[Window, ...]
+    zones: tuple[Text, ...]  # every zone written, in order (one is expected)
+    holidays: tuple[Text, ...]
+    holiday_files: tuple[Text, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceDecl:
+    """``maintenance NAME { policy P | team T  from "T" to "T"  reason "R" }``: held pages."""
+
+    name: Name
+    policy: Name | None
+    team: Name | None
+    start: Text | None
+    end: Text | None
+    reason: Text | None
+    span: Span
+    extra: tuple[Span, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,6 +574,8 @@ Decl = (
     | TemplateDecl
     | PolicyDecl
     | CoverageDecl
+    | CalendarDecl
+    | MaintenanceDecl
 )
 
 

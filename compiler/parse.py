@@ -658,13 +658,85 @@ class _Builder(Transformer[Token, Any]):
         return ("rotation", n.Rotation(self._name(c[0]), self._text(c[1]), span), span)
 
     @v_args(meta=True)
+    def layer(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        span = self._span(meta)
+        items: dict[str, Any] = {}
+        extra: list[n.Span] = []
+        for kind, value, item_span in c[1:]:
+            if kind in items:
+                extra.append(item_span)
+                continue
+            items[kind] = value
+        layer = n.LayerDecl(
+            self._name(c[0]),
+            items.get("members", ()),
+            items.get("shift"),
+            items.get("handoff"),
+            items.get("zone"),
+            items.get("start"),
+            items.get("restrict", ()),
+            span,
+            tuple(extra),
+        )
+        return ("layer", layer, span)
+
+    @v_args(meta=True)
+    def team_override(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        person, replaces, start, end = c
+        span = self._span(meta)
+        override = n.TeamOverride(
+            self._name(person),
+            self._name(replaces) if replaces is not None else None,
+            self._text(start),
+            self._text(end),
+            span,
+        )
+        return ("override", override, span)
+
+    @v_args(meta=True)
+    def layer_members(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("members", tuple(self._name(t) for t in c if t is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def layer_shift(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("shift", self._duration(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def layer_handoff(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("handoff", self._name(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def layer_zone(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("zone", self._text(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def layer_start(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("start", self._text(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def layer_restrict(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("restrict", tuple(c), self._span(meta))
+
+    @v_args(meta=True)
+    def window(self, meta: Any, c: list[Any]) -> n.Window:
+        return n.Window(self._name(c[0]), self._name(c[1]), self._span(meta))
+
+    @v_args(meta=True)
     def team_decl(self, meta: Any, c: list[Any]) -> n.TeamDecl:
         members: tuple[n.Name, ...] = ()
         rotation: n.Rotation | None = None
         members_span: n.Span | None = None
         extra: list[n.Span] = []
+        layers: list[n.LayerDecl] = []
+        overrides: list[n.TeamOverride] = []
         seen: set[str] = set()
         for kind, value, span in c[1:]:
+            if kind == "layer":
+                layers.append(value)
+                continue
+            if kind == "override":
+                overrides.append(value)
+                continue
             if kind in seen:
                 extra.append(span)
                 continue
@@ -674,8 +746,84 @@ class _Builder(Transformer[Token, Any]):
             else:
                 rotation = value
         return n.TeamDecl(
-            self._name(c[0]), members, rotation, self._span(meta), members_span, tuple(extra)
+            self._name(c[0]),
+            members,
+            rotation,
+            self._span(meta),
+            members_span,
+            tuple(extra),
+            tuple(layers),
+            tuple(overrides),
         )
+
+    @v_args(meta=True)
+    def calendar_decl(self, meta: Any, c: list[Any]) -> n.CalendarDecl:
+        found: dict[str, list[Any]] = {"windows": [], "zones": [], "holidays": [], "files": []}
+        for kind, values in c[1:]:
+            if kind == "hours":
+                found["windows"].extend(v for v in values if isinstance(v, n.Window))
+                found["zones"].extend(v for v in values if isinstance(v, n.Text))
+                continue
+            found[kind].extend(values)
+        return n.CalendarDecl(
+            self._name(c[0]),
+            tuple(found["windows"]),
+            tuple(found["zones"]),
+            tuple(found["holidays"]),
+            tuple(found["files"]),
+            self._span(meta),
+        )
+
+    def calendar_hours(self, c: list[Any]) -> tuple[str, list[Any]]:
+        windows: list[Any] = [w for w in c if isinstance(w, n.Window)]
+        zones = [self._text(t) for t in c if isinstance(t, Token) and t.type == "STRING"]
+        return ("hours", windows + zones)
+
+    def calendar_zone(self, c: list[Any]) -> tuple[str, list[Any]]:
+        return ("zones", [self._text(c[0])])
+
+    def calendar_except(self, c: list[Any]) -> tuple[str, list[Any]]:
+        return ("holidays", [self._text(t) for t in c if t is not None])
+
+    def calendar_except_file(self, c: list[Any]) -> tuple[str, list[Any]]:
+        return ("files", [self._text(c[0])])
+
+    @v_args(meta=True)
+    def maintenance_decl(self, meta: Any, c: list[Any]) -> n.MaintenanceDecl:
+        items: dict[str, Any] = {}
+        extra: list[n.Span] = []
+        for kind, value, span in c[1:]:
+            if kind in items or (kind in ("policy", "team") and ({"policy", "team"} & set(items))):
+                extra.append(span)
+                continue
+            items[kind] = value
+        start, end = items.get("window", (None, None))
+        return n.MaintenanceDecl(
+            self._name(c[0]),
+            items.get("policy"),
+            items.get("team"),
+            start,
+            end,
+            items.get("reason"),
+            self._span(meta),
+            tuple(extra),
+        )
+
+    @v_args(meta=True)
+    def maintenance_policy(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("policy", self._name(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def maintenance_team(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("team", self._name(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def maintenance_window(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("window", (self._text(c[0]), self._text(c[1])), self._span(meta))
+
+    @v_args(meta=True)
+    def maintenance_reason(self, meta: Any, c: list[Any]) -> tuple[str, Any, n.Span]:
+        return ("reason", self._text(c[0]), self._span(meta))
 
     @v_args(meta=True)
     def param(self, meta: Any, c: list[Any]) -> n.Param:
@@ -732,9 +880,13 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def owner_stmt(self, meta: Any, c: list[Any]) -> n.OwnerStmt:
-        level, ref, _ack, dur = c
+        level, ref, team, _ack, dur = c
         ack = self._duration(dur) if dur is not None else None
-        return n.OwnerStmt(self._name(level), self._name(ref), ack, self._span(meta))
+        if team is None:
+            return n.OwnerStmt(self._name(level), self._name(ref), ack, self._span(meta))
+        return n.OwnerStmt(
+            self._name(level), self._name(team), ack, self._span(meta), strategy=self._name(ref)
+        )
 
     @v_args(meta=True)
     def repeat_stmt(self, meta: Any, c: list[Any]) -> n.RepeatStmt:
@@ -742,11 +894,44 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def sla_stmt(self, meta: Any, c: list[Any]) -> n.SlaStmt:
-        return n.SlaStmt(self._name(c[0]), self._duration(c[1]), self._span(meta))
+        kind, dur, _within, calendar = c
+        return n.SlaStmt(
+            self._name(kind),
+            self._duration(dur),
+            self._span(meta),
+            calendar=self._name(calendar) if calendar is not None else None,
+        )
 
     @v_args(meta=True)
     def step_stmt(self, meta: Any, c: list[Any]) -> n.StepStmt:
-        return n.StepStmt(self._name(c[0]), tuple(c[1:]), self._span(meta))
+        cut = next((i for i, t in enumerate(c) if isinstance(t, Token) and t.type == "UNDO"), None)
+        if cut is None:  # the optional `undo` part unmatched: two trailing Nones
+            args = tuple(a for a in c[1:] if a is not None)
+            return n.StepStmt(self._name(c[0]), args, self._span(meta))
+        undo_action = c[cut + 1]
+        undo_args = tuple(a for a in c[cut + 2 :] if a is not None)
+        start = _span_tok(self.path, c[cut])
+        end = undo_args[-1].span if undo_args else _span_tok(self.path, undo_action)
+        undo = n.Undo(
+            self._name(undo_action),
+            undo_args,
+            n.Span(self.path, start.line, start.col, end.end_line, end.end_col),
+        )
+        return n.StepStmt(self._name(c[0]), tuple(c[1:cut]), self._span(meta), undo=undo)
+
+    @v_args(meta=True)
+    def on_revert(self, meta: Any, c: list[Any]) -> n.OnRevertStmt:
+        return n.OnRevertStmt(self._name(c[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def group_stmt(self, meta: Any, c: list[Any]) -> n.GroupStmt:
+        fields = tuple(_field(self.path, t) for t in c[:-2])
+        return n.GroupStmt(fields, self._duration(c[-1]), self._span(meta))
+
+    @v_args(meta=True)
+    def postmortem_stmt(self, meta: Any, c: list[Any]) -> n.PostmortemStmt:
+        _kw, owner, _within, dur = c
+        return n.PostmortemStmt(self._name(owner), self._duration(dur), self._span(meta))
 
     @v_args(meta=True)
     def guide_stmt(self, meta: Any, c: list[Any]) -> n.GuideStmt:
@@ -793,7 +978,7 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def exception_triage(self, meta: Any, c: list[Any]) -> n.TriageStmt | n.ExceptionStmt:
-        name, ref, pm = c
+        name, ref, pm, revert = c
         span = self._span(meta)
         if str(name) != "unknown":
             self.diags.report(
@@ -803,7 +988,7 @@ class _Builder(Transformer[Token, Any]):
                 help=f"write `exception {name} when CONDITION handoff POLICY`, "
                 "or `exception unknown triage PERSON`",
             )
-        return n.TriageStmt(self._name(ref), pm is not None, span)
+        return n.TriageStmt(self._name(ref), pm is not None, span, revert=revert is not None)
 
     @v_args(meta=True)
     def use_stmt(self, meta: Any, c: list[Any]) -> n.UseStmt:
@@ -817,6 +1002,10 @@ class _Builder(Transformer[Token, Any]):
     # arguments ----------------------------------------------------------------
     def arg_name(self, c: list[Any]) -> n.Name:
         return self._name(c[0])
+
+    @v_args(meta=True)
+    def arg_call(self, meta: Any, c: list[Any]) -> n.Pick:
+        return n.Pick(self._name(c[0]), self._name(c[1]), self._span(meta))
 
     def arg_string(self, c: list[Any]) -> n.Text:
         return self._text(c[0])

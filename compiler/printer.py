@@ -93,4 +93,6 @@ def format_arg(arg: n.Arg) -> str:
         return arg.path
     if isinstance(arg, n.Duration):
         return format_duration(arg.seconds)
+    if isinstance(arg, n.Pick):
+        return f"{arg.strategy.value}({arg.team.value})"
     return format_value(arg)

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 class Clock(Protocol):
@@ -101,17 +101,19 @@ def read_duration(text: str) -> int | None:
     """Seconds of a duration such as ``1h30m``, or None when ``text`` is not one.
 
     The one duration reader of the project: units go from largest to smallest
-    (``d``, ``h``, ``m``, ``s``), each at most once, nothing around them. Policy
+    (``w``, ``d``, ``h``, ``m``, ``s``), each at most once, nothing around them. Policy
     literals use it as is; runtime inputs go through :func:`parse_duration`.
 
     >>> read_duration("1h30m"), read_duration("30m1h"), read_duration("1h1h")
     (5400, None, None)
+    >>> read_duration("1w")
+    604800
     """
     match = _DURATION.fullmatch(text)
     if match is None or not any(match.groups()):
         return None
-    d, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s
+    w, d, h, m, s = (int(g) if g else 0 for g in match.groups())
+    return (((w * 7 + d) * 24 + h) * 60 + m) * 60 + s
 
 
 def parse_duration(text: str) -> int:

@@ -77,6 +77,8 @@ def _arg(pset: m.PolicySet, action: str, arg: n.Arg) -> dict[str, Any]:
         return {"field": arg.path}
     if isinstance(arg, n.Duration):
         return {"text": arg.text}
+    if isinstance(arg, n.Pick):
+        return {"ref": arg.team.value, "kind": "team", "pick": arg.strategy.value}
     return {"text": arg.raw}
 
 

@@ -370,6 +370,8 @@ def _arg_text(arg: n.Arg) -> str:
         return arg.value
     if isinstance(arg, n.Duration):
         return arg.text
+    if isinstance(arg, n.Pick):
+        return f"{arg.strategy.value}({arg.team.value})"
     return arg.raw
 
 
