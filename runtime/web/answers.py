@@ -16,6 +16,7 @@ ROUTES = {
     "/receipts/{key}": ("POST",),
     "/tickets/{id}": ("GET",),
     **{f"/tickets/{{id}}/{action}": ("POST",) for action in TICKET_ACTIONS},
+    "/tickets/{id}/postmortem": ("GET", "POST"),  # GET: the draft from the audit trail
     "/metrics": ("GET",),
     "/healthz": ("GET",),
 }

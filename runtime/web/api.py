@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from escalade.runtime import tracing
+from escalade.runtime import postmortem, tracing
 from escalade.runtime.notify.channels import SIGNATURE_HEADER
 from escalade.runtime.web.answers import (
     TICKET_ACTIONS,
@@ -86,6 +86,24 @@ def _traced_events(
     return receive
 
 
+def postmortem_draft(server: EscaladeServer, ticket: str, fmt: str, principal: Any) -> Answer:
+    """``GET /tickets/<id>/postmortem[?format=json]``: the ticket's post-mortem draft from
+    the audit trail (Markdown, or JSON), read only; 404 without an escalation, 403 for a
+    responder who does not own the ticket (as ``GET /tickets/<id>``)."""
+    if fmt not in ("markdown", "json"):
+        raise HttpError(400, f"format is markdown or json, not {fmt!r}")
+    with server.engine_lock() as engine:
+        doc = postmortem.for_ticket(engine.store, ticket)
+        if doc is not None:
+            server._check_owner(engine, principal, ticket)
+    if doc is None:
+        raise HttpError(404, f"ticket {ticket} has no escalation")
+    if fmt == "json":
+        return Answer(200, postmortem.dumps(doc).encode())
+    markdown = postmortem.render_markdown(doc).encode()
+    return Answer(200, markdown, "text/markdown; charset=utf-8")
+
+
 def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
     async def call(
         request: Request, route: str, work: Callable[[Any, bytes], Answer], body: bool = True
@@ -132,6 +150,15 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
             request, "/tickets/{id}", lambda p, _d: server.get_ticket(name, p), body=False
         )
 
+    async def draft(request: Request) -> Response:
+        name, fmt = request.path_params["ticket"], request.query_params.get("format", "markdown")
+        route = "/tickets/{id}/postmortem"
+
+        def work(principal: Any, _data: bytes) -> Answer:
+            return postmortem_draft(server, name, fmt, principal)
+
+        return await call(request, route, work, body=False)
+
     async def metrics(request: Request) -> Response:
         return await call(request, "/metrics", lambda _p, _d: server.get_metrics(), body=False)
 
@@ -145,6 +172,7 @@ def _api_routes(server: EscaladeServer) -> list[BaseRoute]:
             Route(f"/tickets/{{ticket:path}}/{action}", action_endpoint(action), methods=["POST"])
             for action in TICKET_ACTIONS
         ],
+        Route("/tickets/{ticket:path}/postmortem", draft, methods=["GET"]),
         Route("/tickets/{ticket:path}", ticket, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),

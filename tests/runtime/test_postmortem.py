@@ -228,3 +228,30 @@ def test_cli_complete_satisfies_close(cli_store: Path) -> None:
     doc = json.loads(cli("postmortem", "T1", "--draft", "--format", "json", *db)[1])
     assert doc["summary"]["postmortem"]["completed"] is True
     assert [t["kind"] for t in doc["timeline"]][-2:] == ["postmortem", "closed"]
+
+
+# --- over HTTP --------------------------------------------------------------------
+
+
+def test_get_the_draft_over_http(make_engine: Any) -> None:
+    from escalade.runtime.server import EscaladeServer
+    from tests.runtime.test_server import http
+
+    engine = triaged(make_engine)
+    expected = postmortem.for_ticket(engine.store, "T1")
+    assert expected is not None
+    rows = len(list(engine.store.audit_rows()))
+    server = EscaladeServer(engine, "127.0.0.1", 0, tick_interval=3600)
+    server.start()
+    try:
+        status, headers, body = http(server.url + "/tickets/T1/postmortem")
+        assert status == 200 and headers["Content-Type"].startswith("text/markdown")
+        assert body.decode() == postmortem.render_markdown(expected)
+        status, _, body = http(server.url + "/tickets/T1/postmortem?format=json")
+        assert status == 200 and body.decode() == postmortem.dumps(expected)
+        assert http(server.url + "/tickets/T1/postmortem?format=pdf")[0] == 400
+        assert http(server.url + "/tickets/NOPE/postmortem")[0] == 404
+        assert http(server.url + "/tickets/T1")[0] == 200  # the status route is unchanged
+    finally:
+        server.stop()
+    assert len(list(engine.store.audit_rows())) == rows  # a GET writes nothing
