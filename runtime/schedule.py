@@ -310,16 +310,19 @@ class Schedule:
         overrides = [o for o in self.overrides if o.start < end and o.end > start]
         edges = _edges(start, end, plans, overrides, sets)
         cursors = [0] * len(plans)
-        runs: list[list[object]] = []
+        runs: list[tuple[int, int, Answer | None]] = []
         for a, b in pairwise(edges):
-            layered = self._layered_from(a, plans, cursors, sets)
-            answer = _overridden(overrides, a, layered, sets)
-            key = answer if answer else (None, None, "none")
-            if runs and runs[-1][2:] == list(key):
-                runs[-1][1] = b
+            answer = _overridden(overrides, a, self._layered_from(a, plans, cursors, sets), sets)
+            if runs and runs[-1][2] == answer:
+                runs[-1] = (runs[-1][0], b, answer)
             else:
-                runs.append([a, b, *key])
-        return [_segment(*run) for run in runs]
+                runs.append((a, b, answer))
+        return [
+            Segment(a, b, who[0], who[1] or None, who[2])
+            if who
+            else Segment(a, b, None, None, "none")
+            for a, b, who in runs
+        ]
 
     def _layered_from(
         self,
@@ -370,13 +373,6 @@ class Schedule:
     def cycle(self) -> int:
         """Seconds after which the layers repeat: the LCM of their cycles."""
         return math.lcm(*(layer.cycle() for layer in self.layers))
-
-
-def _segment(start: object, end: object, person: object, layer: object, source: object) -> Segment:
-    assert isinstance(start, int) and isinstance(end, int) and isinstance(source, str)
-    assert person is None or isinstance(person, str)
-    assert layer is None or isinstance(layer, str)
-    return Segment(start, end, person, layer or None, source)
 
 
 def _edges(

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalade.runtime import intervals as iv
-from escalade.runtime.pack import Team
 from escalade.runtime.schedule import (
     DAYS,
     Calendar,
@@ -309,16 +308,25 @@ def test_before_the_first_hand_off_nobody_answers_unless_before_start() -> None:
     assert Schedule((old,)).who(at("2026-05-31 12:00")) == "bob"
 
 
+def old_rotation(
+    members: tuple[str, ...], period: int, start: int, t: int, absent: str
+) -> str | None:
+    """The old ``rotation daily|weekly from`` answer: whole periods since the start
+    (negative before it) modulo the member count, passing over an absent member."""
+    first = (t - start) // period
+    order = [members[(first + i) % len(members)] for i in range(len(members))]
+    return next((m for m in order if m != absent), None)
+
+
 def test_the_rotation_shorthand_maps_onto_one_layer_exactly() -> None:
-    for period in ("daily", "weekly"):
-        team = Team("t", ("ann", "bob", "cat"), period, "2026-01-05T09:30:00Z")
-        layer = layer_from_rotation(team.members, period, "2026-01-05T09:30:00Z")
-        schedule = Schedule((layer,))
-        start = at("2026-01-05 09:30")
+    members = ("ann", "bob", "cat")
+    start = at("2026-01-05 09:30")
+    for period, seconds in (("daily", DAY), ("weekly", WEEK)):
+        schedule = Schedule((layer_from_rotation(members, period, "2026-01-05T09:30:00Z"),))
         for t in range(start - 3 * WEEK, start + 5 * WEEK, 7 * H + 60):
-            assert schedule.who(t) == team.on_call(t), t
-            away = {"ann": [(t, t + 1)]}
-            assert schedule.who(t, away) == team.on_call(t, ("ann",))
+            for absent in ("", "ann"):
+                away = {absent: [(t, t + 1)]} if absent else {}
+                assert schedule.who(t, away) == old_rotation(members, seconds, start, t, absent), t
     offset = layer_from_rotation(["a"], "daily", "2026-01-05T10:30:00+02:00")
     assert (offset.start, offset.handoff) == ("2026-01-05", 8 * 60 + 30)
     for bad in (
@@ -609,7 +617,7 @@ def naive_who(s: Schedule, t: int, away: dict[str, list[tuple[int, int]]]) -> st
     return layered
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_segments_and_gaps_agree_with_on_call_every_quarter_hour(
     case: tuple[Schedule, int, dict[str, list[tuple[int, int]]]],
@@ -638,7 +646,7 @@ def test_segments_and_gaps_agree_with_on_call_every_quarter_hour(
     assert gaps == nobody
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.lists(st.integers(0, SPAN), min_size=5, max_size=5))
 def test_on_call_agrees_with_a_brute_force_reference(
     case: tuple[Schedule, int, dict[str, list[tuple[int, int]]]], offsets: list[int]
@@ -647,6 +655,31 @@ def test_on_call_agrees_with_a_brute_force_reference(
     for offset in offsets:
         t = lo + offset
         assert schedule.who(t, away) == naive_who(schedule, t, away), t
+
+
+calendars = st.builds(
+    Calendar,
+    st.just("c"),
+    st.sampled_from(ZONES),
+    st.lists(windows, min_size=1, max_size=3).map(tuple),
+    st.lists(
+        st.sampled_from(("2026-03-09", "2026-03-27", "2026-03-30", "2026-10-26")), max_size=2
+    ).map(tuple),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(calendars, st.sampled_from(STARTS), st.integers(1, 40).map(lambda q: q * STEP))
+def test_due_and_longest_agree_with_brute_force(cal: Calendar, lo: int, seconds: int) -> None:
+    """due(s) is the first instant with ``seconds`` of open time since s; longest is the
+    largest due(s) - s over every quarter hour (every breakpoint is on a quarter hour)."""
+    hi = lo + SPAN
+    for s in range(lo, hi, 7 * STEP):
+        due = cal.due(s, seconds)
+        assert iv.measure(cal.open(s, due)) == seconds
+        assert iv.measure(cal.open(s, due - 1)) < seconds
+    brute = max(cal.due(s, seconds) - s for s in range(lo, hi, STEP))
+    assert cal.longest(seconds, (lo, hi)) == brute
 
 
 def test_days_are_named_monday_first() -> None:
