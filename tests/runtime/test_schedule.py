@@ -4,6 +4,7 @@ times, horizons, words for gaps; random schedules against brute-force references
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import importlib
 import itertools
@@ -304,7 +305,7 @@ def test_absences_pass_to_the_next_member_then_to_a_lower_layer() -> None:
 def test_before_the_first_hand_off_nobody_answers_unless_before_start() -> None:
     layer = daily()
     assert Schedule((layer,)).who(at("2026-05-31 12:00")) is None
-    old = Layer(**{**{f: getattr(layer, f) for f in layer.__slots__}, "before_start": True})  # type: ignore[arg-type]
+    old = dataclasses.replace(layer, before_start=True)
     assert Schedule((old,)).who(at("2026-05-31 12:00")) == "bob"
 
 
