@@ -10,10 +10,15 @@ is applied completely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# The on-call and operations records, kept in a module of their own (re-exported).
+from escalade.runtime.store.records import OverrideRow as OverrideRow
+from escalade.runtime.store.records import PostmortemRow as PostmortemRow
+from escalade.runtime.store.records import SilenceRow as SilenceRow
 
 OPEN_STATES = ("triggered", "assigned", "acknowledged", "resolved", "unacknowledged", "triage")
 STATES = (*OPEN_STATES, "closed")
@@ -319,9 +324,71 @@ class Store(Protocol):
     def has_timer(self, ticket: str, kind: str, key: str) -> bool: ...
     def count_timers(self) -> int: ...
 
-    # absences
-    def set_absence(self, person: str, until: int) -> None: ...
-    def absences(self, at: int) -> dict[str, int]: ...
+    # absences: windows [since, until) per person (since None: from the start of time)
+    def set_absence(self, person: str, until: int, since: int | None = None) -> None:
+        """Record an absence window; one of the person's starting at ``since`` is replaced."""
+        ...
+
+    def absences(self, at: int) -> dict[str, int]:
+        """Who is absent at ``at``, until when (the end of the window ``at`` falls in)."""
+        ...
+
+    def absence_windows(self, start: int, end: int) -> dict[str, list[tuple[int, int]]]:
+        """Every window overlapping [start, end), per person, sorted."""
+        ...
+
+    # on-call overrides recorded at run time; silences (held pages) of a policy or team
+    def add_override(
+        self,
+        team: str,
+        person: str,
+        since: int,
+        until: int,
+        replaces: str | None,
+        reason: str,
+        actor: str,
+    ) -> int: ...
+    def overrides(self, start: int, end: int, team: str | None = None) -> list[OverrideRow]:
+        """The overrides (of ``team``) overlapping [start, end), by start then id."""
+        ...
+
+    def add_silence(
+        self, scope: str, name: str, since: int, until: int, reason: str, actor: str
+    ) -> int: ...
+    def silences(self, start: int, end: int) -> list[SilenceRow]:
+        """The silences overlapping [start, end), by start then id."""
+        ...
+
+    def end_silence(self, silence_id: int, at: int) -> bool:
+        """until = min(until, at); False when unknown or over by ``at`` already."""
+        ...
+
+    # round-robin cursors: the member each rotation handed out last (durable)
+    def rotation_cursor(self, key: str) -> str | None: ...
+    def set_rotation_cursor(self, key: str, person: str) -> None: ...
+    def advance_rotation(
+        self, key: str, members: Sequence[str], available: Callable[[str], bool]
+    ) -> str | None:
+        """Hand out (and record) the next available member after the last, cyclic in
+        ``members`` order; None when nobody is. Call it inside the ticket's transaction: the
+        cursor stays locked until it ends (PostgreSQL: ``SELECT ... FOR UPDATE``)."""
+        ...
+
+    # related tickets, grouped under their group's parent escalation
+    def link_related(self, escalation_id: int, ticket: str, at: int, group_key: str) -> None: ...
+    def related(self, escalation_id: int) -> list[tuple[str, int]]: ...
+    def set_group(self, escalation_id: int, policy: str, group_key: str, at: int) -> None: ...
+    def group_parent(self, policy: str, group_key: str, since: int) -> int | None:
+        """The group's registered parent: open (not resolved or closed), of ``policy``,
+        started at or after ``since``; None when there is none."""
+        ...
+
+    # post-mortem records
+    def save_postmortem(
+        self, escalation_id: int, draft: str, owner: str | None, due: int | None, at: int
+    ) -> None: ...
+    def postmortem_record(self, escalation_id: int) -> PostmortemRow | None: ...
+    def complete_postmortem(self, escalation_id: int, link: str, by: str, at: int) -> None: ...
 
     # audit trail (append-only): one hash chain per shard, bound by checkpoints
     def audit_shards(self) -> int:

@@ -1,5 +1,5 @@
-"""The append-mostly tables of the SQL stores: timers, absences, outbox, dead letters and
-counters (the same SQL in SQLite and PostgreSQL; the audit trail's are in
+"""The append-mostly tables of the SQL stores: timers, outbox, dead letters and counters
+(the same SQL in SQLite and PostgreSQL; the audit trail's are in
 :mod:`~escalade.runtime.store.audit_table`).
 
 A mixin of :class:`~escalade.runtime.store.sql.SQLStore`, kept apart so each module
@@ -7,12 +7,7 @@ stays small. Inside a transaction, rows appended to the timers, outbox and
 counters wait in the transaction's :class:`~escalade.runtime.store.unit.Unit` and
 are written together before the commit; a query of one of those tables writes
 that table's waiting rows first, so it never misses one. Outside a transaction
-every call writes at once.
-
-Absences are read once and kept across transactions while the ``absences`` meta
-row (a version every :meth:`Appends.set_absence` raises, in the same
-transaction) stays the same, so a decision does not read them again unless
-someone marked a person absent since.
+every call writes at once. Absences are in :mod:`~escalade.runtime.store.roster`.
 """
 
 from __future__ import annotations
@@ -46,7 +41,6 @@ _E_COLUMNS = ", ".join(f"e.{c}" for c in ESC_COLUMNS.split(", "))
 
 class _Store(Protocol):
     _unit: Unit | None
-    _absent: tuple[int | None, dict[str, int]] | None
 
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
@@ -118,10 +112,9 @@ def _took_their_tickets(store: _Store, timers: list[Timer], until: int) -> bool:
 
 
 class Appends:
-    """Timers, absences, audit rows, outbox messages, dead letters and counters."""
+    """Timers, outbox messages, dead letters and counters."""
 
     _unit: Unit | None
-    _absent: tuple[int | None, dict[str, int]] | None
 
     # --- timers --------------------------------------------------------------
     def add_timer(self: _Store, timer: Timer) -> int:
@@ -212,36 +205,6 @@ class Appends:
     def count_timers(self: _Store) -> int:
         _flushed_timers(self)
         return self._count("SELECT COUNT(*) FROM timers")
-
-    # --- absences ------------------------------------------------------------
-    def set_absence(self: _Store, person: str, until: int) -> None:
-        self._exec(
-            "INSERT INTO absences(person, until) VALUES (?, ?)"
-            " ON CONFLICT(person) DO UPDATE SET until = excluded.until",
-            (person, until),
-        )
-        unit, kept = self._unit if self._unit is None else self._meta_unit(), self._absent
-        if unit is None:
-            self._absent = None
-            self._set_meta("absences", str(int(self._meta("absences") or 0) + 1))
-            return
-        fresh = kept is not None and kept[0] == unit.absences_version
-        unit.absences_version = (unit.absences_version or 0) + 1
-        unit.absences_dirty = True
-        self._absent = (
-            (unit.absences_version, {**kept[1], person: until}) if fresh and kept else None
-        )
-
-    def absences(self: _Store, at: int) -> dict[str, int]:
-        unit = self._unit if self._unit is None else self._meta_unit()
-        if unit is None:
-            rows = self._rows("SELECT person, until FROM absences WHERE until > ?", (at,))
-            return {str(p): int(u) for p, u in rows}
-        kept = self._absent
-        if kept is None or kept[0] != unit.absences_version:
-            rows = self._rows("SELECT person, until FROM absences")
-            kept = self._absent = (unit.absences_version, {str(p): int(u) for p, u in rows})
-        return {p: u for p, u in kept[1].items() if u > at}
 
     # --- outbox --------------------------------------------------------------
     def add_outbox(self: _Store, msg: OutboxMessage) -> bool:

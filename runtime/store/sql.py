@@ -10,8 +10,9 @@ placeholders (the PostgreSQL store turns them into ``%s``),
 :meth:`SQLStore._is_unique_violation` recognises the driver's duplicate-key
 error. Connections, transactions and locking, migrations and DDL stay in
 :mod:`~escalade.runtime.store.sqlite` and :mod:`~escalade.runtime.store.postgres`;
-the append-mostly tables (timers, absences, audit, outbox, dead letters,
-counters) are in :mod:`~escalade.runtime.store.appends`.
+the append-mostly tables (timers, audit, outbox, dead letters, counters) are in
+:mod:`~escalade.runtime.store.appends`, absences and the other on-call and operations
+tables in :mod:`~escalade.runtime.store.roster`.
 
 Inside the outermost :meth:`SQLStore.transaction` the store holds the tickets it
 touches (SQLite's ``BEGIN IMMEDIATE`` holds them all; PostgreSQL takes their shards,
@@ -34,6 +35,7 @@ from typing import Any
 from escalade.runtime.store import DuplicateEvent, Escalation
 from escalade.runtime.store.appends import Appends
 from escalade.runtime.store.audit_table import AuditTable
+from escalade.runtime.store.roster import AbsenceCache, Roster
 from escalade.runtime.store.rows import (
     ESC_ASSIGNMENTS,
     ESC_COLUMNS,
@@ -54,10 +56,12 @@ from escalade.runtime.store.unit import META_LOAD, InsertNew, Unit, clock_write,
 from escalade.runtime.store.writes import Write, as_values
 
 
-class SQLStore(TokenTable, Appends, AuditTable, TicketReads):
+class SQLStore(TokenTable, Appends, Roster, AuditTable, TicketReads):
     """The dialect-neutral half of a SQL :class:`~escalade.runtime.store.Store` (API tokens
     in :class:`~escalade.runtime.store.token_table.TokenTable`, the append-mostly tables in
-    :class:`~escalade.runtime.store.appends.Appends`, the audit trail in
+    :class:`~escalade.runtime.store.appends.Appends`, absences, overrides, silences, rotation
+    cursors, groups and post-mortems in :class:`~escalade.runtime.store.roster.Roster`,
+    the audit trail in
     :class:`~escalade.runtime.store.audit_table.AuditTable`, taking and reading tickets in
     :class:`~escalade.runtime.store.ticket_reads.TicketReads`)."""
 
@@ -72,8 +76,8 @@ class SQLStore(TokenTable, Appends, AuditTable, TicketReads):
         self._shards = 1  # the audit trail's, read from the store's meta when it opens
         self.checkpoint_every = checkpoint_every
         self._owe_checkpoint = False  # another transaction was writing one: the next writes
-        # (absences version, every absence) kept across transactions while the version holds
-        self._absent: tuple[int | None, dict[str, int]] | None = None
+        # (absences version, since when, the windows) kept while the version holds
+        self._absent: AbsenceCache | None = None
         self.statements = 0  # statements sent to the database (a multi-row INSERT is one)
         self.round_trips = 0  # messages that waited for the server (PostgreSQL)
         self.commits = 0
@@ -170,6 +174,11 @@ class SQLStore(TokenTable, Appends, AuditTable, TicketReads):
 
     def _rollback(self) -> None:
         raise NotImplementedError
+
+    def _for_update(self) -> str:
+        """A clause that locks the rows a query reads until the transaction ends ('' where
+        a transaction is the only writer already)."""
+        return ""
 
     def _lock_due_timers(self, table: str = "") -> str:
         """A clause that locks the due timers :meth:`due_timers` reads ('' for none;

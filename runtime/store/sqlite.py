@@ -133,6 +133,36 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE counters;
     ALTER TABLE counters_sharded RENAME TO counters;
     """,
+    # 5: on-call rosters and operations state: absences become windows (each absence so far
+    # from the start of time: since 0), run-time overrides, silences, round-robin cursors,
+    # related tickets and their groups' parents, post-mortem records
+    """
+    CREATE TABLE absence_windows (person TEXT NOT NULL, since INTEGER NOT NULL,
+        until INTEGER NOT NULL, PRIMARY KEY (person, since));
+    INSERT INTO absence_windows(person, since, until) SELECT person, 0, until FROM absences;
+    DROP TABLE absences;
+    ALTER TABLE absence_windows RENAME TO absences;
+    CREATE INDEX absences_until ON absences(until);
+    CREATE TABLE overrides (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, team TEXT NOT NULL, person TEXT NOT NULL,
+        replaces TEXT, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL,
+        actor TEXT NOT NULL);
+    CREATE INDEX overrides_until ON overrides(until);
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, name TEXT NOT NULL,
+        since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL,
+        actor TEXT NOT NULL);
+    CREATE INDEX silences_until ON silences(until);
+    CREATE TABLE rotation_cursors (key TEXT PRIMARY KEY, person TEXT);
+    CREATE TABLE related_tickets (escalation_id INTEGER NOT NULL, ticket TEXT NOT NULL,
+        at INTEGER NOT NULL, group_key TEXT NOT NULL, PRIMARY KEY (escalation_id, ticket));
+    CREATE TABLE groups (escalation_id INTEGER PRIMARY KEY, policy TEXT NOT NULL,
+        group_key TEXT NOT NULL, at INTEGER NOT NULL);
+    CREATE INDEX groups_key ON groups(policy, group_key);
+    CREATE TABLE postmortems (escalation_id INTEGER PRIMARY KEY, draft TEXT NOT NULL,
+        owner TEXT, due INTEGER, created_at INTEGER NOT NULL, completed_link TEXT,
+        completed_by TEXT, completed_at INTEGER);
+    """,
 )
 
 
