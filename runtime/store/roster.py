@@ -33,6 +33,7 @@ from escalade.runtime.store.records import (
     SilenceRow,
 )
 from escalade.runtime.store.unit import Unit
+from escalade.runtime.store.writes import Write
 
 # person -> their absence windows (since, until), sorted
 Windows = dict[str, list[tuple[int, int]]]
@@ -43,6 +44,18 @@ _OVERRIDE_COLUMNS = "id, team, person, replaces, since, until, reason, actor"
 _SILENCE_COLUMNS = "id, scope, name, since, until, reason, actor"
 _POSTMORTEM_COLUMNS = (
     "escalation_id, draft, owner, due, created_at, completed_link, completed_by, completed_at"
+)
+# Rows a transaction holds until its commit: (table, columns, conflict clause).
+_RELATED = (
+    "related_tickets",
+    "escalation_id, ticket, at, group_key",
+    " ON CONFLICT(escalation_id, ticket) DO NOTHING",
+)
+_GROUPS = (
+    "groups",
+    "escalation_id, policy, group_key, at",
+    " ON CONFLICT(escalation_id) DO UPDATE SET policy = excluded.policy,"
+    " group_key = excluded.group_key, at = excluded.at",
 )
 # Escalation states that no longer take related tickets (the group is over).
 _GROUP_ENDED = ("resolved", "closed")
@@ -62,6 +75,7 @@ class _Store(Protocol):
     def _meta_unit(self) -> Unit: ...
     def _flush_escalations(self) -> None: ...
     def _for_update(self) -> str: ...
+    def _send_write(self, write: Write) -> None: ...
     def transaction(self, *, exclusive: bool = False) -> AbstractContextManager[None]: ...
 
 
@@ -117,6 +131,23 @@ def next_member(
         if available(candidate):
             return candidate
     return None
+
+
+def _hold_or_write(
+    store: _Store, into: tuple[str, str, str], keyed: int, row: tuple[Any, ...], upsert: bool
+) -> None:
+    """Inside a transaction, hold ``row`` (its key: its first ``keyed`` values) until the
+    commit, written with the others; else write it now."""
+    if store._unit is not None:
+        store._unit.hold_row(into, row[:keyed], row, upsert)
+    else:
+        store._send_write(Write(into[0], into[1], [row], into[2]))
+
+
+def _flushed(store: _Store, table: str) -> None:
+    """Write the rows the transaction holds for ``table`` (before a query of it)."""
+    if store._unit is not None and store._unit.rows_held:
+        store._unit.flush_held(store._send_write, table)
 
 
 def _check_window(since: int, until: int) -> None:
@@ -284,15 +315,13 @@ class Roster:
         self: _Store, escalation_id: int, ticket: str, at: int, group_key: str
     ) -> None:
         """Record ``ticket`` as related to escalation ``escalation_id`` (grouped under
-        ``group_key``); linking it again changes nothing."""
-        self._exec(
-            "INSERT INTO related_tickets(escalation_id, ticket, at, group_key)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT(escalation_id, ticket) DO NOTHING",
-            (escalation_id, ticket, at, group_key),
-        )
+        ``group_key``); linking it again changes nothing. Inside a transaction the row is
+        written with the others before the commit."""
+        _hold_or_write(self, _RELATED, 2, (escalation_id, ticket, at, group_key), upsert=False)
 
     def related(self: _Store, escalation_id: int) -> list[tuple[str, int]]:
         """The tickets related to escalation ``escalation_id``: (ticket, at), as linked."""
+        _flushed(self, _RELATED[0])
         rows = self._rows(
             "SELECT ticket, at FROM related_tickets WHERE escalation_id = ? ORDER BY at, ticket",
             (escalation_id,),
@@ -301,19 +330,16 @@ class Roster:
 
     def set_group(self: _Store, escalation_id: int, policy: str, group_key: str, at: int) -> None:
         """Register escalation ``escalation_id`` as the parent of group ``group_key`` of
-        ``policy`` (a parent registered again takes the new key)."""
-        self._exec(
-            "INSERT INTO groups(escalation_id, policy, group_key, at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(escalation_id) DO UPDATE SET policy = excluded.policy,"
-            " group_key = excluded.group_key, at = excluded.at",
-            (escalation_id, policy, group_key, at),
-        )
+        ``policy`` (a parent registered again takes the new key). Inside a transaction the
+        row is written with the others before the commit."""
+        _hold_or_write(self, _GROUPS, 1, (escalation_id, policy, group_key, at), upsert=True)
 
     def group_parent(self: _Store, policy: str, group_key: str, since: int) -> int | None:
         """The parent of group ``group_key`` of ``policy``: an escalation of that policy
         registered with :meth:`set_group`, neither resolved nor closed, started at or after
         ``since`` (the latest started, when several are); None when there is none."""
         self._flush_escalations()  # a state change held for the commit counts
+        _flushed(self, _GROUPS[0])
         row = self._row(
             "SELECT g.escalation_id FROM groups g JOIN escalations e ON e.id = g.escalation_id"
             " WHERE g.policy = ? AND g.group_key = ? AND e.policy = ? AND e.started_at >= ?"

@@ -112,6 +112,10 @@ class Unit:
     audit: list[AuditRow] = field(default_factory=list)
     checkpoints: list[AuditCheckpoint] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    # rows of other tables by (table, columns, conflict clause), each by its key
+    rows_held: dict[tuple[str, str, str], dict[tuple[Any, ...], tuple[Any, ...]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def loaded(cls, rows: Sequence[Sequence[Any]] | None, exclusive: bool) -> Unit:
@@ -214,6 +218,7 @@ class Unit:
             or self.audit
             or self.checkpoints
             or self.counters
+            or self.rows_held
         )
 
     def flush_events(self, send: Send) -> None:
@@ -276,6 +281,21 @@ class Unit:
         self.counters = {}
         send(Write("counters", "name, shard, value", rows, COUNTER_ADD))
 
+    def hold_row(
+        self, into: tuple[str, str, str], key: tuple[Any, ...], row: tuple[Any, ...], upsert: bool
+    ) -> None:
+        """Hold ``row`` for ``into`` (table, columns, conflict clause) until the flush; of two
+        rows with the same ``key`` the later is written (``upsert``) or the first kept."""
+        held = self.rows_held.setdefault(into, {})
+        if upsert or key not in held:
+            held[key] = row
+
+    def flush_held(self, send: Send, table: str | None = None) -> None:
+        """Write the rows held for ``table`` (None: for every table)."""
+        for into in [i for i in self.rows_held if table is None or i[0] == table]:
+            rows = self.rows_held.pop(into)
+            send(Write(into[0], into[1], list(rows.values()), into[2]))
+
     def flush(self, send: Send) -> None:
         """Write everything held, each table in one statement (or a few, for many rows)."""
         if self.event_rows:
@@ -294,6 +314,8 @@ class Unit:
             self.flush_audit(send)
         if self.counters:
             self.flush_counters(send)
+        if self.rows_held:
+            self.flush_held(send)
 
     def finish(self, send: Send) -> None:
         """The last writes before the COMMIT: checkpoints, the heads of the chains appended

@@ -359,3 +359,29 @@ def test_a_read_only_open_reads_every_new_table(backend: Backend) -> None:
     assert record is not None and record.draft == "# Draft"
     with reader.transaction():  # a read-only transaction reads them too
         assert reader.absences(T0 + 1) == {"ines": T0 + H}
+
+
+def test_groups_and_links_held_by_a_transaction_commit_or_roll_back_with_it(
+    backend: Backend,
+) -> None:
+    store, other = backend.open(), backend.open()
+    with store.transaction():
+        esc = _escalation(store, "T1", "outage", T0)
+        store.set_group(esc.id, "outage", "db-eu", T0)
+        store.set_group(esc.id, "outage", "db-us", T0 + 1)  # the later one is kept
+        store.link_related(esc.id, "T2", T0 + 5, "db-us")
+        store.link_related(esc.id, "T2", T0 + 9, "db-us")  # the first one is kept
+        assert other.related(esc.id) == []  # not written yet
+        assert store.related(esc.id) == [("T2", T0 + 5)]
+        store.link_related(esc.id, "T3", T0 + 7, "db-us")  # held again, with the escalation
+        esc.state = "acknowledged"
+        store.update_escalation(esc)
+    assert other.related(esc.id) == [("T2", T0 + 5), ("T3", T0 + 7)]
+    assert other.group_parent("outage", "db-us", T0) == esc.id
+    assert other.group_parent("outage", "db-eu", T0) is None
+    with pytest.raises(RuntimeError), store.transaction():
+        store.link_related(esc.id, "T4", T0 + 8, "db-us")
+        store.set_group(esc.id, "outage", "db-eu", T0 + 8)
+        raise RuntimeError("rolled back")
+    assert store.related(esc.id) == [("T2", T0 + 5), ("T3", T0 + 7)]
+    assert store.group_parent("outage", "db-us", T0) == esc.id
