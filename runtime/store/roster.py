@@ -3,9 +3,12 @@ silences, round-robin cursors, related tickets and their groups, post-mortem rec
 same SQL in SQLite and PostgreSQL, ``?`` placeholders).
 
 A mixin of :class:`~escalade.runtime.store.sql.SQLStore`, kept apart so each module stays
-small. Every write runs at once, inside the open transaction when there is one (so it
-commits or rolls back with the decision that made it), else on its own; every read works
-on a read-only open.
+small. Every write is part of the open transaction when there is one (it commits or
+rolls back with the decision that made it), else runs on its own: related-ticket links and
+group parents wait in the transaction's :class:`~escalade.runtime.store.unit.Unit` and are
+written with its other rows before the commit (a query of their tables writes them
+first); the other writes run at once (an id to return, a row to lock). Every read works on
+a read-only open.
 
 Absences are windows [since, until) per person (since 0: from the start of time). They
 are read once and kept across transactions while the ``absences`` meta row (a version
