@@ -285,6 +285,84 @@ _CODES = (
         ),
     ),
     Code(
+        "E106",
+        "bad-schedule",
+        "error",
+        "A schedule layer, override or calendar that cannot run as written.",
+        meaning=_text(
+            """
+            A team `layer` or a `calendar` is missing what it needs (members, a
+            shift, a zone, a start date), names a time zone that does not exist,
+            has a shift of length zero, a handoff time or window that is not a
+            clock time, an empty or overlapping window, restrictions that never
+            hold, or a holiday that is not a date; an `override` ends before it
+            starts or replaces a member outside every shift of theirs; a team has
+            overrides but no schedule.
+            """
+        ),
+        why=_text(
+            """
+            Who is on call, and when an SLA in business hours falls due, are
+            computed from these declarations at run time and proved gap-free by
+            `check`. A declaration that cannot be computed would leave a team
+            with nobody on call, or a timer that never fires, and the compiler
+            does not guess what was meant.
+            """
+        ),
+        example=_src(
+            """
+            team night_desk {
+              layer nights {
+                members erin, farid
+                shift 12h
+                handoff 08:00
+                zone "Europe/Berln"
+                start "2026-01-05"
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary night_desk ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
+        fix=_text(
+            """
+            Follow the help line: IANA zone names (`"Europe/Berlin"`,
+            `"America/New_York"`, `"UTC"`), shifts such as `12h`, `1d` or `1w`,
+            windows as `mon-fri 09:00-18:00` (`22:00-06:00` runs past midnight),
+            dates as `"YYYY-MM-DD"`, override times as ISO-8601 with a zone.
+            """
+        ),
+        fixed=_src(
+            """
+            team night_desk {
+              layer nights {
+                members erin, farid
+                shift 12h
+                handoff 08:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary night_desk ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
+    ),
+    Code(
         "E201",
         "missing-primary",
         "error",

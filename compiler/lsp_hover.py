@@ -13,8 +13,8 @@ from collections.abc import Callable
 from escalade.compiler import model as m
 from escalade.compiler.fmt import cond as format_cond
 from escalade.compiler.lsp_index import Key
-from escalade.runtime import pack as runtime_pack
 from escalade.runtime.clock import duration_words, format_time
+from escalade.runtime.teams import Team as RuntimeTeam
 
 
 def _field(name: str, pset: m.PolicySet, now: float) -> str | None:
@@ -57,7 +57,7 @@ def _person(name: str, pset: m.PolicySet, now: float) -> str | None:
 
 def on_call_now(team: m.Team, now: float) -> str | None:
     """The member on call at ``now`` by the runtime's rotation rule (None without one)."""
-    spec = runtime_pack.Team(team.name, team.members, team.rotation, team.rotation_start)
+    spec = RuntimeTeam(team.name, team.members, team.rotation, team.rotation_start, team.schedule)
     return spec.on_call(now)
 
 
@@ -67,12 +67,18 @@ def _team(name: str, pset: m.PolicySet, now: float) -> str | None:
         return None
     members = ", ".join(f"`{x}`" for x in t.members) or "none"
     lines = [f"**team `{t.name}`**", "", f"members: {members}"]
-    if t.rotation is None:
-        lines.append("no rotation: a message to the team goes to every member")
+    if t.schedule is None:
+        lines.append("no schedule: a message to the team goes to every member")
     else:
-        lines.append(f"rotation: {t.rotation} from `{t.rotation_start}`")
+        if t.rotation is not None:
+            lines.append(f"rotation: {t.rotation} from `{t.rotation_start}`")
+        for layer in t.schedule.layers if t.rotation is None else ():
+            lines.append(
+                f"layer `{layer.name}`: {', '.join(layer.members)} · shift "
+                f"{duration_words(layer.shift)} from {layer.start} ({layer.zone})"
+            )
         who = on_call_now(t, now)
-        shown = f"`{who}`" if who else "nobody (the rotation start is not a valid time)"
+        shown = f"`{who}`" if who else "nobody (no layer is active now)"
         lines.append(f"on call now ({format_time(now)}): {shown}")
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from escalade.compiler import nodes as n
+from escalade.runtime.calendars import Calendar
+from escalade.runtime.schedule import Schedule
 
 FieldKind = Literal["text", "number", "bool", "set", "time", "duration", "enum"]
 FIELD_KINDS: tuple[FieldKind, ...] = ("text", "number", "bool", "set", "time", "duration", "enum")
@@ -59,6 +61,12 @@ class Team:
     rotation: str | None  # daily | weekly
     rotation_start: str | None  # ISO-8601
     span: n.Span
+    schedule: Schedule | None = None  # layers (or the rotation as one), overrides on top
+
+    @property
+    def zone(self) -> str:
+        """The zone the team's times are shown in: its first layer's, else UTC."""
+        return self.schedule.layers[0].zone if self.schedule and self.schedule.layers else "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,7 @@ class Policy:
     triage: Triage | None
     cooldown: int
     stmts: tuple[n.Stmt, ...] = field(repr=False)  # expanded statements, in order
+    sla_calendars: dict[str, str] = field(default_factory=dict)  # SLA kind -> calendar
 
     def owner(self, level: str) -> Owner | None:
         for o in self.owners:
@@ -196,6 +205,8 @@ class PolicySet:
     coverage: tuple[Coverage, ...]
     bad_conditions: frozenset[n.Span]
     version: str = "0.0.0"
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+    calendar_spans: dict[str, n.Span] = field(default_factory=dict)
 
     def ref_kind(self, name: str) -> RefKind:
         if name in self.people:

@@ -31,17 +31,20 @@ import gc
 import hashlib
 import json
 import re
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from escalade.runtime import canonical, packschema
+from escalade.runtime.calendars import Calendar
 from escalade.runtime.canonical import canonical_depth_at_most, parse_canonical, plain_json
 from escalade.runtime.clock import read_time
 from escalade.runtime.packrefs import reference_problems
 from escalade.runtime.packschema import FAST_MAX_DEPTH, schema_problems
+from escalade.runtime.schedulecodec import read_calendar
+from escalade.runtime.teams import Team, read_team
 from escalade.runtime.textio import TextError, loads_json
 
 FORMAT = "escalade.rulepack/v1"
@@ -200,34 +203,6 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
-class Team:
-    name: str
-    members: tuple[str, ...]
-    rotation: str | None  # daily | weekly
-    rotation_start: str | None  # ISO-8601
-
-    def on_call(self, at: float, absent: Container[str] = ()) -> str | None:
-        """The member on call at epoch seconds ``at`` (SPEC §4), or None without a rotation.
-
-        Member index = whole rotation periods since the start, modulo the member
-        count; an ``absent`` member passes to the next available one (None when
-        nobody is)."""
-        if self.rotation is None or self.rotation_start is None or not self.members:
-            return None
-        start = read_time(self.rotation_start)
-        if start is None:
-            return None
-        period = 86400 if self.rotation == "daily" else 7 * 86400
-        first = int((at - start) // period)
-        count = len(self.members)
-        for offset in range(count):
-            member = self.members[(first + offset) % count]
-            if member not in absent:
-                return member
-        return None
-
-
-@dataclass(frozen=True, slots=True)
 class Channel:
     name: str
     kind: str
@@ -347,6 +322,7 @@ class Policy:
     triage: Triage | None
     cooldown: int
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    sla_calendars: Mapping[str, str] = field(default_factory=dict)  # SLA kind -> calendar
 
     @property
     def source(self) -> str:
@@ -409,6 +385,7 @@ def _policy(raw: Mapping[str, Any]) -> Policy:
         repeat=raw["repeat"],
         sla_acknowledge=sla.get("acknowledge"),
         sla_resolve=sla.get("resolve"),
+        sla_calendars={k: v for k, v in (sla.get("calendar") or {}).items() if v},
         steps=_steps(raw["steps"]),
         on={k: _steps(v) for k, v in sorted(raw["on"].items())},
         delivery_checks=tuple(
@@ -445,6 +422,7 @@ class RulePack:
     policies: tuple[Policy, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     _by_name: Mapping[str, Policy] = field(repr=False, compare=False, default_factory=dict)
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
     # ---- loading
 
@@ -515,7 +493,7 @@ class RulePack:
         Raises :class:`PackError` when a key the typed view needs is missing."""
         try:
             return cls._build(raw)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise PackError("<pack>", [f"incomplete pack: {type(exc).__name__} {exc}"]) from None
 
     @classmethod
@@ -535,15 +513,8 @@ class RulePack:
                 k: Person(k, v["name"] or k, v["email"], v["pager"], v["slack"], v["timezone"])
                 for k, v in directory["people"].items()
             },
-            teams={
-                k: Team(
-                    k,
-                    tuple(v["members"]),
-                    v["rotation"]["period"] if v["rotation"] else None,
-                    v["rotation"]["start"] if v["rotation"] else None,
-                )
-                for k, v in directory["teams"].items()
-            },
+            teams={k: read_team(k, v) for k, v in directory["teams"].items()},
+            calendars={k: read_calendar(k, v) for k, v in directory.get("calendars", {}).items()},
             channels={
                 k: Channel(k, v["kind"], v["target"]) for k, v in directory["channels"].items()
             },

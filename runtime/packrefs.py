@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from escalade.runtime.conditions import atoms, split_field
+from escalade.runtime.schedule import problems
+from escalade.runtime.schedulecodec import read_calendar
+from escalade.runtime.teams import read_team
 
 
 def _conditions(p: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -55,8 +58,34 @@ def reference_problems(raw: Mapping[str, Any]) -> list[str]:
         events=frozenset(raw["schema"]["events"]),
         objects=raw["schema"]["objects"],
     )
+    out += _roster_problems(directory)
+    calendars = directory.get("calendars", {})
     for i, p in enumerate(raw["policies"]):
         out += _policy_references(p, f"/policies/{i}", known)
+        for kind, name in sorted(((p["sla"] or {}).get("calendar") or {}).items()):
+            if name is not None and name not in calendars:
+                out.append(f"/policies/{i}/sla/calendar/{kind}: no calendar {name!r}")
+    return out
+
+
+def _roster_problems(directory: Mapping[str, Any]) -> list[str]:
+    """Schedules and calendars that could not run: unknown zones, unreadable times,
+    people who are not in the directory."""
+    out: list[str] = []
+    people = directory["people"]
+    for name, raw in sorted(directory["teams"].items()):
+        at = f"/directory/teams/{name}"
+        try:
+            team = read_team(name, raw)
+        except ValueError as exc:  # ScheduleError and unreadable times
+            out.append(f"{at}: {exc}")
+            continue
+        if team.schedule is None:
+            continue
+        out += [f"{at}/schedule: {p}" for p in problems(team.schedule)]
+        out += [f"{at}/schedule: no person {p!r}" for p in team.people() if p not in people]
+    for name, raw in sorted(directory.get("calendars", {}).items()):
+        out += [f"/directory/calendars/{name}: {p}" for p in problems(read_calendar(name, raw))]
     return out
 
 

@@ -19,6 +19,7 @@ from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.runtime.clock import read_time
 from escalade.runtime.pack import FORMAT, canonical_bytes, seal
+from escalade.runtime.schedulecodec import calendar_json, schedule_json
 
 # Actions whose name arguments are targets in the directory (SPEC §1); others are free words.
 TARGET_ACTIONS = frozenset({"notify", "page", "route"})
@@ -94,9 +95,12 @@ def _step(pset: m.PolicySet, step: m.Step) -> dict[str, Any]:
 
 
 def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
-    sla = None
+    sla: dict[str, Any] | None = None
     if p.sla_acknowledge is not None or p.sla_resolve is not None:
         sla = {"acknowledge": p.sla_acknowledge, "resolve": p.sla_resolve}
+        if p.sla_calendars:  # only then: packs without calendars keep their bytes
+            kinds = ("acknowledge", "resolve")
+            sla["calendar"] = {k: p.sla_calendars.get(k) for k in kinds}
     close: list[dict[str, Any]] = [
         {"postmortem": True} if c.cond is None else {"when": lower_condition(pset, c.cond)}
         for c in p.close_checks
@@ -156,19 +160,30 @@ def _directory(pset: m.PolicySet) -> dict[str, Any]:
             }
             for name, p in pset.people.items()
         },
-        "teams": {
-            name: {
-                "members": list(t.members),
-                "rotation": None
-                if t.rotation is None
-                else {"period": t.rotation, "start": t.rotation_start or ""},
-            }
-            for name, t in pset.teams.items()
-        },
+        "teams": {name: _team(t) for name, t in pset.teams.items()},
         "channels": {
             name: {"kind": c.kind, "target": c.target} for name, c in pset.channels.items()
         },
+        **(
+            {"calendars": {k: calendar_json(c) for k, c in sorted(pset.calendars.items())}}
+            if pset.calendars
+            else {}
+        ),
     }
+
+
+def _team(t: m.Team) -> dict[str, Any]:
+    """A team; ``schedule`` only for layered teams or overrides (a bare `rotation` is read
+    as its one layer), so packs without schedules keep their bytes."""
+    team: dict[str, Any] = {
+        "members": list(t.members),
+        "rotation": None
+        if t.rotation is None
+        else {"period": t.rotation, "start": t.rotation_start or ""},
+    }
+    if t.schedule is not None and (t.rotation is None or t.schedule.overrides):
+        team["schedule"] = schedule_json(t.schedule)
+    return team
 
 
 def schema_section(pset: m.PolicySet) -> dict[str, Any]:

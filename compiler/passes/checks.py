@@ -293,13 +293,44 @@ def check_references(pset: m.PolicySet, diags: Collector) -> None:
                     )
             elif isinstance(stmt, n.CheckDelivery) and stmt.then is not None:
                 _check_ref(pset, stmt.then, ("channel",), "fallback channel", diags)
+            elif isinstance(stmt, n.SlaStmt) and stmt.calendar is not None:
+                _check_calendar(pset, stmt.calendar, diags)
+    _check_override_people(pset, diags)
+
+
+def _check_calendar(pset: m.PolicySet, name: n.Name, diags: Collector) -> None:
+    if name.value not in pset.calendar_spans:
+        diags.report(
+            "E101",
+            name.span,
+            f"unknown calendar '{name.value}'",
+            help=did_you_mean(name.value, pset.calendar_spans)
+            or f'declare `calendar {name.value} {{ mon-fri 09:00-18:00 "Europe/Berlin" }}`',
+        )
+
+
+def _check_override_people(pset: m.PolicySet, diags: Collector) -> None:
+    for team in pset.teams.values():
+        for o in team.schedule.overrides if team.schedule else ():
+            if o.person not in pset.people:
+                diags.report(
+                    "E101",
+                    _member_span(pset, team, o.person),
+                    f"unknown person '{o.person}' in an override of team '{team.name}'",
+                    help=did_you_mean(o.person, pset.people) or declare_help(o.person, ["person"]),
+                )
 
 
 def _member_span(pset: m.PolicySet, team: m.Team, member: str) -> n.Span:
     for f in pset.files:
         for d in f.decls:
             if isinstance(d, n.TeamDecl) and d.name.value == team.name:
-                for mem in d.members:
+                named = (
+                    *d.members,
+                    *(x for layer in d.layers for x in layer.members),
+                    *(o.person for o in d.overrides),
+                )
+                for mem in named:
                     if mem.value == member:
                         return mem.span
     return team.span
@@ -615,6 +646,7 @@ def _used_references(pset: m.PolicySet) -> set[str]:
     used: set[str] = set()
     for team in pset.teams.values():
         used.update(team.members)
+        used.update(o.person for o in (team.schedule.overrides if team.schedule else ()))
     for p in pset.policies.values():
         used.update(o.ref for o in p.owners)
         if p.triage:

@@ -17,6 +17,7 @@ from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.codes import declare_help
 from escalade.compiler.diagnostics import Collector, Note
+from escalade.compiler.passes.schedules import lower_calendar, lower_schedule
 from escalade.runtime.clock import read_time
 
 PERSON_ATTRS = ("name", "email", "slack", "pager", "timezone")
@@ -49,6 +50,12 @@ def lower(root: str, files: Sequence[n.SourceFile], diags: Collector, version: s
     people = {k: _person(v, diags) for k, v in directory.items() if isinstance(v, n.PersonDecl)}
     channels = {k: _channel(v, diags) for k, v in directory.items() if isinstance(v, n.ChannelDecl)}
     teams = {k: _team(v, diags) for k, v in directory.items() if isinstance(v, n.TeamDecl)}
+    calendar_decls = _unique([d for d in decls if isinstance(d, n.CalendarDecl)], "calendar", diags)
+    calendars = {
+        name: cal
+        for name, decl in calendar_decls.items()
+        if (cal := lower_calendar(decl, root, diags)) is not None
+    }
     templates = _unique([d for d in decls if isinstance(d, n.TemplateDecl)], "template", diags)
     for t in templates.values():
         _check_params(t, diags)
@@ -79,6 +86,8 @@ def lower(root: str, files: Sequence[n.SourceFile], diags: Collector, version: s
         coverage=coverage,
         bad_conditions=frozenset(),
         version=version,
+        calendars=calendars,
+        calendar_spans={k: d.name.span for k, d in calendar_decls.items()},
     )
 
 
@@ -227,7 +236,12 @@ def _team(d: n.TeamDecl, diags: Collector) -> m.Team:
             continue
         seen.add(mem.value)
         members.append(mem.value)
-    return m.Team(d.name.value, tuple(members), period, start, d.name.span)
+    # A layer's members belong to the team (written in `members` or not).
+    members.extend(
+        dict.fromkeys(x.value for lay in d.layers for x in lay.members if x.value not in seen)
+    )
+    schedule = lower_schedule(d, members, period, start, diags)
+    return m.Team(d.name.value, tuple(members), period, start, d.name.span, schedule)
 
 
 def _check_params(t: n.TemplateDecl, diags: Collector) -> None:
@@ -443,6 +457,7 @@ class _PolicyDraft:
     owners: dict[str, m.Owner] = field(default_factory=dict)
     repeat: int = 0
     sla: dict[str, int] = field(default_factory=dict)
+    sla_calendars: dict[str, str] = field(default_factory=dict)
     steps: list[m.Step] = field(default_factory=list)
     on: dict[str, tuple[m.Step, ...]] = field(default_factory=dict)
     delivery: list[m.DeliveryCheck] = field(default_factory=list)
@@ -560,6 +575,8 @@ def _lower_sla(p: _PolicyDraft, stmt: n.SlaStmt) -> None:
         return
     if p.first(stmt, f"sla {kind}"):
         p.sla[kind] = stmt.duration.seconds
+        if stmt.calendar is not None:
+            p.sla_calendars[kind] = stmt.calendar.value
 
 
 def _lower_step(p: _PolicyDraft, stmt: n.StepStmt | n.GuideStmt) -> None:
@@ -675,6 +692,7 @@ def _finish(p: _PolicyDraft, stmts: Sequence[n.Stmt]) -> m.Policy:
         triage=p.triage,
         cooldown=p.cooldown,
         stmts=tuple(stmts),
+        sla_calendars=p.sla_calendars,
     )
 
 

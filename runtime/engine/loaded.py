@@ -24,8 +24,8 @@ from escalade.runtime.pack import (
     RulePack,
     StateCheck,
     Step,
-    Team,
 )
+from escalade.runtime.teams import Team
 
 SLA_KINDS = ("acknowledge", "resolve")
 

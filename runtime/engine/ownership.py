@@ -18,7 +18,7 @@ def on_call(pack: LoadedPack, team: str, at: int, away: Mapping[str, int]) -> st
     spec = pack.teams.get(team)
     if spec is None:
         return None
-    if spec.rotation is None:
+    if not spec.scheduled:
         return next((m for m in spec.members if m not in away), None)
     return spec.on_call(at, away)
 
@@ -30,7 +30,7 @@ def team_recipients(store: Store, pack: LoadedPack, team: str, at: int) -> list[
     if spec is None:
         return []
     away = store.absences(at)
-    if spec.rotation is not None:
+    if spec.scheduled:
         member = spec.on_call(at, away)
         return [] if member is None else [member]
     return [m for m in spec.members if m not in away]
@@ -47,7 +47,7 @@ def resolve_ref(
         spec = pack.teams.get(ref)
         if spec is None:
             return None
-        if spec.rotation is not None:
+        if spec.scheduled:
             member = on_call(pack, ref, at, away)
             return None if member is None else (member, "person")
         available = [m for m in spec.members if m not in away]

@@ -33,6 +33,7 @@ def test_reference_policies_are_clean(policies_dir: Path) -> None:
         "publishing_block",
         "content_review",
         "high_priority_sla_breach",
+        "urgent_ticket_waiting",
         "source_silent",
     }
 

@@ -74,7 +74,11 @@ def test_reference_set_graph(policies_dir: Path) -> None:
     )
 
     created = [e for e in g.edges if e.source == events["ticket.created"]]
-    assert [e.target for e in created] == ["policy_enterprise_critical", "policy_critical_default"]
+    assert [e.target for e in created] == [
+        "policy_enterprise_critical",
+        "policy_urgent_ticket_waiting",
+        "policy_critical_default",
+    ]
     assert created[0].label == (
         "priority 100: ticket.severity == critical and account.tier == enterprise"
     )
