@@ -1120,6 +1120,38 @@ _CODES = (
         + "\n"
         + _src('channel lead_alerts { slack "#lead-alerts" }'),
     ),
+    Code(
+        "W602",
+        "no-undo",
+        "warning",
+        "A step that changes state without an `undo`.",
+        meaning=_text(
+            """
+            A `lock` or `set` step changes the ticket's or a system's state and names
+            no compensating step (`undo unlock NAME`, `undo restore`, or any other
+            action, `undo manual "..."` for one a person must do).
+            """
+        ),
+        why=_text(
+            """
+            `escalade revert` (and `on check_failed revert`) runs the undo steps of
+            the steps that ran, in reverse order. A step without one is listed as
+            "needs a person" in the revert record and the runbook: when an automated
+            step caused a regression, someone has to find and undo it by hand.
+            """
+        ),
+        example=_vary("  exception unknown", "  step lock lead_sync\n  exception unknown"),
+        fix=_text(
+            """
+            Add the undo: `step lock lead_sync undo unlock lead_sync`, `step set
+            ticket.title "..." undo restore`. To keep a step without one on purpose,
+            suppress the finding with a reason.
+            """
+        ),
+        fixed=_vary(
+            "  exception unknown", "  step lock lead_sync undo unlock lead_sync\n  exception unknown"
+        ),
+    ),
 )
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

@@ -84,6 +84,7 @@ class Owner:
     ref_kind: RefKind
     ack: int | None  # seconds
     span: n.Span
+    pick: str | None = None  # round_robin | all: how the level picks among the team
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,39 @@ class Step:
     guide: str | None
     span: n.Span
     origin: n.Origin | None = None
+    undo: Step | None = None  # the compensating step `revert` runs
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """``group by FIELD, ... within D``."""
+
+    fields: tuple[str, ...]
+    within: int
+    span: n.Span
+
+
+@dataclass(frozen=True, slots=True)
+class PostmortemOwner:
+    """``postmortem owner REF within D``."""
+
+    ref: str
+    ref_kind: RefKind
+    within: int
+    span: n.Span
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """A planned ``maintenance`` window: pages for a policy or a team are held."""
+
+    name: str
+    policy: str | None
+    team: str | None
+    start: int
+    end: int
+    reason: str
+    span: n.Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +169,7 @@ class Triage:
     ref_kind: RefKind
     postmortem: bool
     span: n.Span
+    revert: bool = False  # undo the steps that ran before triage
 
 
 DEFAULT_COOLDOWN = 3600
@@ -171,6 +206,9 @@ class Policy:
     cooldown: int
     stmts: tuple[n.Stmt, ...] = field(repr=False)  # expanded statements, in order
     sla_calendars: dict[str, str] = field(default_factory=dict)  # SLA kind -> calendar
+    revert_on: tuple[str, ...] = ()  # failure kinds with `on KIND revert`
+    grouping: Grouping | None = None
+    postmortem_owner: PostmortemOwner | None = None
 
     def owner(self, level: str) -> Owner | None:
         for o in self.owners:
@@ -206,6 +244,7 @@ class PolicySet:
     bad_conditions: frozenset[n.Span]
     version: str = "0.0.0"
     calendars: dict[str, Calendar] = field(default_factory=dict)
+    maintenance: tuple[Maintenance, ...] = ()
     calendar_spans: dict[str, n.Span] = field(default_factory=dict)
 
     def ref_kind(self, name: str) -> RefKind:

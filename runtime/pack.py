@@ -41,6 +41,14 @@ from escalade.runtime import canonical, packschema
 from escalade.runtime.calendars import Calendar
 from escalade.runtime.canonical import canonical_depth_at_most, parse_canonical, plain_json
 from escalade.runtime.clock import read_time
+from escalade.runtime.packops import (
+    Grouping,
+    Maintenance,
+    PostmortemOwner,
+    read_grouping,
+    read_maintenance,
+    read_postmortem_owner,
+)
 from escalade.runtime.packrefs import reference_problems
 from escalade.runtime.packschema import FAST_MAX_DEPTH, schema_problems
 from escalade.runtime.schedulecodec import read_calendar
@@ -215,6 +223,7 @@ class Owner:
     ref: str
     kind: str  # person | team
     ack: int | None  # seconds; None = no timeout
+    pick: str | None = None  # round_robin | all (a team level): how a member is picked
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +232,7 @@ class Step:
     args: tuple[Mapping[str, Any], ...]
     guide: str | None
     line: int
+    undo: Step | None = None  # the compensating step `revert` runs
 
     def target(self) -> tuple[str, str] | None:
         """The first person, team or channel the step names, as ``(ref, kind)``."""
@@ -272,6 +282,7 @@ class Triage:
     ref: str
     kind: str
     postmortem: bool
+    revert: bool = False  # undo the steps that ran before triage
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +334,9 @@ class Policy:
     cooldown: int
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     sla_calendars: Mapping[str, str] = field(default_factory=dict)  # SLA kind -> calendar
+    revert_on: tuple[str, ...] = ()  # failure kinds with `on KIND revert`
+    grouping: Grouping | None = None
+    postmortem_owner: PostmortemOwner | None = None
 
     @property
     def source(self) -> str:
@@ -363,7 +377,18 @@ class Policy:
 
 
 def _steps(raw: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
-    return tuple(Step(s["action"], tuple(s["args"]), s["guide"], s["line"]) for s in raw)
+    return tuple(
+        Step(
+            s["action"],
+            tuple(s["args"]),
+            s["guide"],
+            s["line"],
+            Step(s["undo"]["action"], tuple(s["undo"]["args"]), None, s["line"])
+            if "undo" in s
+            else None,
+        )
+        for s in raw
+    )
 
 
 def _policy(raw: Mapping[str, Any]) -> Policy:
@@ -381,11 +406,16 @@ def _policy(raw: Mapping[str, Any]) -> Policy:
         triggers=tuple(raw["triggers"]),
         after=raw["after"],
         when=raw["when"],
-        owners=tuple(Owner(o["level"], o["ref"], o["kind"], o["ack"]) for o in raw["owners"]),
+        owners=tuple(
+            Owner(o["level"], o["ref"], o["kind"], o["ack"], o.get("pick")) for o in raw["owners"]
+        ),
         repeat=raw["repeat"],
         sla_acknowledge=sla.get("acknowledge"),
         sla_resolve=sla.get("resolve"),
         sla_calendars={k: v for k, v in (sla.get("calendar") or {}).items() if v},
+        revert_on=tuple(raw.get("revert_on", ())),
+        grouping=read_grouping(raw),
+        postmortem_owner=read_postmortem_owner(raw),
         steps=_steps(raw["steps"]),
         on={k: _steps(v) for k, v in sorted(raw["on"].items())},
         delivery_checks=tuple(
@@ -400,7 +430,9 @@ def _policy(raw: Mapping[str, Any]) -> Policy:
         ),
         triage=None
         if triage is None
-        else Triage(triage["ref"], triage["kind"], triage["postmortem"]),
+        else Triage(
+            triage["ref"], triage["kind"], triage["postmortem"], triage.get("revert", False)
+        ),
         cooldown=raw["cooldown"],
         raw=raw,
     )
@@ -423,6 +455,7 @@ class RulePack:
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     _by_name: Mapping[str, Policy] = field(repr=False, compare=False, default_factory=dict)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    maintenance: tuple[Maintenance, ...] = ()
 
     # ---- loading
 
@@ -515,6 +548,7 @@ class RulePack:
             },
             teams={k: read_team(k, v) for k, v in directory["teams"].items()},
             calendars={k: read_calendar(k, v) for k, v in directory.get("calendars", {}).items()},
+            maintenance=read_maintenance(directory),
             channels={
                 k: Channel(k, v["kind"], v["target"]) for k, v in directory["channels"].items()
             },

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from escalade.runtime.clock import read_time
 from escalade.runtime.conditions import atoms, split_field
 from escalade.runtime.schedule import problems
 from escalade.runtime.schedulecodec import read_calendar
@@ -59,6 +60,14 @@ def reference_problems(raw: Mapping[str, Any]) -> list[str]:
         objects=raw["schema"]["objects"],
     )
     out += _roster_problems(directory)
+    for j, w in enumerate(directory.get("maintenance", ())):
+        if w["policy"] is not None and w["policy"] not in names:
+            out.append(f"/directory/maintenance/{j}/policy: no policy {w['policy']!r}")
+        if w["team"] is not None and w["team"] not in teams:
+            out.append(f"/directory/maintenance/{j}/team: no team {w['team']!r}")
+        for key in ("from", "to"):
+            if read_time(w[key]) is None:
+                out.append(f"/directory/maintenance/{j}/{key}: {w[key]!r} is not an ISO-8601 time")
     calendars = directory.get("calendars", {})
     for i, p in enumerate(raw["policies"]):
         out += _policy_references(p, f"/policies/{i}", known)
@@ -117,9 +126,13 @@ def _policy_references(p: Mapping[str, Any], at: str, known: _Names) -> list[str
     moments = [("steps", p["steps"])] + [(f"on/{k}", v) for k, v in p["on"].items()]
     for where, steps in moments:
         for j, s in enumerate(steps):
-            for k, a in enumerate(s["args"]):
+            undo = [(f"undo/args/{k}", a) for k, a in enumerate(s.get("undo", {}).get("args", ()))]
+            for k, a in [*((f"args/{k}", a) for k, a in enumerate(s["args"])), *undo]:
                 if "ref" in a and a["ref"] not in kinds[a["kind"]]:
-                    out.append(f"{at}/{where}/{j}/args/{k}: no {a['kind']} {a['ref']!r}")
+                    out.append(f"{at}/{where}/{j}/{k}: no {a['kind']} {a['ref']!r}")
+    pm = p.get("postmortem")
+    if pm is not None and pm["owner"] not in kinds[pm["kind"]]:
+        out.append(f"{at}/postmortem/owner: no {pm['kind']} {pm['owner']!r}")
     objects = known.objects
     for where, cond in _conditions(p, at):
         for atom in atoms(cond):

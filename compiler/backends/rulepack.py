@@ -17,7 +17,7 @@ from typing import Any
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
-from escalade.runtime.clock import read_time
+from escalade.runtime.clock import format_time, read_time
 from escalade.runtime.pack import FORMAT, canonical_bytes, seal
 from escalade.runtime.schedulecodec import calendar_json, schedule_json
 
@@ -86,12 +86,36 @@ def _arg(pset: m.PolicySet, action: str, arg: n.Arg) -> dict[str, Any]:
 def _step(pset: m.PolicySet, step: m.Step) -> dict[str, Any]:
     # An expanded template step is located at the `use` in the policy's own file.
     line = step.origin.use_span.line if step.origin else step.span.line
-    return {
+    out: dict[str, Any] = {
         "action": step.action,
         "args": [_arg(pset, step.action, a) for a in step.args],
         "guide": step.guide,
         "line": line,
     }
+    if step.undo is not None:  # only then: packs without undo steps keep their bytes
+        u = step.undo
+        out["undo"] = {"action": u.action, "args": [_arg(pset, u.action, a) for a in u.args]}
+    return out
+
+
+def _owner(o: m.Owner) -> dict[str, Any]:
+    owner: dict[str, Any] = {"level": o.level, "ref": o.ref, "kind": o.ref_kind, "ack": o.ack}
+    if o.pick is not None:
+        owner["pick"] = o.pick
+    return owner
+
+
+def _operations(p: m.Policy) -> dict[str, Any]:
+    """The operations keys of a policy (issue #15), present only when the policy uses them."""
+    ops: dict[str, Any] = {}
+    if p.revert_on:
+        ops["revert_on"] = sorted(p.revert_on)
+    if p.grouping is not None:
+        ops["group"] = {"by": list(p.grouping.fields), "within": p.grouping.within}
+    if p.postmortem_owner is not None:
+        po = p.postmortem_owner
+        ops["postmortem"] = {"owner": po.ref, "kind": po.ref_kind, "within": po.within}
+    return ops
 
 
 def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
@@ -108,6 +132,8 @@ def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
     triage = None
     if p.triage is not None:
         triage = {"ref": p.triage.ref, "kind": p.triage.ref_kind, "postmortem": p.triage.postmortem}
+        if p.triage.revert:
+            triage["revert"] = True
     return {
         "name": p.name,
         "title": p.title,
@@ -118,9 +144,7 @@ def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
         "triggers": list(p.triggers),
         "after": p.after,
         "when": _maybe_condition(pset, p.when),
-        "owners": [
-            {"level": o.level, "ref": o.ref, "kind": o.ref_kind, "ack": o.ack} for o in p.owners
-        ],
+        "owners": [_owner(o) for o in p.owners],
         "repeat": p.repeat,
         "sla": sla,
         "steps": [_step(pset, s) for s in p.steps],
@@ -145,6 +169,7 @@ def _policy(pset: m.PolicySet, p: m.Policy) -> dict[str, Any]:
         ],
         "triage": triage,
         "cooldown": p.cooldown,
+        **_operations(p),
     }
 
 
@@ -169,6 +194,20 @@ def _directory(pset: m.PolicySet) -> dict[str, Any]:
             if pset.calendars
             else {}
         ),
+        **(
+            {"maintenance": [_maintenance(w) for w in pset.maintenance]} if pset.maintenance else {}
+        ),
+    }
+
+
+def _maintenance(w: m.Maintenance) -> dict[str, Any]:
+    return {
+        "name": w.name,
+        "policy": w.policy,
+        "team": w.team,
+        "from": format_time(w.start),
+        "to": format_time(w.end),
+        "reason": w.reason,
     }
 
 

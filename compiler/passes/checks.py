@@ -16,6 +16,7 @@ from escalade.compiler.backends.codeowners import OWNER_RE
 from escalade.compiler.codes import DECLARATIONS, declare_help, field_help, object_help
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.compiler.passes.lower import did_you_mean
+from escalade.compiler.passes.operations import check_operations
 from escalade.runtime.clock import format_duration, read_time
 
 Pass = Callable[[m.PolicySet, Collector], None]
@@ -189,9 +190,11 @@ def check_conditions(pset: m.PolicySet, diags: Collector) -> None:
 
 
 def _iter_steps(p: m.Policy) -> Iterator[m.Step]:
-    yield from p.steps
-    for block in p.on.values():
-        yield from block
+    """Every step of the policy, its ``on`` blocks' and every step's ``undo``."""
+    for step in (*p.steps, *(s for block in p.on.values() for s in block)):
+        yield step
+        if step.undo is not None:
+            yield step.undo
 
 
 def check_triggers(pset: m.PolicySet, diags: Collector) -> None:
@@ -352,6 +355,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "lock": ("word",),
     "set": ("field", "text"),
     "manual": ("text",),
+    # compensating actions, written as a step's `undo` (see passes/operations.py)
+    "unlock": ("word",),
+    "restore": (),
 }
 
 
@@ -401,7 +407,9 @@ def _check_step_args(
         want = spec.rstrip("?")
         if want.startswith("ref:"):
             kinds = tuple(want.removeprefix("ref:").split(","))
-            if not isinstance(arg, n.Name):
+            if isinstance(arg, n.Pick) and "team" in kinds and arg.strategy.value == "all":
+                _check_ref(pset, arg.team, ("team",), f"{step.action} target", diags)
+            elif not isinstance(arg, n.Name):
                 diags.report(
                     "E105",
                     arg.span,
@@ -653,7 +661,11 @@ def _used_references(pset: m.PolicySet) -> set[str]:
             used.add(p.triage.ref)
         for step in _iter_steps(p):
             used.update(a.value for a in step.args if isinstance(a, n.Name))
+            used.update(a.team.value for a in step.args if isinstance(a, n.Pick))
         used.update(dc.then for dc in p.delivery_checks if dc.then)
+        if p.postmortem_owner is not None:
+            used.add(p.postmortem_owner.ref)
+    used.update(w.team for w in pset.maintenance if w.team)
     return used
 
 
@@ -689,5 +701,6 @@ FRONTEND_PASSES: tuple[Pass, ...] = (
     check_triage,
     check_timing,
     check_approvers,
+    check_operations,
     check_unused,
 )

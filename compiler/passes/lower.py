@@ -17,7 +17,7 @@ from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.codes import declare_help
 from escalade.compiler.diagnostics import Collector, Note
-from escalade.compiler.passes.schedules import lower_calendar, lower_schedule
+from escalade.compiler.passes.schedules import lower_calendar, lower_maintenance, lower_schedule
 from escalade.runtime.clock import read_time
 
 PERSON_ATTRS = ("name", "email", "slack", "pager", "timezone")
@@ -88,6 +88,7 @@ def lower(root: str, files: Sequence[n.SourceFile], diags: Collector, version: s
         version=version,
         calendars=calendars,
         calendar_spans={k: d.name.span for k, d in calendar_decls.items()},
+        maintenance=lower_maintenance(decls, diags),
     )
 
 
@@ -403,7 +404,13 @@ def _subst_arg(arg: n.Arg, bindings: Mapping[str, n.Arg]) -> n.Arg:
 def _substitute(stmt: n.Stmt, bindings: Mapping[str, n.Arg], origin: n.Origin) -> n.Stmt:
     """Substitute parameters in one template statement and mark where it came from."""
     if isinstance(stmt, n.StepStmt):
-        return replace(stmt, args=tuple(_subst_arg(a, bindings) for a in stmt.args), origin=origin)
+        undo = stmt.undo
+        if undo is not None:
+            undo = replace(undo, args=tuple(_subst_arg(a, bindings) for a in undo.args))
+        args = tuple(_subst_arg(a, bindings) for a in stmt.args)
+        return replace(stmt, args=args, undo=undo, origin=origin)
+    if isinstance(stmt, n.PostmortemStmt):
+        return replace(stmt, owner=_subst_name(stmt.owner, bindings), origin=origin)
     if isinstance(stmt, n.OnStmt):
         body = tuple(
             cast(n.StepStmt | n.GuideStmt, _substitute(s, bindings, origin)) for s in stmt.body
@@ -433,6 +440,8 @@ _SINGLE = {
     n.RepeatStmt: "repeat",
     n.CooldownStmt: "cooldown",
     n.TriageStmt: "exception unknown",
+    n.GroupStmt: "group",
+    n.PostmortemStmt: "postmortem owner",
 }
 ON_MOMENTS = ("failover", "breach", "acknowledge", "resolve")
 SLA_KINDS = ("acknowledge", "resolve")
@@ -458,6 +467,9 @@ class _PolicyDraft:
     repeat: int = 0
     sla: dict[str, int] = field(default_factory=dict)
     sla_calendars: dict[str, str] = field(default_factory=dict)
+    revert_on: list[str] = field(default_factory=list)
+    grouping: m.Grouping | None = None
+    postmortem_owner: m.PostmortemOwner | None = None
     steps: list[m.Step] = field(default_factory=list)
     on: dict[str, tuple[m.Step, ...]] = field(default_factory=dict)
     delivery: list[m.DeliveryCheck] = field(default_factory=list)
@@ -537,7 +549,7 @@ def _lower_setting(p: _PolicyDraft, stmt: n.Stmt) -> None:
         p.cooldown = stmt.duration.seconds
     elif isinstance(stmt, n.TriageStmt):
         kind = p.kinds.get(stmt.ref.value, "unknown")
-        p.triage = m.Triage(stmt.ref.value, kind, stmt.postmortem, stmt.span)
+        p.triage = m.Triage(stmt.ref.value, kind, stmt.postmortem, stmt.span, stmt.revert)
 
 
 def _lower_owner(p: _PolicyDraft, stmt: n.OwnerStmt) -> None:
@@ -559,6 +571,7 @@ def _lower_owner(p: _PolicyDraft, stmt: n.OwnerStmt) -> None:
         p.kinds.get(stmt.ref.value, "unknown"),
         stmt.ack.seconds if stmt.ack else None,
         stmt.span,
+        stmt.strategy.value if stmt.strategy is not None else None,
     )
 
 
@@ -641,7 +654,28 @@ def _lower_exception(p: _PolicyDraft, stmt: n.ExceptionStmt) -> None:
 
 # How each kind of policy statement is lowered; kinds not listed (``use``, expanded
 # away before lowering) add nothing.
+def _lower_operations(p: _PolicyDraft, stmt: n.Stmt) -> None:
+    """``on FAILURE revert``, ``group by``, ``postmortem owner`` (checked in
+    passes/operations.py)."""
+    if isinstance(stmt, n.OnRevertStmt):
+        if stmt.moment.value in p.revert_on:
+            p.diags.report("E102", stmt.span, f"`on {stmt.moment.value} revert` is given twice")
+        else:
+            p.revert_on.append(stmt.moment.value)
+    elif isinstance(stmt, n.GroupStmt):
+        fields = tuple(f.path for f in stmt.fields)
+        p.grouping = m.Grouping(fields, stmt.within.seconds, stmt.span)
+    elif isinstance(stmt, n.PostmortemStmt):
+        kind = p.kinds.get(stmt.owner.value, "unknown")
+        p.postmortem_owner = m.PostmortemOwner(
+            stmt.owner.value, kind, stmt.within.seconds, stmt.span
+        )
+
+
 _LOWER_STMT: dict[type, Callable[[_PolicyDraft, Any], None]] = {
+    n.OnRevertStmt: _lower_operations,
+    n.GroupStmt: _lower_operations,
+    n.PostmortemStmt: _lower_operations,
     n.TitleStmt: _lower_setting,
     n.DescriptionStmt: _lower_setting,
     n.ApproversStmt: _lower_setting,
@@ -693,6 +727,9 @@ def _finish(p: _PolicyDraft, stmts: Sequence[n.Stmt]) -> m.Policy:
         cooldown=p.cooldown,
         stmts=tuple(stmts),
         sla_calendars=p.sla_calendars,
+        revert_on=tuple(p.revert_on),
+        grouping=p.grouping,
+        postmortem_owner=p.postmortem_owner,
     )
 
 
@@ -705,4 +742,8 @@ def _add_step(steps: list[m.Step], stmt: n.StepStmt | n.GuideStmt) -> None:
             # Guidance with no step before it reads as a manual step of its own.
             steps.append(m.Step("manual", (stmt.text,), None, stmt.span, stmt.origin))
         return
-    steps.append(m.Step(stmt.action.value, stmt.args, None, stmt.span, stmt.origin))
+    undo = None
+    if stmt.undo is not None:
+        u = stmt.undo
+        undo = m.Step(u.action.value, u.args, None, u.span, stmt.origin)
+    steps.append(m.Step(stmt.action.value, stmt.args, None, stmt.span, stmt.origin, undo))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector
 from escalade.runtime.calendars import Calendar
@@ -192,16 +193,17 @@ def lower_schedule(
     return Schedule(tuple(layers), overrides)
 
 
-def _override(
-    team: str, d: n.TeamOverride, schedule: Schedule, diags: Collector
-) -> Override | None:
-    start, end = read_time(d.start.value), read_time(d.end.value)
-    for text, value in ((d.start, start), (d.end, end)):
+def _window_times(
+    start_text: n.Text, end_text: n.Text, what: str, diags: Collector
+) -> tuple[int, int] | None:
+    """``from "T" to "T"`` as epoch seconds; E106 on a bad or inverted window."""
+    start, end = read_time(start_text.value), read_time(end_text.value)
+    for text, value in ((start_text, start), (end_text, end)):
         if value is None:
             diags.report(
                 "E106",
                 text.span,
-                f"override time '{text.value}' is not an ISO-8601 time with a zone",
+                f"{what} time '{text.value}' is not an ISO-8601 time with a zone",
                 help='for example "2026-12-24T09:00:00+01:00"',
             )
     if start is None or end is None:
@@ -209,11 +211,21 @@ def _override(
     if end <= start:
         diags.report(
             "E106",
-            d.end.span,
-            f"the override ends at or before it starts ({d.start.value} to {d.end.value})",
+            end_text.span,
+            f"the {what} ends at or before it starts ({start_text.value} to {end_text.value})",
             help="swap the two times",
         )
         return None
+    return int(start), int(end)
+
+
+def _override(
+    team: str, d: n.TeamOverride, schedule: Schedule, diags: Collector
+) -> Override | None:
+    window = _window_times(d.start, d.end, "override", diags)
+    if window is None:
+        return None
+    start, end = window
     if d.replaces is not None:
         cover = [s for s in schedule.segments(int(start), int(end)) if s.person == d.replaces.value]
         if not cover:
@@ -296,3 +308,47 @@ def _holiday_file(f: n.Text, root: str, diags: Collector) -> list[str | None]:
             continue
         found.append(text)
     return found
+
+
+def lower_maintenance(decls: Sequence[n.Decl], diags: Collector) -> tuple[m.Maintenance, ...]:
+    """Every ``maintenance`` window: one policy or one team, a window, a reason."""
+    found: list[m.Maintenance] = []
+    for d in decls:
+        if not isinstance(d, n.MaintenanceDecl):
+            continue
+        for span in d.extra:
+            diags.report(
+                "E102",
+                span,
+                f"maintenance '{d.name.value}' repeats an item",
+                help="one `policy` or `team`, one `from ... to ...`, one `reason`",
+            )
+        if (d.policy is None) == (d.team is None) and not d.extra:
+            diags.report(
+                "E105",
+                d.name.span,
+                f"maintenance '{d.name.value}' needs exactly one `policy NAME` or `team NAME`",
+            )
+            continue
+        if d.start is None or d.end is None or d.reason is None:
+            diags.report(
+                "E105",
+                d.name.span,
+                f'maintenance \'{d.name.value}\' needs `from "T" to "T"` and `reason "..."`',
+            )
+            continue
+        window = _window_times(d.start, d.end, "maintenance", diags)
+        if window is None or (d.policy is None and d.team is None):
+            continue
+        found.append(
+            m.Maintenance(
+                d.name.value,
+                d.policy.value if d.policy else None,
+                d.team.value if d.team else None,
+                window[0],
+                window[1],
+                d.reason.value,
+                d.span,
+            )
+        )
+    return tuple(found)
