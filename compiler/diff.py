@@ -10,6 +10,13 @@ escalation timeline changed (owners, ack timeouts, repeat, SLAs, steps,
 checks, exceptions — including the directory entries they name), the events
 they own on both sides are reported with a witness.
 
+Schedules and calendars are compared by what they do (:mod:`escalade.compiler.diff_clocks`):
+a policy that pages a team whose on-call answer differs at some instant of the
+analysis horizon, or whose SLA is counted in a calendar that gives some start a
+different due time, runs on a different timeline; the line names the first such
+instant (``support_oncall: at 2026-01-10T18:00:00Z (Sat 19:00 Europe/Berlin) base
+pages marc, head pages nora``).
+
 A pure reformat, a file rename or a policy renamed without other change is
 "no behaviour change" (exit 0).
 """
@@ -33,6 +40,7 @@ from escalade.compiler.algebra import (
     implies,
     overlap,
 )
+from escalade.compiler.diff_clocks import Clocks
 from escalade.compiler.passes.checks import policy_conditions
 from escalade.compiler.printer import format_arg, format_cond
 from escalade.runtime.clock import format_duration
@@ -317,27 +325,27 @@ def diff_sets(base: m.PolicySet, head: m.PolicySet, base_label: str, head_label:
     routing, base_owned, head_owned, undecided = _routing_changes(base, head, renamed)
 
     timelines: list[TimelineChange] = []
+    clocks = Clocks(base, head)
     for name in sorted(b_names & h_names) + [old for old, _ in pdiff.renamed]:
         new_name = renamed.get(name, name)
         bp, hp = base.policies[name], head.policies[new_name]
         b_tl, h_tl = timeline_signature(base, bp), timeline_signature(head, hp)
-        changes = describe_timeline(b_tl, h_tl) if b_tl != h_tl else []
-        changes += _trigger_changes(base, head, bp, hp)
+        retimed = describe_timeline(b_tl, h_tl) if b_tl != h_tl else []
+        retimed += clocks.lines(bp, hp)  # schedules and calendars, with a witness instant
+        changes = retimed + _trigger_changes(base, head, bp, hp)
         changes += [
             f"{key} changed" for key in _info_changes(info_signature(bp), info_signature(hp))
         ]
         if changes:
             pdiff.changed[new_name] = changes
-        if b_tl == h_tl:
+        if not retimed:
             continue
         b_owned = _owned_by(base_owned, bp.triggers, name)
         h_owned = _owned_by(head_owned, hp.triggers, new_name)
         kinds, witness = _retimed_events(new_name, b_owned, h_owned, undecided)
         if kinds or not hp.triggers:
             event = witness.event(kinds[0]) if witness is not None else None
-            timelines.append(
-                TimelineChange(new_name, describe_timeline(b_tl, h_tl), kinds, witness, event)
-            )
+            timelines.append(TimelineChange(new_name, retimed, kinds, witness, event))
     return DiffResult(base_label, head_label, pdiff, routing, timelines, undecided)
 
 

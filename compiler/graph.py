@@ -1,10 +1,13 @@
 """``escalade graph``: the whole policy set as one graph, in Mermaid or DOT.
 
-Nodes are event kinds, policies and the people or teams that triage unknown
-exceptions. Edges: an event kind starts a policy (labelled with the policy's
-priority, trigger delay and condition in canonical form), a policy hands off to
-another (labelled with the exception's name and why), a policy sends unknown
-exceptions to triage::
+Nodes are event kinds, policies, the people or teams that triage unknown
+exceptions and the scheduled teams policies page. Edges: an event kind starts a
+policy (labelled with the policy's priority, trigger delay and condition in
+canonical form), a policy hands off to another (labelled with the exception's name
+and why), a policy sends unknown exceptions to triage, a policy pages a scheduled
+team (labelled with the owner levels and steps that do). A scheduled team's node
+names its layers and their zones (``support_oncall · europe (Europe/Berlin) +
+americas (America/New_York)``), so the graph shows whose clock each path follows::
 
     set_graph(pset).edges[0]
     == Edge("event_0", "policy_enterprise_critical",
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from escalade.compiler import model as m
+from escalade.compiler import nodes as n
+from escalade.compiler.backends.oncall import schedule_label
 from escalade.compiler.backends.runbooks import mermaid_label
 from escalade.compiler.passes.analysis import ordered_policies
 from escalade.compiler.printer import format_cond
@@ -30,7 +35,7 @@ from escalade.runtime.clock import format_duration
 __all__ = ["Edge", "Node", "SetGraph", "render_dot", "render_mermaid", "set_graph"]
 
 NodeKind = Literal["event", "policy", "owner"]
-EdgeKind = Literal["trigger", "handoff", "triage"]
+EdgeKind = Literal["trigger", "handoff", "triage", "pages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,48 @@ def set_graph(pset: m.PolicySet) -> SetGraph:
             kind = t.ref_kind if t.ref_kind in ("person", "team") else "owner"
             owner = f"{kind}_{t.ref}"
             if owner not in nodes:
-                nodes[owner] = Node(owner, t.ref if kind == "owner" else f"{kind} {t.ref}", "owner")
+                nodes[owner] = Node(owner, _owner_label(pset, kind, t.ref), "owner")
             label = "triage + post-mortem" if t.postmortem else "triage"
             edges.append(Edge(policy_id(p.name), owner, label, "triage"))
+    for p in policies:
+        for team, reasons in paged_teams(pset, p).items():
+            ident = f"team_{team}"
+            if ident not in nodes:
+                nodes[ident] = Node(ident, _owner_label(pset, "team", team), "owner")
+            edges.append(Edge(policy_id(p.name), ident, ", ".join(reasons), "pages"))
     return SetGraph(tuple(nodes.values()), tuple(edges))
+
+
+def _owner_label(pset: m.PolicySet, kind: str, ref: str) -> str:
+    if kind == "team" and ref in pset.teams:
+        team = pset.teams[ref]
+        return schedule_label(ref, team.schedule, team.rotation)
+    return ref if kind == "owner" else f"{kind} {ref}"
+
+
+def paged_teams(pset: m.PolicySet, p: m.Policy) -> dict[str, list[str]]:
+    """``{team: why}`` for each scheduled team the policy pages: as an owner level
+    (``primary, ack 5m``) or as a step's target (``step page``), in chain order."""
+    found: dict[str, list[str]] = {}
+
+    def scheduled(ref: str) -> bool:
+        team = pset.teams.get(ref)
+        return team is not None and team.schedule is not None
+
+    for o in p.owners:
+        if scheduled(o.ref):
+            ack = f", ack {format_duration(o.ack)}" if o.ack is not None else ""
+            found.setdefault(o.ref, []).append(f"{o.level}{ack}")
+    steps = [*p.steps, *(s for moment in p.on.values() for s in moment)]
+    for step in steps:
+        for arg in step.args:
+            ref = arg.team.value if isinstance(arg, n.Pick) else None
+            ref = arg.value if isinstance(arg, n.Name) else ref
+            if ref is not None and scheduled(ref):
+                why = f"step {step.action}"
+                if why not in found.setdefault(ref, []):
+                    found[ref].append(why)
+    return found
 
 
 def policy_id(name: str) -> str:
@@ -101,7 +144,7 @@ def policy_id(name: str) -> str:
 # --------------------------------------------------------------------------- Mermaid
 
 _MERMAID_SHAPES = {"event": '(["{}"])', "policy": '["{}"]', "owner": '("{}")'}
-_MERMAID_ARROWS = {"trigger": "-->", "handoff": "==>", "triage": "-.->"}
+_MERMAID_ARROWS = {"trigger": "-->", "handoff": "==>", "triage": "-.->", "pages": "-->"}
 
 
 def mermaid_text(text: str) -> str:
@@ -135,7 +178,7 @@ def render_mermaid(graph: SetGraph) -> str:
 # --------------------------------------------------------------------------- DOT
 
 _DOT_SHAPES = {"event": "ellipse", "policy": "box", "owner": "octagon"}
-_DOT_STYLES = {"trigger": "solid", "handoff": "bold", "triage": "dashed"}
+_DOT_STYLES = {"trigger": "solid", "handoff": "bold", "triage": "dashed", "pages": "dotted"}
 
 
 def dot_string(text: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import jinja2
 
+from escalade.compiler.backends import oncall
 from escalade.compiler.backends.rivals import Rivals
 from escalade.runtime.clock import duration_words, format_time, read_time
 from escalade.runtime.conditions import format_value
@@ -229,6 +230,17 @@ class ExceptionView:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleView:
+    """A scheduled team's layers, overrides and one week of who is on call."""
+
+    team: str
+    layers: tuple[tuple[str, str], ...]  # (layer name, its words)
+    overrides: tuple[str, ...]
+    week_zone: str
+    week: tuple[oncall.DayRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RunbookView:
     name: str
     title: str
@@ -237,6 +249,7 @@ class RunbookView:
     precedence: str
     owners: tuple[OwnerRow, ...]
     rotations: tuple[str, ...]
+    schedules: tuple[ScheduleView, ...]
     chain_note: str
     sla: str | None
     timeline_note: str | None
@@ -291,6 +304,12 @@ class Describer:
             members = ", ".join(self.display(m) for m in team.members) if team else ""
             if team and team.rotation:
                 return f"on-call member of **{ref}** ({members}; {team.rotation} rotation)"
+            if team and team.schedule is not None:
+                layers = "; ".join(
+                    f"{x.name}: {', '.join(self.display(m) for m in x.members)}"
+                    for x in team.schedule.layers
+                )
+                return f"on-call member of **{ref}** ({layers}; schedule below)"
             return f"everyone in **{ref}** ({members}); any member's ack counts"
         return f"**{self.display(ref)}**"
 
@@ -298,7 +317,7 @@ class Describer:
         """A short name for diagrams and timelines."""
         if kind == "team":
             team = self.pack.teams.get(ref)
-            return f"on-call of {ref}" if team and team.rotation else f"everyone in {ref}"
+            return f"on-call of {ref}" if team and team.scheduled else f"everyone in {ref}"
         return self.display(ref)
 
     def reach(self, ref: str, kind: str) -> str:
@@ -338,6 +357,53 @@ class Describer:
             f"**{ref}** hands over {every}, in this order: {order}, then round again. "
             f"Who is on call now: `escalade oncall {ref}`."
         )
+
+    def schedule(self, ref: str) -> ScheduleView | None:
+        """A layered team's schedule (a bare rotation has its own sentence)."""
+        team = self.pack.teams.get(ref)
+        if team is None or team.schedule is None or team.rotation is not None:
+            return None
+        s, plain, here = team.schedule, self.pack.display_name, team.schedule.layers[0].zone
+        week = oncall.week_rows(s, here, plain)
+        return ScheduleView(
+            ref,
+            tuple((x.name, self.text(oncall.layer_text(x, plain))) for x in s.layers),
+            tuple(self.text(line) for line in oncall.overrides_text(s, here, plain)),
+            self.text(here),
+            tuple(oncall.DayRow(row.day, self.text(row.changes)) for row in week),
+        )
+
+    def sla(self, kind: str, seconds: int, calendar: str | None) -> str:
+        """``resolve within 12h`` or ``resolve 12h within support_hours (at most ...)``."""
+        cal = self.pack.calendars.get(calendar) if calendar else None
+        if cal is None:
+            return f"{kind} within {duration_words(seconds)}"
+        wall = duration_words(oncall.longest_wall_clock(cal, seconds))
+        return f"{kind} {duration_words(seconds)} within `{cal.name}` (at most {wall} wall-clock)"
+
+    def slas(self, policy: Policy) -> str | None:
+        """Both SLAs in words, then the calendars they are counted in (None: no SLA)."""
+        parts = [
+            self.sla(kind, seconds, policy.sla_calendars.get(kind))
+            for kind, seconds in (
+                ("acknowledge", policy.sla_acknowledge),
+                ("resolve", policy.sla_resolve),
+            )
+            if seconds is not None
+        ]
+        if not parts:
+            return None
+        calendars = self.calendars(policy)
+        return ", ".join(parts) + (". " + "; ".join(calendars) if calendars else "")
+
+    def calendars(self, policy: Policy) -> list[str]:
+        """``support_hours: mon-fri 09:00-18:00 Europe/Berlin, closed ...`` for its SLAs."""
+        names = dict.fromkeys(policy.sla_calendars.values())
+        return [
+            f"`{name}` is open {self.text(oncall.calendar_text(self.pack.calendars[name]))}"
+            for name in names
+            if name in self.pack.calendars
+        ]
 
     def target(self, arg: Mapping[str, Any]) -> str:
         if "ref" in arg:
@@ -561,17 +627,14 @@ def policy_view(
     )
     teams = dict.fromkeys(o.ref for o in policy.owners if o.kind == "team")
     rotations = tuple(r for r in (d.rotation(t) for t in teams) if r is not None)
+    schedules = tuple(v for v in (d.schedule(t) for t in teams) if v is not None)
     passes = policy.repeat + 1
     chain_note = (
         "The chain runs once."
         if passes == 1
         else f"The chain runs {passes} times (repeat {policy.repeat})."
     )
-    sla_parts = []
-    if policy.sla_acknowledge is not None:
-        sla_parts.append(f"acknowledge within {duration_words(policy.sla_acknowledge)}")
-    if policy.sla_resolve is not None:
-        sla_parts.append(f"resolve within {duration_words(policy.sla_resolve)}")
+    sla = d.slas(policy)
     timeline_note = None
     if policy.after is not None:
         timeline_note = (
@@ -599,8 +662,9 @@ def policy_view(
         precedence=_precedence(policy, facts.rivals[policy.name]),
         owners=owners,
         rotations=rotations,
+        schedules=schedules,
         chain_note=chain_note,
-        sla=", ".join(sla_parts) if sla_parts else None,
+        sla=sla,
         timeline_note=timeline_note,
         timeline=tuple(_timeline(pack, policy, d)),
         mermaid=mermaid_flowchart(pack, policy, sources),
@@ -666,16 +730,24 @@ def _timeline(pack: RulePack, policy: Policy, d: Describer) -> list[TimelineRow]
             f"stays with **{d.name(last.ref, last.kind)}** until acknowledged",
         )
     breach = "; ".join(d.step(s) for s in policy.on.get("breach", ()))
+    counted: list[TimelineRow] = []  # SLAs counted in a calendar's open hours
     for label, done, sla in (
         ("acknowledge", "acknowledged", policy.sla_acknowledge),
         ("resolve", "resolved", policy.sla_resolve),
     ):
-        if sla is not None:
-            then = f": {breach}" if breach else ""
-            add(sla, f"{label} SLA breached unless {done} by now{then}")
+        if sla is None:
+            continue
+        then = f": {breach}" if breach else ""
+        what = f"{label} SLA breached unless {done} by now{then}"
+        calendar = policy.sla_calendars.get(label)
+        if calendar is None:
+            add(sla, what)
+        else:
+            at = f"{duration_words(sla)} of `{calendar}` open hours"
+            counted.append(TimelineRow(at, what))
     return [
         TimelineRow(duration_words(at), " · ".join(texts)) for at, texts in sorted(rows.items())
-    ]
+    ] + counted
 
 
 # --------------------------------------------------------------------------- Mermaid

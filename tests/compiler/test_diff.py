@@ -133,3 +133,78 @@ def test_markdown_is_compact_with_collapsible_details(policy_repo: Path) -> None
     assert out.startswith("## Escalade")
     assert "| ticket.created, ticket.updated | *nobody* | `critical_default` |" in out
     assert "<details>" in out and "```json" in out
+
+
+# --------------------------------------------------------------------------- schedules, calendars
+
+
+def test_layer_restriction_change_reports_the_first_instant_on_call_differs(
+    policy_repo: Path,
+) -> None:
+    f = policy_repo / "policies" / "directory.esc"
+    edit(f, "restrict mon-sun 07:00-20:00", "restrict mon-fri 07:00-20:00")
+    git(policy_repo, "commit", "-qam", "europe rests at weekends")
+    result = CliRunner().invoke(main, ["diff", "HEAD~1", "HEAD", "--repo", str(policy_repo)])
+    assert result.exit_code == 3, result.output
+    witness = (
+        "support_oncall: at 2026-01-10T07:00:00Z (Sat 08:00 Europe/Berlin) "
+        "base pages lena, head pages nobody"
+    )
+    out = result.output
+    # listed under each policy that pages the team
+    for policy in ("high_priority_sla_breach", "urgent_ticket_waiting"):
+        block = out.split(f"- `{policy}` (", 1)[1].split("\n- `", 1)[0]
+        assert f"  - {witness}" in block
+    code, doc = run_diff(policy_repo, "HEAD~1", "HEAD")
+    assert code == 3
+    changed = {t["policy"]: t["changes"] for t in doc["timelines"]}
+    assert set(changed) == {"high_priority_sla_breach", "urgent_ticket_waiting"}
+    assert changed["urgent_ticket_waiting"] == [witness]
+
+
+def test_layer_member_swap_names_who_is_paged_instead(policy_repo: Path) -> None:
+    f = policy_repo / "policies" / "directory.esc"
+    edit(f, "members nora, omar", "members omar, nora")
+    code, doc = run_diff(policy_repo, "HEAD")
+    assert code == 3
+    lines = [c for t in doc["timelines"] for c in t["changes"] if c.startswith("support_oncall:")]
+    assert lines and "base pages nora, head pages omar" in lines[0]
+
+
+def test_schedule_rewritten_to_the_same_hours_is_no_behaviour_change(policy_repo: Path) -> None:
+    f = policy_repo / "policies" / "directory.esc"
+    edit(f, "layer europe {", "layer emea {")  # a layer's name is not who is on call
+    code, doc = run_diff(policy_repo, "HEAD")
+    assert code == 0, doc
+    assert doc["timelines"] == []
+
+
+def test_calendar_holiday_change_reports_the_due_time_change(policy_repo: Path) -> None:
+    f = policy_repo / "policies" / "directory.esc"
+    edit(f, 'except "2026-12-24"', 'except "2026-12-08", "2026-12-24"')
+    git(policy_repo, "commit", "-qam", "a new holiday")
+    code, doc = run_diff(policy_repo, "HEAD~1", "HEAD")
+    assert code == 3
+    [timeline] = doc["timelines"]
+    assert timeline["policy"] == "urgent_ticket_waiting"
+    assert timeline["kinds"] == ["ticket.created"] and timeline["event"] is not None
+    # 12 open hours from Friday 2026-12-04 15:01 Berlin: 2h59m Friday, 9h Monday, 1m Tuesday,
+    # which is now a holiday: Wednesday instead.
+    assert (
+        "resolve SLA (within support_hours): due 2026-12-08T08:01:00Z (base) vs "
+        "2026-12-09T08:01:00Z (head) for a ticket opened 2026-12-04T14:01:00Z"
+    ) in timeline["changes"]
+    assert (
+        "acknowledge SLA (within support_hours): due 2026-12-08T08:01:00Z (base) vs "
+        "2026-12-09T08:01:00Z (head) for a ticket opened 2026-12-07T15:01:00Z"
+    ) in timeline["changes"]
+
+
+def test_calendar_hours_change_and_zone_change(policy_repo: Path) -> None:
+    f = policy_repo / "policies" / "directory.esc"
+    edit(f, 'mon-fri 09:00-18:00 "Europe/Berlin"', 'mon-fri 09:00-18:00 "Europe/Lisbon"')
+    code, doc = run_diff(policy_repo, "HEAD")
+    assert code == 3
+    [timeline] = doc["timelines"]
+    lines = [c for c in timeline["changes"] if c.startswith("resolve SLA")]
+    assert lines and "(base) vs" in lines[0]

@@ -102,6 +102,77 @@ def test_reference_set_graph(policies_dir: Path) -> None:
     assert not [e for e in g.edges if e.target == "policy_vendor_outage" and e.kind == "trigger"]
 
 
+def test_scheduled_teams_carry_their_layers(policies_dir: Path) -> None:
+    g = graph_of(policies_dir)
+    labels = {n.id: n.label for n in g.nodes}
+    assert labels["team_support_oncall"] == (
+        "support_oncall · europe (Europe/Berlin) + americas (America/New_York)"
+    )
+    assert labels["team_cust_ops_oncall"] == "cust_ops_oncall · weekly rotation (UTC)"
+    assert "team_sdr_queue" not in labels  # nobody is paged by schedule there
+    pages = {(e.source, e.target): e.label for e in g.edges if e.kind == "pages"}
+    assert pages[("policy_urgent_ticket_waiting", "team_support_oncall")] == "primary, ack 30m"
+    assert pages[("policy_high_priority_sla_breach", "team_support_oncall")] == "primary, ack 5m"
+    assert pages[("policy_enterprise_critical", "team_cust_ops_oncall")] == "primary, ack 5m"
+    mermaid = render_mermaid(g)
+    assert (
+        '  team_support_oncall("support_oncall · europe (Europe/Berlin) + '
+        'americas (America/New_York)")\n' in mermaid
+    )
+    assert '  policy_urgent_ticket_waiting -->|"primary, ack 30m"| team_support_oncall\n' in mermaid
+    dot = render_dot(g)
+    assert (
+        '"policy_urgent_ticket_waiting" -> "team_support_oncall" '
+        '[label="primary, ack 30m", style=dotted];' in dot
+    )
+
+
+def test_overrides_and_step_targets_show_on_the_team(tmp_path: Path) -> None:
+    (tmp_path / "set.esc").write_text(SCHEDULED, "utf-8")
+    g = graph_of(tmp_path)
+    labels = {n.id: n.label for n in g.nodes}
+    assert labels["team_desk"] == "desk · day (Europe/Paris) + night (Asia/Tokyo) · 1 override"
+    pages = {(e.source, e.target): e.label for e in g.edges if e.kind == "pages"}
+    assert pages[("policy_p", "team_desk")] == "primary, ack 5m, step page"
+    check_mermaid(render_mermaid(g), g)
+    check_dot(render_dot(g), g)
+
+
+SCHEDULED = """event ticket.created
+schema ticket {
+  id: text
+}
+person ann { email "ann@example.com" }
+person ben { email "ben@example.com" }
+team desk {
+  layer day {
+    members ann, ben
+    shift 1d
+    handoff 08:00
+    zone "Europe/Paris"
+    start "2026-01-05"
+    restrict mon-fri 08:00-20:00
+  }
+  layer night {
+    members ben
+    shift 1w
+    handoff 20:00
+    zone "Asia/Tokyo"
+    start "2026-01-05"
+  }
+  override ann for ben from "2026-02-01T00:00:00Z" to "2026-02-02T00:00:00Z"
+}
+policy p {
+  approvers "@example/ops"
+  trigger ticket.created
+  owner primary desk ack 5m
+  owner backup ann ack 5m
+  step page desk
+  exception unknown triage ben
+}
+"""
+
+
 # --------------------------------------------------------------------------- Mermaid
 
 _ID = r"[a-z][a-z0-9_]*"
@@ -165,7 +236,7 @@ def test_hostile_labels_cannot_break_the_mermaid(hostile: Path) -> None:
 _DOT_STRING = r'"(?:[^"\\\n]|\\.)*"'
 _DOT_LINE = re.compile(
     rf"^  (?:{_DOT_STRING} \[label={_DOT_STRING}, shape=(?:ellipse|box|octagon)\];"
-    rf"|{_DOT_STRING} -> {_DOT_STRING} \[label={_DOT_STRING}, style=(?:solid|bold|dashed)\];)$"
+    rf"|{_DOT_STRING} -> {_DOT_STRING} \[label={_DOT_STRING}, style=(?:solid|bold|dashed|dotted)\];)$"
 )
 
 
