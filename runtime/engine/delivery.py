@@ -271,6 +271,11 @@ def fire_delivery(
         emit(rt, esc, pack, rules, m, "notify", str(fallback), "channel", payload)
         return
     reason = f"check delivery: {msg.action} {msg.target} was never delivered"
+    if esc.state == "triage":
+        # The triage owner has it already; failing again would triage again, notify
+        # again and fail again, every retry window, for as long as nobody acts.
+        rt.audit(m, "delivery_failed", esc, pack, rules.name, reason=f"{reason} (in triage)")
+        return
     failure(rt, esc, pack, rules, "check_failed", m, reason)
 
 
