@@ -41,6 +41,8 @@ class Life:
     triage: bool = False
     breached: set[str] = field(default_factory=set)
     sla: dict[str, int | None] = field(default_factory=dict)
+    sla_due: dict[str, int | None] = field(default_factory=dict)  # epoch seconds
+    late: set[str] = field(default_factory=set)  # SLA kinds done after they fell due
 
     @classmethod
     def from_trigger(cls, row: AuditRow) -> Life:
@@ -51,6 +53,7 @@ class Life:
             started=row.at,
             account=row.detail.get("account"),
             sla=dict(row.detail.get("sla") or {}),
+            sla_due=dict(row.detail.get("sla_due") or {}),
         )
 
     def apply(self, kind: str, at: int, policy: str | None, detail: dict[str, Any]) -> None:
@@ -60,10 +63,13 @@ class Life:
             if kind != "transfer" and policy:
                 self.policy = policy
                 self.sla = dict(detail.get("sla") or {})
+                self.sla_due = dict(detail.get("sla_due") or {})
         elif kind == "acknowledged" and self.acked is None:
             self.acked = at
+            self._judge("acknowledge", at)
         elif kind == "resolved":
             self.resolved = at
+            self._judge("resolve", at)
         elif kind == "closed":
             self.closed = at
         elif kind == "unacknowledged":
@@ -72,6 +78,13 @@ class Life:
             self.triage = True
         elif kind == "breach" and detail.get("sla") in SLA_KINDS:
             self.breached.add(str(detail["sla"]))
+
+    def _judge(self, kind: str, at: int) -> None:
+        """``kind`` was done at ``at``: late when that is past the due instant in effect
+        then (a later re-route's targets do not judge it again)."""
+        due = due_of(self, kind)
+        if due is not None and at > due:
+            self.late.add(kind)
 
 
 def nearest_rank(ordered: Sequence[int], p: float) -> int | None:
@@ -109,14 +122,23 @@ def read_lives(store: Store) -> tuple[dict[int, Life], int | None, int | None]:
     return lives, first_at, last_at
 
 
+def due_of(life: Life, kind: str) -> int | None:
+    """When the ``kind`` SLA falls due: the instant the engine armed its timer for, as
+    the row that started the chain records it (``sla_due``, calendar time included).
+    None for rows written before it was recorded: their breach rows alone judge them."""
+    due = life.sla_due.get(kind)
+    return None if due is None else int(due)
+
+
 def sla_outcomes(life: Life) -> list[tuple[str, str]]:
     """(SLA kind, ``met`` | ``breached`` | ``open``) of each SLA the escalation has a
-    target for: breached once a breach was recorded, else met once done."""
+    target for: breached once a breach was recorded or when done after it fell due
+    (:func:`due_of`, judged when done), else met once done."""
     out = []
     for kind, done in (("acknowledge", life.acked), ("resolve", life.resolved)):
         if life.sla.get(kind) is None:
             continue
-        if kind in life.breached:
+        if kind in life.breached or kind in life.late:
             out.append((kind, "breached"))
         elif done is not None:
             out.append((kind, "met"))

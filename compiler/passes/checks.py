@@ -17,6 +17,7 @@ from escalade.compiler.codes import DECLARATIONS, declare_help, field_help, obje
 from escalade.compiler.diagnostics import Collector, Note
 from escalade.compiler.passes.lower import did_you_mean
 from escalade.compiler.passes.operations import check_operations
+from escalade.compiler.passes.slatime import SlaLengths
 from escalade.runtime.clock import format_duration, read_time
 
 Pass = Callable[[m.PolicySet, Collector], None]
@@ -561,32 +562,32 @@ def check_triage(pset: m.PolicySet, diags: Collector) -> None:
 
 def check_timing(pset: m.PolicySet, diags: Collector) -> None:
     """E401: primary ack timeout strictly longer than the acknowledge SLA.
-    W402: the defined ack timeouts × (repeat + 1) exceed the resolve SLA."""
+    W402: the defined ack timeouts × (repeat + 1) exceed the resolve SLA.
+    An SLA counted in a calendar is compared by its longest wall-clock length."""
+    slas = SlaLengths(pset)
     for p in pset.policies.values():
         primary = p.owner("primary")
         ack = primary.ack if primary else None
-        if (
-            primary
-            and ack is not None
-            and p.sla_acknowledge is not None
-            and ack > p.sla_acknowledge
-        ):
+        ack_sla = p.sla_acknowledge
+        longest = None if ack_sla is None else slas.length(p, "acknowledge", ack_sla)
+        if primary and ack is not None and ack_sla is not None and ack > (longest or ack):
             diags.report(
                 "E401",
                 primary.span,
                 f"the primary owner may take {format_duration(ack)} to acknowledge, "
-                f"but the acknowledge SLA is {format_duration(p.sla_acknowledge)}",
+                f"but the acknowledge SLA is {slas.words(p, 'acknowledge', ack_sla)}",
                 notes=[Note(_sla_span(p, "acknowledge"), "SLA declared here")],
                 help="shorten the ack timeout or relax the SLA",
             )
         if p.sla_resolve is not None:
             walk = sum(o.ack or 0 for o in p.owners) * (p.repeat + 1)
-            if walk > p.sla_resolve:
+            longest = slas.length(p, "resolve", p.sla_resolve)
+            if longest is not None and walk > longest:
                 diags.report(
                     "W402",
                     _sla_span(p, "resolve"),
                     f"walking the whole chain takes {format_duration(walk)}, longer than "
-                    f"the resolve SLA of {format_duration(p.sla_resolve)}",
+                    f"the resolve SLA of {slas.words(p, 'resolve', p.sla_resolve)}",
                     help="shorten ack timeouts, reduce `repeat`, or relax the SLA",
                 )
 

@@ -30,6 +30,17 @@ def _timer_line(t: dict[str, Any]) -> str:
     return line
 
 
+def _sla_line(kind: str, sla: dict[str, Any]) -> str:
+    """``resolve due 2026-12-08 11:00 Europe/Berlin (12h within support_hours)``."""
+    if sla.get("due_local"):
+        when = f"{sla['due_local'][:10]} {sla['due_local'][11:16]} {sla['zone']}"
+    else:
+        when = sla["due"]
+    within = f" within {sla['calendar']}" if sla.get("calendar") else ""
+    outcome = f", {sla['outcome']}" if sla.get("outcome") not in (None, "open") else ""
+    return f"  sla     {kind} due {when} ({sla['target']}{within}{outcome})"
+
+
 def render_status(status: dict[str, Any]) -> str:
     """A ticket's status as text for operators."""
     owner = status["owner"] or "nobody"
@@ -43,6 +54,7 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     if status.get("unowned"):
         lines.append(f"  UNOWNED nobody available can take it: {status['unowned']}")
+    lines += [_sla_line(kind, sla) for kind, sla in (status.get("sla") or {}).items()]
     lines += [_timer_line(t) for t in status["timers"]]
     if status["postmortem_required"]:
         lines.append(f"  post-mortem required: {status['postmortem_link'] or 'not yet done'}")

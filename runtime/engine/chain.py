@@ -82,7 +82,7 @@ def start(
             pack,
             rules.name,
             reason=f"{rules.name} (priority {rules.priority}) outranks {old}; {m.cause}",
-            detail={"from": old, "to": rules.name, "sla": rules.sla_targets()},
+            detail={"from": old, "to": rules.name, **sla_detail(pack, rules, esc.started_at)},
         )
         enter(rt, esc, pack, rules, state, m)
         rt.store.update_escalation(esc)
@@ -109,7 +109,11 @@ def start(
         pack,
         rules.name,
         reason=f"{rules.name} owns the ticket; {m.cause}",
-        detail={"account": esc.account, "priority": rules.priority, "sla": rules.sla_targets()},
+        detail={
+            "account": esc.account,
+            "priority": rules.priority,
+            **sla_detail(pack, rules, esc.started_at),
+        },
     )
     enter(rt, esc, pack, rules, state, m)
     rt.store.update_escalation(esc)
@@ -166,15 +170,27 @@ def enter(
     assign(rt, esc, pack, rules, 0, 0, m, "assigned at start")
 
 
+def sla_detail(pack: LoadedPack, rules: PolicyRules, started: int) -> dict[str, Any]:
+    """What an audit row that (re)starts a chain says of its SLAs: the targets (seconds),
+    when each falls due (``sla_due``, epoch seconds: the KPIs judge by it) and the
+    calendar each is counted in (``sla_calendar``, None: wall-clock time)."""
+    return {
+        "sla": rules.sla_targets(),
+        "sla_due": pack.sla_dues(rules, started),
+        "sla_calendar": {kind: rules.sla_calendar(kind) for kind in SLA_KINDS},
+    }
+
+
 def arm_sla(rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment) -> None:
-    """SLA clocks keep their original start and use the current policy's targets."""
+    """SLA clocks keep their original start and use the current policy's targets, counted
+    in its calendars (``sla resolve 12h within support_hours``)."""
     rt.store.cancel_timers(esc.id, ("sla_acknowledge", "sla_resolve"))
     for kind in SLA_KINDS:
         target = rules.sla(kind)
         esc.facts.sla_targets[kind] = target
-        if target is None or kind in esc.facts.met or kind in esc.facts.breached:
+        due = pack.sla_due(rules, kind, esc.started_at)
+        if due is None or kind in esc.facts.met or kind in esc.facts.breached:
             continue
-        due = esc.started_at + target
         if due <= m.now:
             breach(rt, esc, pack, rules, kind, m)
         else:
@@ -196,10 +212,17 @@ def breach(
         esc,
         pack,
         rules.name,
-        reason=f"{kind} SLA of {format_duration(rules.sla(kind) or 0)} breached",
+        reason=f"{kind} SLA of {sla_words(rules, kind)} breached",
         detail={"sla": kind},
     )
     run_steps(rt, esc, pack, rules, rules.steps("breach"), m, "breach")
+
+
+def sla_words(rules: PolicyRules, kind: str) -> str:
+    """``12h``, or ``12h within support_hours`` for an SLA counted in a calendar."""
+    calendar = rules.sla_calendar(kind)
+    target = format_duration(rules.sla(kind) or 0)
+    return target if calendar is None else f"{target} within {calendar}"
 
 
 def hand_off(
@@ -230,7 +253,7 @@ def hand_off(
         pack,
         target,
         reason=f"{source} -> {target}: {reason}",
-        detail={"from": source, "to": target, "sla": rules.sla_targets()},
+        detail={"from": source, "to": target, **sla_detail(pack, rules, esc.started_at)},
     )
     state, _ = rt.store.ticket_state(esc.ticket)
     enter(rt, esc, pack, rules, state, m)

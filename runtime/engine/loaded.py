@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from escalade.runtime.calendars import Calendar
 from escalade.runtime.conditions import Predicate, compile_condition, format_condition
 from escalade.runtime.matcher import Matcher
 from escalade.runtime.pack import (
@@ -71,6 +72,10 @@ class PolicyRules:
     def sla_targets(self) -> dict[str, int | None]:
         return {kind: self.sla(kind) for kind in SLA_KINDS}
 
+    def sla_calendar(self, kind: str) -> str | None:
+        """The calendar the ``kind`` SLA is counted in (None: wall-clock time)."""
+        return self.policy.sla_calendars.get(kind)
+
 
 def compile_policy(policy: Policy, when: Predicate) -> PolicyRules:
     """``policy`` with its exception, state-check and close-check conditions compiled."""
@@ -126,6 +131,28 @@ class LoadedPack:
     @property
     def channels(self) -> Mapping[str, Channel]:
         return self.pack.channels
+
+    def sla_due(self, rules: PolicyRules, kind: str, start: int) -> int | None:
+        """When the ``kind`` SLA of an escalation started at ``start`` falls due under
+        ``rules``: ``start`` + the target in wall-clock time, or the instant the target's
+        open time has passed in the SLA's calendar (``within CAL``). None: no target.
+
+        The one answer for the timers, the audit trail (and so the KPIs) and ``status``."""
+        target = rules.sla(kind)
+        if target is None:
+            return None
+        calendar = self.sla_calendar_of(rules, kind)
+        return start + target if calendar is None else calendar.due(start, target)
+
+    def sla_calendar_of(self, rules: PolicyRules, kind: str) -> Calendar | None:
+        """The calendar ``rules`` counts its ``kind`` SLA in (None: wall-clock time, or a
+        calendar the pack does not carry, which validation refuses)."""
+        name = rules.sla_calendar(kind)
+        return None if name is None else self.pack.calendars.get(name)
+
+    def sla_dues(self, rules: PolicyRules, start: int) -> dict[str, int | None]:
+        """:meth:`sla_due` of each SLA kind."""
+        return {kind: self.sla_due(rules, kind, start) for kind in SLA_KINDS}
 
     def owner_of(self, event_type: str, state: Mapping[str, Any]) -> PolicyRules | None:
         """The policy that owns the event: the matcher's decision (highest priority, then name)."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from escalade.runtime.clock import format_time
+from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine.context import Runtime
+from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack
+from escalade.runtime.localtime import local, zone
 from escalade.runtime.store import Escalation
 
 
@@ -44,10 +46,40 @@ def ticket_status(rt: Runtime, ticket: str, now: int | None = None) -> dict[str,
         "unowned": esc.facts.unowned,
         "postmortem_required": esc.facts.postmortem_required,
         "postmortem_link": esc.facts.postmortem_link,
+        "sla": _slas(pack, esc),
         "timers": _timers(rt, esc, now),
         "actions": _actions(rt, esc),
         "history": _history(rt, esc),
     }
+
+
+def _slas(pack: LoadedPack, esc: Escalation) -> dict[str, dict[str, Any]]:
+    """Each SLA the escalation's policy sets: its target (``12h``), when it falls due
+    (``due``, UTC), whether it is ``open``, ``met`` or ``breached``, and for one counted
+    in a calendar the calendar, its zone and the due instant in that zone
+    (``due_local``)."""
+    rules = pack.rules.get(esc.policy)
+    if rules is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for kind in SLA_KINDS:
+        target, due = rules.sla(kind), pack.sla_due(rules, kind, esc.started_at)
+        if target is None or due is None:
+            continue
+        row: dict[str, Any] = {
+            "target": format_duration(target),
+            "due": format_time(due),
+            "calendar": rules.sla_calendar(kind),
+            "outcome": "breached"
+            if kind in esc.facts.breached
+            else ("met" if kind in esc.facts.met else "open"),
+        }
+        calendar = pack.sla_calendar_of(rules, kind)
+        if calendar is not None:
+            row["zone"] = calendar.zone
+            row["due_local"] = local(zone(calendar.zone), due).isoformat()
+        out[kind] = row
+    return out
 
 
 def _timers(rt: Runtime, esc: Escalation, now: int | None) -> list[dict[str, Any]]:
