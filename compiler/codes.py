@@ -572,6 +572,187 @@ _CODES = (
         ),
     ),
     Code(
+        "E208",
+        "unreachable-owner",
+        "error",
+        "At some time, a policy's whole owner chain has nobody reachable.",
+        meaning=_text(
+            """
+            Over the schedules' whole period (from the latest schedule start, the
+            least common multiple of the cycles and at least 366 days, in whole
+            weeks, so every daylight-saving change and holiday is inside), there is
+            a window in which no owner level of the policy reaches anybody: no layer
+            of the team is active, or the member on call has no `email`, `slack` or
+            `pager`. The message names the windows in the team's zone and in UTC;
+            `--format json` carries a witness event at the gap's first instant.
+            """
+        ),
+        why=_text(
+            """
+            An escalation that starts in that window pages nobody at any level: the
+            chain runs out its ack timeouts and falls through to triage, the last
+            resort, which does not count as coverage. The check is exact: it
+            computes on the schedules' hand-offs and windows, not on samples.
+            """
+        ),
+        example=_src(
+            """
+            team day_desk {
+              layer office {
+                members erin, ines
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+                restrict mon-fri 09:00-18:00
+              }
+            }
+
+            team day_leads {
+              layer office {
+                members farid, kim
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+                restrict mon-fri 09:00-18:00
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary day_desk ack 1h
+              owner backup day_leads
+              exception unknown triage kim
+            }
+            """
+        ),
+        fix=_text(
+            """
+            Put someone reachable on call in every window: widen or drop a layer's
+            `restrict`, add a layer that covers the rest (later layers cover earlier
+            ones where they are active), or give the chain a level that is always
+            reachable (a person, or a team without a schedule).
+            """
+        ),
+        fixed=_src(
+            """
+            team day_desk {
+              layer office {
+                members erin, ines
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+              }
+            }
+
+            team day_leads {
+              layer office {
+                members farid, kim
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary day_desk ack 1h
+              owner backup day_leads
+              exception unknown triage kim
+            }
+            """
+        ),
+    ),
+    Code(
+        "W209",
+        "coverage-gap-in-time",
+        "warning",
+        "At some time, one owner level has nobody reachable.",
+        meaning=_text(
+            """
+            One owner level reaches nobody in some window of the schedules' period
+            (no layer of its team active, or the member on call without a contact
+            point) while another level of the chain does. Windows where the whole
+            chain reaches nobody are E208 instead, never both. The message names the
+            windows in the team's zone and in UTC, and the policy that uses the level.
+            """
+        ),
+        why=_text(
+            """
+            An escalation in that window is not lost, but it waits out this level's
+            ack timeout, paging nobody, before the next level hears of it: the
+            acknowledge SLA loses that time in every such window.
+            """
+        ),
+        example=_src(
+            """
+            team day_desk {
+              layer office {
+                members erin, ines
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+                restrict mon-fri 09:00-18:00
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary day_desk ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
+        fix=_text(
+            """
+            Cover the windows: add a layer underneath that runs around the clock (or
+            in the other hours), widen the `restrict`, or make an always reachable
+            owner the primary.
+            """
+        ),
+        fixed=_src(
+            """
+            team day_desk {
+              layer around_the_clock {
+                members gwen, hugo
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+              }
+              layer office {
+                members erin, ines
+                shift 1w
+                handoff 09:00
+                zone "Europe/Berlin"
+                start "2026-01-05"
+                restrict mon-fri 09:00-18:00
+              }
+            }
+
+            policy lead_rejected {
+              approvers "@example/revops"
+              trigger lead.updated
+              when lead.crm_status == rejected
+              owner primary day_desk ack 1h
+              owner backup farid
+              exception unknown triage kim
+            }
+            """
+        ),
+    ),
+    Code(
         "E301",
         "handoff-loop",
         "error",

@@ -51,6 +51,7 @@ from escalade.compiler.algebra import (
     meet,
 )
 from escalade.compiler.diagnostics import Collector, Note
+from escalade.compiler.passes.reachability import check_reachability
 
 if TYPE_CHECKING:
     from escalade.compiler.parse_cache import Answers
@@ -833,4 +834,5 @@ ANALYSIS_PASSES: tuple[Pass, ...] = (
     check_coverage,
     check_unreachable,
     check_undecided,
+    check_reachability,
 )
