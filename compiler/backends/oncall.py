@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from escalade.runtime.calendars import Calendar
 from escalade.runtime.clock import duration_words
@@ -181,6 +182,7 @@ def calendar_text(calendar: Calendar) -> str:
     return text
 
 
+@lru_cache(maxsize=256)  # every page with an SLA in the calendar asks the same question
 def longest_wall_clock(calendar: Calendar, seconds: int) -> int:
     """The longest wall-clock time ``seconds`` of open time take, for any start in the
     calendar's analysis horizon (a year or more, every holiday inside)."""
