@@ -161,27 +161,53 @@ def iso(at: int) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_PLURAL = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+
+
 def windows_phrase(gaps: Intervals, zone: str, horizon: Horizon) -> str:
-    """The gaps in words: the windows recurring at the same local times grouped, the
-    longest in all first, at most three phrases, then how many more there are."""
+    """The gaps in words: windows at the same local times grouped (over the days of the
+    week too, for windows of at most a night), the longest in all first, at most three
+    phrases, then how many more there are."""
     if gaps == ((horizon.start, horizon.end),):
         return "at any time"
     tz = zone_info(zone)
     groups: dict[tuple[int, int, int, int], list[tuple[int, int]]] = {}
     for a, b in gaps:
         ls, le = local(tz, a), local(tz, b)
-        key = (
-            ls.weekday(),
-            ls.hour * 60 + ls.minute,
-            (le.date() - ls.date()).days,
-            le.hour * 60 + le.minute,
-        )
-        groups.setdefault(key, []).append((a, b))
+        days = (le.date() - ls.date()).days
+        start, end = ls.hour * 60 + ls.minute, le.hour * 60 + le.minute
+        groups.setdefault((ls.weekday() if days > 1 else -1, start, days, end), []).append((a, b))
     ranked = sorted(groups.values(), key=lambda spans: (-measure(tuple(spans)), spans[0][0]))
-    phrases = [_summarize(spans, zone)[0] for spans in ranked[:MOST_PHRASES]]
+    phrases = [_phrase(spans, zone) for spans in ranked[:MOST_PHRASES]]
     rest = len(ranked) - len(phrases)
     more = f" and {rest} more window{'s' if rest > 1 else ''}" if rest > 0 else ""
     return ", ".join(phrases) + more
+
+
+def _phrase(spans: list[tuple[int, int]], zone: str) -> str:
+    """One group: a single window with its dates, one weekday's as ``summarize_gaps``
+    says it, several weekdays' as ``Mondays-Thursdays 18:00-09:00`` (or ``daily``)."""
+    tz = zone_info(zone)
+    weekdays = sorted({local(tz, a).weekday() for a, _ in spans})
+    if len(spans) == 1 or len(weekdays) == 1:
+        return _summarize(spans, zone)[0]
+    ls, le = local(tz, spans[0][0]), local(tz, spans[0][1])
+    last = local(tz, spans[-1][0])
+    first_utc = datetime.fromtimestamp(spans[0][0], UTC)
+    return (
+        f"{_days(weekdays)} {ls:%H:%M}\u2013{le:%H:%M} {zone} ({len(spans)} times, "
+        f"{ls:%Y-%m-%d} to {last:%Y-%m-%d}; first {ls:%Y-%m-%d %H:%M} {zone} = "
+        f"{first_utc:%H:%M} UTC)"
+    )
+
+
+def _days(weekdays: list[int]) -> str:
+    if len(weekdays) == 7:
+        return "daily"
+    if len(weekdays) > 2 and weekdays[-1] - weekdays[0] == len(weekdays) - 1:
+        return f"{_PLURAL[weekdays[0]]}\u2013{_PLURAL[weekdays[-1]]}"
+    names = [_PLURAL[d] for d in weekdays]
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _horizon_words(h: Horizon) -> str:
