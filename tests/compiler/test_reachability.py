@@ -393,7 +393,7 @@ def _reference(schedule: Schedule, reachable: set[str], lo: int, hi: int) -> Int
     return normalize(out)
 
 
-@settings(max_examples=35, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_interval_gaps_equal_a_quarter_hour_reference(data: st.DataObject) -> None:
     anchor = data.draw(st.sampled_from(ANCHORS))
