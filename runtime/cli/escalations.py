@@ -235,25 +235,68 @@ def transfer_command(
 @click.command("absent")
 @click.argument("person")
 @click.option("--until", "until", required=True, metavar="TIME", help="ISO-8601 end of absence.")
+@click.option("--from", "since", metavar="TIME", help="ISO-8601 start of absence (default: now).")
+@click.option("--reason", "reason", default=None, help="Why (recorded in the audit trail).")
+@click.option(
+    "--accept-gap",
+    "accept_gap",
+    metavar="REASON",
+    help="Record it even though it leaves a team or a policy's chain with nobody for some"
+    " window (the reason and the windows are audited).",
+)
 @BY
 @format_option("text", "json")
 @runtime_options
 def absent_command(
     person: str,
     until: str,
+    since: str | None,
+    reason: str | None,
+    accept_gap: str | None,
     by: str,
     fmt: str,
     db: str | None,
     pack_path: str | None,
     at: str | None,
 ) -> None:
-    """Mark PERSON absent until TIME; escalations waiting on them move on at once."""
+    """Mark PERSON absent from --from (default: now) until --until; escalations waiting on
+    them move on at once when the absence covers now (a later one takes effect then).
+
+    Refused (exit 1, nothing written) when it leaves a team or a policy's whole chain
+    with nobody for some window, named in the team's zone and UTC, unless
+    --accept-gap REASON."""
     end = time_option(until, "--until")
+    start = time_option(since, "--from")
     assert end is not None  # --until is required
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
+        if person not in app.engine.active().people:
+            raise click.BadParameter(
+                f"{person!r} is not a person in the directory", param_hint="PERSON"
+            )
+        if start is not None and end <= start:
+            raise click.BadParameter(
+                f"{format_time(end)} is not after --from {format_time(start)}",
+                param_hint="--until",
+            )
         subject = {"action": "absent", "person": person, "until": format_time(end)}
-        run_outcome(lambda: app.engine.absent(person, end, when, by=by), fmt, app, subject)
+        if start is not None:
+            subject["from"] = format_time(start)
+        run_outcome(
+            lambda: app.engine.absent(
+                person,
+                end,
+                when,
+                by=by,
+                since=start,
+                reason=reason,
+                accept_gap=accept_gap,
+                refuse_gaps=True,
+            ),
+            fmt,
+            app,
+            subject,
+        )
 
 
 @click.command("postmortem")

@@ -22,7 +22,7 @@ from typing import Any
 
 from escalade.runtime import audit
 from escalade.runtime.clock import Clock, SystemClock, format_time
-from escalade.runtime.engine import chain, commands
+from escalade.runtime.engine import chain, commands, noise, roster, timers
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Refused, Runtime
 from escalade.runtime.engine.delivery import Outbox
 from escalade.runtime.engine.intake import BATCH, Intake, Outcome, RawEvent, merge_fields
@@ -32,6 +32,7 @@ from escalade.runtime.engine.status import ticket_status
 from escalade.runtime.events import EventError, parse_event
 from escalade.runtime.notify import Notifier, RecordingNotifier
 from escalade.runtime.pack import FORMAT, PackError, RulePack
+from escalade.runtime.schedule import Override
 from escalade.runtime.settings import LastResort
 from escalade.runtime.store import Escalation, Store
 
@@ -162,6 +163,7 @@ class Engine:
         may have activated a pack or queued outbox rows since; the next call sees them."""
         self._active_id = None
         self.rt.outbox_dirty = self.rt.outbox_stored = True
+        roster.forget(self.store)
 
     def pack(self, pack_id: int) -> LoadedPack:
         """The compiled pack ``pack_id`` (cached)."""
@@ -275,7 +277,7 @@ class Engine:
     ) -> str | None:
         """The team's on-call member at ``at`` (the next available one when absent)."""
         away = absent if absent is not None else self.store.absences(at)
-        return on_call(pack, team, at, away)
+        return on_call(pack, team, at, away, self.store)
 
     # --- the outbox ---------------------------------------------------------------
     def dispatch(self, at: int | None = None) -> int:
@@ -296,11 +298,13 @@ class Engine:
         return self.outbox.confirm(key, channel, self.processing_time(at))
 
     # --- operator commands --------------------------------------------------------
-    def _command(self, ticket: str, at: int | None, actor: str, decide: Decide) -> Outcome:
+    def _command(
+        self, ticket: str, at: int | None, actor: str, decide: Decide, exclusive: bool = False
+    ) -> Outcome:
         now = self.processing_time(at)
         self.advance(now)
         refusal: str | None = None
-        with self.store.transaction():
+        with self.store.transaction(exclusive=exclusive):
             esc = self.store.open_escalation(ticket)
             if esc is None:
                 raise Refused(f"ticket {ticket} has no open escalation")
@@ -348,9 +352,56 @@ class Engine:
         """The problem is fixed; the resolve SLA is met unless it already breached."""
         return self._command(ticket, at, by, commands.decide_resolve)
 
-    def close(self, ticket: str, at: int | None = None, by: str = "operator") -> Outcome:
-        """Close, only once every close check holds; refused (and audited) otherwise."""
-        return self._command(ticket, at, by, commands.decide_close)
+    def close(
+        self, ticket: str, at: int | None = None, by: str = "operator", *, related: bool = False
+    ) -> Outcome:
+        """Close, only once every close check holds; refused (and audited) otherwise;
+        ``related``: the related tickets (``group by``) still open close with it."""
+
+        def decide(rt: Runtime, e: Escalation, p: LoadedPack, r: PolicyRules, m: Moment) -> str:
+            return commands.decide_close(rt, e, p, r, m) + noise.close_related(rt, e, m, related)
+
+        return self._command(ticket, at, by, decide, exclusive=related)
+
+    def silence(
+        self,
+        target: tuple[str, str],
+        start: int | None,
+        until: int,
+        reason: str,
+        by: str,
+        at: int | None = None,
+    ) -> Outcome:
+        """Hold the pages of ``target`` (``("policy"|"team", name)``) over [``start`` (None:
+        now), ``until``) (:mod:`.noise`); :class:`Refused` when invalid (nothing written)."""
+        now = self.processing_time(at)
+        self.check_time(now)
+        pack = self.active()
+        window = (now if start is None else start, until)
+        noise.check_silence(pack, *target, window, now, reason)
+        self.advance(now)
+        with self.store.transaction(exclusive=True):
+            m = Moment(now=now, actor=by)
+            ident = noise.record_silence(self.rt, pack, target, window, reason, m)
+        held = f"{target[0]} {target[1]} held until {format_time(until)}"
+        return Outcome("applied", f"silence #{ident}: pages of {held}")
+
+    def unsilence(self, silence: int, by: str, at: int | None = None) -> Outcome:
+        """End silence ``silence`` now: the chains it held start (else :class:`Refused`)."""
+        now = self.processing_time(at)
+        self.check_time(now)
+        self.advance(now)
+        with self.store.transaction(exclusive=True):
+            m = Moment(now=now, actor=by)
+            released = 0
+            for esc, timer in noise.end_silence(self.rt, self.active(), silence, m):
+                self.store.delete_timer(timer.id)
+                pack = self.pack(esc.pack_id)
+                released += timers.release(self.rt, esc, pack, pack.rules[esc.policy], timer, m)
+                self.store.update_escalation(esc)
+            self.outbox.deliver_now(now)
+        self.dispatch(now)
+        return Outcome("applied", f"silence #{silence} ended; {released} escalation(s) released")
 
     def close_problems(self, esc: Escalation, rules: PolicyRules) -> list[str]:
         """Why ``esc`` may not close yet (empty when it may)."""
@@ -387,37 +438,130 @@ class Engine:
             ticket, at, by, lambda rt, e, p, r, m: commands.decide_postmortem(rt, e, p, r, m, link)
         )
 
+    def revert(self, ticket: str, reason: str, by: str, at: int | None = None) -> Outcome:
+        """Undo the steps ``ticket``'s escalation ran, newest first, through the outbox (a
+        step without an undo is listed as needing a person); audited with ``reason``.
+        :class:`Refused`, nothing changed, without a reason or anything left to undo."""
+        if not reason.strip():
+            raise Refused('a revert needs a reason (--reason "...")')
+        why = reason.strip()
+        return self._command(
+            ticket, at, by, lambda rt, e, p, r, m: commands.decide_revert(rt, e, p, r, m, why)
+        )
+
     def absent(
-        self, person: str, until: int, at: int | None = None, by: str = "operator"
+        self,
+        person: str,
+        until: int,
+        at: int | None = None,
+        by: str = "operator",
+        *,
+        since: int | None = None,
+        reason: str | None = None,
+        accept_gap: str | None = None,
+        refuse_gaps: bool = False,
     ) -> Outcome:
-        """Mark ``person`` absent; escalations waiting on them move on at once."""
+        """Mark ``person`` absent over [``since``, ``until``) (``since`` None: from now on,
+        stored as from the start of time, so marking them again replaces it); escalations
+        waiting on them move on at once when the window covers now (a later window takes
+        effect at assignments from its start). With ``refuse_gaps`` (the CLI), an absence
+        that leaves a team or a policy's whole chain with nobody for some window is
+        :class:`Refused`, naming the windows, unless ``accept_gap`` says why (audited)."""
         now = self.processing_time(at)
-        self.advance(now)
+        self.check_time(now)
         pack = self.active()
         if person not in pack.people:
             raise Refused(f"{person!r} is not a person in the directory")
+        start = now if since is None else since
         if until <= now:
             raise Refused(f"--until {format_time(until)} is not in the future")
+        if until <= start:
+            raise Refused(f"--until {format_time(until)} is not after --from {format_time(start)}")
+        what = f"{person} absent {roster.window_words(start, until)}"
+        change = roster.Change(start, until, absent=person)
+        accept = accept_gap if refuse_gaps else ""
+        roster.checked_gaps(self.store, pack, change, what, accept)  # before any write
+        self.advance(now)
         # Exclusive: the escalations it moves may be of any ticket.
         with self.store.transaction(exclusive=True):
-            self.store.set_absence(person, until)
             m = Moment(now=now, actor=by)
+            gaps = roster.checked_gaps(self.store, pack, change, what, accept)
+            self.store.set_absence(person, until, since)
+            why = f" ({reason})" if reason else ""
             self.rt.audit(
                 m,
                 "absent",
                 None,
                 pack,
                 None,
-                reason=f"{person} is absent until {format_time(until)}",
-                detail={"person": person, "until": until},
+                reason=f"{person} is absent {roster.window_words(start, until)}{why}",
+                detail={"person": person, "since": start, "until": until, "why": reason},
             )
-            moved = sum(self._reassign(esc, person, m) for esc in self._waiting_on(person))
+            roster.audit_accepted(self.rt, m, pack, what, gaps, accept_gap)
+            waiting = self._waiting_on(person) if start <= now else []
+            moved = sum(self._reassign(esc, person, m) for esc in waiting)
             self.outbox.deliver_now(now)
         self.dispatch(now)
-        return Outcome(
-            "applied",
-            f"{person} absent until {format_time(until)}; {moved} escalation(s) reassigned",
+        until_words = (
+            f"until {format_time(until)}" if since is None else roster.window_words(start, until)
         )
+        return Outcome(
+            "applied", f"{person} absent {until_words}; {moved} escalation(s) reassigned"
+        )
+
+    def override(
+        self,
+        team: str,
+        person: str,
+        start: int | None,
+        until: int,
+        replaces: str | None,
+        reason: str,
+        by: str,
+        accept_gap: str | None = None,
+        at: int | None = None,
+    ) -> Outcome:
+        """Put ``person`` on call for ``team`` over [``start`` (None: now), ``until``), for
+        the whole team or only while ``replaces`` would be on call; recorded in the store
+        with ``reason`` and ``by``, audited. :class:`Refused` (nothing written) when invalid
+        or when it leaves the team, a policy's chain or the override with nobody for some
+        window, unless ``accept_gap`` says why. Escalations the team had assigned to whom
+        it takes over from move on at once when it starts now."""
+        now = self.processing_time(at)
+        self.check_time(now)
+        pack = self.active()
+        begin = now if start is None else start
+        if not reason.strip():
+            raise Refused("an override needs a reason (--reason)")
+        o = Override(person, begin, until, replaces, "store")
+        change = roster.Change(begin, until, team=team, override=o)
+        roster.check_override(self.store, pack, change, now)
+        instead = f" for {replaces}" if replaces else ""
+        what = f"{person}{instead} on {team} {roster.window_words(begin, until)}"
+        roster.checked_gaps(self.store, pack, change, what, accept_gap)  # before any write
+        self.advance(now)
+        try:  # the overrides kept may hold the row of a transaction that rolled back
+            with self.store.transaction(exclusive=True):
+                m = Moment(now=now, actor=by)
+                ident, before, after = roster.record_override(
+                    self.rt, pack, change, what, reason, accept_gap, m
+                )
+                moved = self._take_over(team, before, after, reason, m)
+                self.outbox.deliver_now(now)
+        finally:
+            roster.forget(self.store)
+        self.dispatch(now)
+        return Outcome("applied", f"{what} (#{ident}); {moved} escalation(s) reassigned")
+
+    def _take_over(
+        self, team: str, before: str | None, after: str | None, reason: str, m: Moment
+    ) -> int:
+        """What ``team`` had assigned to ``before`` moves on (now ``after`` is on call)."""
+        if before is None or before == after:
+            return 0
+        why = f"{after} took {team}'s on-call from {before}: {reason}"
+        waiting = [e for e in self._waiting_on(before) if e.facts.owner_from == team]
+        return sum(self._reassign(esc, before, m, why) for esc in waiting)
 
     def _waiting_on(self, person: str) -> list[Escalation]:
         return [
@@ -426,12 +570,13 @@ class Engine:
             if esc.state in ("assigned", "triage")
         ]
 
-    def _reassign(self, esc: Escalation, person: str, m: Moment) -> bool:
-        """``person``, who holds ``esc``, became absent: the chain (or triage) moves on."""
+    def _reassign(self, esc: Escalation, person: str, m: Moment, why: str | None = None) -> bool:
+        """``person``, who holds ``esc``, became absent (or ``why``): the chain (or triage)
+        moves on."""
         pack = self.pack(esc.pack_id)
         rules = pack.rules[esc.policy]
         self.store.cancel_timers(esc.id, ("ack",))
-        why = f"{person} became absent"
+        why = why or f"{person} became absent"
         if esc.state == "triage":
             chain.triage(self.rt, esc, pack, rules, m, why)
         elif esc.level == "transfer":

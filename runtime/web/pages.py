@@ -460,7 +460,7 @@ class Pages:
 
     # --- on call, reports, packs, dead letters --------------------------------------
     def oncall(self, visit: Visit) -> Response:
-        """Per team: on call now and next; who is absent."""
+        """Per team: on call now and next, the week's calendar and overrides; absences."""
         with self.server.engine_lock() as engine:
             now = display_time(engine)
             teams = oncall_board(engine, now)

@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from escalade.runtime.activation import pack_history as activation_history
-from escalade.runtime.clock import format_duration, format_time, read_time
-from escalade.runtime.engine import Engine, PackError
+from escalade.runtime.clock import format_duration, format_time
+from escalade.runtime.engine import Engine, PackError, roster
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack
-from escalade.runtime.engine.ownership import on_call
 from escalade.runtime.engine.transitions import allowed
 from escalade.runtime.store import OPEN_STATES, Escalation, Timer
 
@@ -302,46 +301,54 @@ def ticket_view(engine: Engine, ticket: str, now: int) -> TicketView | None:
 # --- on call, packs, dead letters --------------------------------------------------
 
 
-def rotation_period(rotation: str | None) -> int | None:
-    """Seconds of a rotation (``daily``, ``weekly``), None without one."""
-    return {"daily": 86400, "weekly": 7 * 86400}.get(rotation or "")
+CALENDAR_DAYS = 7  # the calendar each team shows on the on-call page
+AHEAD = 90 * 86400  # how far ahead the page lists overrides and absences
 
 
 def oncall_board(engine: Engine, now: int) -> list[dict[str, Any]]:
-    """Per team of the active pack: members, who is on call now and who next (at the next
-    rotation boundary, skipping who is absent then)."""
+    """Per team of the active pack: members, who is on call now and who next (the next
+    segment of the calendar with another person, within a week), the week's calendar
+    (segments, see :func:`~escalade.runtime.engine.roster.calendar`) and the overrides
+    recorded in the store that are running or to come."""
     pack = engine.active()
-    away = engine.store.absences(now)
     board = []
     for name, team in sorted(pack.teams.items()):
-        period = rotation_period(team.rotation)
-        start = read_time(team.rotation_start) if team.rotation_start else None
+        shown = roster.oncall_now_next(engine.store, pack, name, now, CALENDAR_DAYS)
+        layers = [layer.name for layer in team.schedule.layers] if team.schedule else []
         row: dict[str, Any] = {
             "team": name,
             "members": list(team.members),
-            "rotation": team.rotation or "none: any available member",
-            "now": on_call(pack, name, now, away),
-            "next": None,
-            "next_at": None,
+            "rotation": ", ".join(layers) if layers else "none: any available member",
+            "zone": roster.team_zone(team),
+            **shown,
+            "overrides": [
+                {
+                    "person": o.person,
+                    "for": o.replaces or "the whole team",
+                    "from": format_time(o.since),
+                    "until": format_time(o.until),
+                    "by": o.actor,
+                    "reason": o.reason,
+                }
+                for o in roster.stored_overrides(engine.store, name, now, now + AHEAD)
+            ],
         }
-        if period is not None and start is not None:
-            boundary = int(start + ((now - start) // period + 1) * period)
-            row["next"] = on_call(pack, name, boundary, engine.store.absences(boundary))
-            row["next_at"] = format_time(boundary)
         board.append(row)
     return board
 
 
 def absences(engine: Engine, now: int) -> list[dict[str, str]]:
-    """Who is absent at ``now``, until when, by name."""
+    """Absence windows running at ``now`` or to come (within 90 days), by person."""
     people = engine.active().people
     return [
         {
             "person": person,
             "name": people[person].display if person in people else person,
+            "from": format_time(since) if since > 0 else "",
             "until": format_time(until),
         }
-        for person, until in sorted(engine.store.absences(now).items())
+        for person, windows in sorted(engine.store.absence_windows(now, now + AHEAD).items())
+        for since, until in windows
     ]
 
 
