@@ -14,9 +14,11 @@ from typing import Any
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
 from escalade.compiler.formats import render_text
-from escalade.runtime.clock import duration_words
+from escalade.runtime.clock import duration_words, format_duration, format_time
 from escalade.runtime.conditions import evaluate, format_condition
+from escalade.runtime.engine.loaded import SLA_KINDS, sla_calendar, sla_due
 from escalade.runtime.events import EventError, load_json, parse_event
+from escalade.runtime.localtime import local, zone
 from escalade.runtime.matcher import Explanation, Matcher
 from escalade.runtime.pack import Policy, RulePack
 from escalade.runtime.textio import TextError, loads_json
@@ -53,9 +55,40 @@ def _who(pack: RulePack, ref: str, kind: str, at: float) -> str:
         on_call = team.on_call(at)
         if on_call is not None:
             return f"{ref} (team; on call now: {pack.display_name(on_call)})"
+        if team.scheduled:
+            return f"{ref} (team; nobody on call)"
         members = ", ".join(pack.display_name(m) for m in team.members)
         return f"{ref} (team: {members})"
     return pack.display_name(ref)
+
+
+def _reaches(pack: RulePack, ref: str, kind: str, at: float) -> str | None:
+    """Who a chain level reaches at ``at``: the person, a scheduled team's on-call member
+    (None: nobody is on call then), or a team without a schedule itself (any member)."""
+    team = pack.teams.get(ref) if kind == "team" else None
+    if team is None or not team.scheduled:
+        return ref
+    return team.on_call(at)
+
+
+def sla_rows(pack: RulePack, policy: Policy, at: int) -> dict[str, dict[str, Any]]:
+    """Each SLA of ``policy`` for an escalation starting at ``at``: its target (seconds),
+    when it falls due (as the runtime computes it: calendar time for ``within CAL``),
+    and the calendar with its zone and the due instant's local time."""
+    rows: dict[str, dict[str, Any]] = {}
+    for kind in SLA_KINDS:
+        due = sla_due(pack, policy, kind, at)
+        if due is None:
+            continue
+        target = policy.sla_acknowledge if kind == "acknowledge" else policy.sla_resolve
+        row: dict[str, Any] = {"target": target, "due": format_time(due), "calendar": None}
+        calendar = sla_calendar(pack, policy, kind)
+        if calendar is not None:
+            row["calendar"] = calendar.name
+            row["zone"] = calendar.zone
+            row["due_local"] = local(zone(calendar.zone), due).isoformat()
+        rows[kind] = row
+    return rows
 
 
 def chain_rows(pack: RulePack, policy: Policy, at: float) -> list[dict[str, Any]]:
@@ -68,6 +101,8 @@ def chain_rows(pack: RulePack, policy: Policy, at: float) -> list[dict[str, Any]
             "pass": stop.round,
             "ref": stop.owner.ref,
             "who": _who(pack, stop.owner.ref, stop.owner.kind, at + stop.at),
+            "reaches": _reaches(pack, stop.owner.ref, stop.owner.kind, at + stop.at),
+            "when": format_time(at + stop.at),
             "ack": stop.owner.ack,
         }
         for stop in schedule.stops
@@ -109,6 +144,7 @@ def explanation_json(
             for c in ex.candidates
         ],
         "chain": [] if owner is None else chain_rows(pack, owner, at),
+        "sla": {} if owner is None else sla_rows(pack, owner, int(at)),
         "exceptions": []
         if owner is None
         else [
@@ -163,6 +199,9 @@ def render_explanation(doc: dict[str, Any]) -> str:
             )
             rep = f" (pass {row['pass']})" if row["pass"] > 1 else ""
             lines.append(f"  {at}  {row['level']}{rep}: {row['who']} — {ack}")
+    if doc.get("sla"):
+        lines += ["", f"SLAs if it starts at {ev['at']}:"]
+        lines += [_sla_line(kind, row) for kind, row in doc["sla"].items()]
     if doc["exceptions"]:
         lines += ["", "exception paths:"]
         for e in doc["exceptions"]:
@@ -172,6 +211,16 @@ def render_explanation(doc: dict[str, Any]) -> str:
             else:
                 lines.append(f"  {e['name']}: on {e['failure']} → {e['handoff']}")
     return "\n".join(lines) + "\n"
+
+
+def _sla_line(kind: str, row: dict[str, Any]) -> str:
+    """``resolve due 2026-12-08 11:00 Europe/Berlin (2026-12-08T10:00:00Z; 12h within
+    support_hours)``."""
+    target = format_duration(row["target"])
+    if row.get("calendar") is None:
+        return f"  {kind} due {row['due']} ({target})"
+    local_time = f"{row['due_local'][:10]} {row['due_local'][11:16]} {row['zone']}"
+    return f"  {kind} due {local_time} ({row['due']}; {target} within {row['calendar']})"
 
 
 def read_event_json(raw: bytes | str, shown: str = "the event") -> dict[str, Any]:

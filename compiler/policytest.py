@@ -358,6 +358,8 @@ class _Session:
     def _execute(self, st: Stmt) -> None:
         if st.kind in _SETUP:
             self._set_up(st)
+        elif st.kind == "exp_oncall":
+            _expect_oncall(self.engine, str(st.args[0]), str(st.args[1]), self.now)
         elif self.ticket is None:
             raise _Expectation('no ticket yet: send an event first (or `ticket "ID"`)')
         elif st.kind.startswith("exp_"):
@@ -425,6 +427,8 @@ def _expect(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> No
         _expect_action(engine, kind, args, ticket)
     elif kind == "exp_owner":
         _expect_owner(status, *args)
+    elif kind == "exp_due":
+        _expect_due(status, str(args[0]), str(args[1]))
     elif kind in ("exp_level", "exp_state", "exp_policy"):
         key = kind.removeprefix("exp_")
         if status[key] != args[0]:
@@ -442,6 +446,41 @@ def _expect_owner(status: dict[str, Any], who: str, level: str | None) -> None:
         raise _Expectation(
             f"expected owner {want}, got {got} level {status['level']} (state {status['state']})"
         )
+
+
+def _expect_due(status: dict[str, Any], kind: str, when: str) -> None:
+    """The escalation's ``kind`` SLA falls due at ``when`` (any UTC offset: the same
+    instant), as ``status`` shows it (calendar time included)."""
+    want = format_time(parse_time(when))
+    sla = (status.get("sla") or {}).get(kind)
+    if sla is None:
+        raise _Expectation(
+            f"expected {kind} due {when}, but policy {status['policy']} has no {kind} SLA"
+        )
+    if sla["due"] != want:
+        shown = want if want == when else f"{when} ({want})"
+        local = f"{sla['due_local']} in {sla['zone']}, " if sla.get("due_local") else ""
+        within = f" within {sla['calendar']}" if sla.get("calendar") else ""
+        raise _Expectation(
+            f"expected {kind} due {shown}, got {sla['due']} "
+            f"({local}{sla['target']}{within} from {status['started_at']})"
+        )
+
+
+def _expect_oncall(engine: Engine, team: str, person: str, now: int) -> None:
+    """``team``'s on-call member at the test's time is ``person`` (``nobody``: none is),
+    as the runtime answers it (schedules, overrides, absences)."""
+    got = engine.oncall(engine.active(), team, now)
+    want = None if person == NOBODY else person
+    if got != want:
+        raise _Expectation(
+            f"expected {got_or_nobody(want)} on call for {team} at {format_time(now)}, "
+            f"got {got_or_nobody(got)}"
+        )
+
+
+def got_or_nobody(person: str | None) -> str:
+    return NOBODY if person is None else person
 
 
 def _expect_action(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str) -> None:
@@ -471,6 +510,7 @@ def _expect_action(engine: Engine, kind: str, args: tuple[Any, ...], ticket: str
 
 
 LEVELS = ("primary", "backup", "escalation", "triage", "transfer")
+NOBODY = "nobody"  # `expect oncall TEAM nobody`: nobody is on call
 
 
 def check_names(pack: RulePack, test: PolicyTest) -> list[str]:
@@ -484,6 +524,9 @@ def check_names(pack: RulePack, test: PolicyTest) -> list[str]:
         "policy": ("policy", {p.name for p in pack.policies}),
         "owner": ("person or team", people | teams),
         "person": ("person", people),
+        "team": ("team", teams),
+        "oncall": ("person (or nobody)", people | {NOBODY}),
+        "sla": ("SLA kind", {"acknowledge", "resolve"}),
         "target": ("person, team or channel", people | teams | set(pack.channels)),
         "level": ("level", set(LEVELS)),
         "state": ("state", set(STATES)),
@@ -506,6 +549,8 @@ def check_names(pack: RulePack, test: PolicyTest) -> list[str]:
         "exp_policy": ("policy",),
         "exp_action": ("action",),
         "exp_no_action": ("action",),
+        "exp_due": ("sla",),
+        "exp_oncall": ("team", "oncall"),
     }
     problems = []
     for st in test.stmts:
@@ -523,7 +568,18 @@ def check_names(pack: RulePack, test: PolicyTest) -> list[str]:
                 f"{test.file}:{st.line}:{st.column}: test {test.name!r}: "
                 f"unknown {what} {name!r}" + (f" ({hint})" if hint else "")
             )
+        if st.kind == "exp_due":
+            problems += _time_problems(test, st, str(st.args[1]))
     return problems
+
+
+def _time_problems(test: PolicyTest, st: Stmt, text: str) -> list[str]:
+    """A located message when ``text`` is not an ISO-8601 time (none when it is)."""
+    try:
+        parse_time(text)
+    except TimeError as exc:
+        return [f"{test.file}:{st.line}:{st.column}: test {test.name!r}: {exc}"]
+    return []
 
 
 def read_test_file(path: Path) -> list[PolicyTest]:

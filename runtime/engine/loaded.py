@@ -133,22 +133,12 @@ class LoadedPack:
         return self.pack.channels
 
     def sla_due(self, rules: PolicyRules, kind: str, start: int) -> int | None:
-        """When the ``kind`` SLA of an escalation started at ``start`` falls due under
-        ``rules``: ``start`` + the target in wall-clock time, or the instant the target's
-        open time has passed in the SLA's calendar (``within CAL``). None: no target.
-
-        The one answer for the timers, the audit trail (and so the KPIs) and ``status``."""
-        target = rules.sla(kind)
-        if target is None:
-            return None
-        calendar = self.sla_calendar_of(rules, kind)
-        return start + target if calendar is None else calendar.due(start, target)
+        """:func:`sla_due` of ``rules``' policy in this pack."""
+        return sla_due(self.pack, rules.policy, kind, start)
 
     def sla_calendar_of(self, rules: PolicyRules, kind: str) -> Calendar | None:
-        """The calendar ``rules`` counts its ``kind`` SLA in (None: wall-clock time, or a
-        calendar the pack does not carry, which validation refuses)."""
-        name = rules.sla_calendar(kind)
-        return None if name is None else self.pack.calendars.get(name)
+        """:func:`sla_calendar` of ``rules``' policy in this pack."""
+        return sla_calendar(self.pack, rules.policy, kind)
 
     def sla_dues(self, rules: PolicyRules, start: int) -> dict[str, int | None]:
         """:meth:`sla_due` of each SLA kind."""
@@ -158,6 +148,27 @@ class LoadedPack:
         """The policy that owns the event: the matcher's decision (highest priority, then name)."""
         found = self.matcher.owner(event_type, state)
         return None if found is None else self.rules[found.name]
+
+
+def sla_calendar(pack: RulePack, policy: Policy, kind: str) -> Calendar | None:
+    """The calendar ``policy`` counts its ``kind`` SLA in (None: wall-clock time, or a
+    calendar the pack does not carry, which validation refuses)."""
+    name = policy.sla_calendars.get(kind)
+    return None if name is None else pack.calendars.get(name)
+
+
+def sla_due(pack: RulePack, policy: Policy, kind: str, start: int) -> int | None:
+    """When the ``kind`` SLA of an escalation of ``policy`` started at ``start`` falls due:
+    ``start`` + the target in wall-clock time, or the instant the target's open time has
+    passed in the SLA's calendar (``within CAL``). None: no target.
+
+    The one answer for the timers, the audit trail (and so the KPIs), ``status`` and
+    ``explain``."""
+    target = policy.sla_acknowledge if kind == "acknowledge" else policy.sla_resolve
+    if target is None:
+        return None
+    calendar = sla_calendar(pack, policy, kind)
+    return start + target if calendar is None else calendar.due(start, target)
 
 
 def no_active_pack() -> PackError:
