@@ -244,3 +244,32 @@ def test_the_ticket_page_shows_the_due_instant_and_the_calendar(site: Site) -> N
     assert 'datetime="2026-11-30T13:00:00Z"' in page.text
     acknowledge = re.sub(r"<[^>]+>", "", element(page.text, "sla-acknowledge"))
     assert "due 2026-11-27 13:00 Europe/Berlin (2h within support_hours)" in acknowledge
+
+
+def test_a_reroute_keeps_the_start_and_counts_in_the_new_policys_time(engine_at: Any) -> None:
+    engine, _ = engine_at(FRIDAY_17H_BERLIN)
+    event = urgent("R1", FRIDAY_17H_BERLIN)
+    event["data"]["account"]["tier"] = "enterprise"
+    assert engine.receive(event, parse_time(FRIDAY_17H_BERLIN)).status == "applied"
+    status = engine.status("R1")
+    assert status is not None and status["policy"] == "urgent_ticket_waiting"
+    assert status["sla"]["resolve"]["due"] == "2026-12-08T10:00:00Z"
+    update = {
+        "id": "R1-critical",
+        "type": "ticket.updated",
+        "at": "2026-12-04T16:30:00Z",
+        "data": {
+            "ticket": {"id": "R1", "priority": "urgent", "severity": "critical"},
+            "account": {"id": "acme", "tier": "enterprise"},
+        },
+    }
+    assert engine.receive(update, parse_time("2026-12-04T16:30:00Z")).status == "applied"
+    status = engine.status("R1")
+    assert status is not None and status["policy"] == "enterprise_critical"
+    # enterprise_critical's 4h resolve SLA is wall-clock time from the original start.
+    assert status["sla"]["resolve"]["due"] == "2026-12-04T20:00:00Z"
+    assert status["sla"]["resolve"]["calendar"] is None
+    assert timer_due(status, "sla_resolve") == "2026-12-04T20:00:00Z"
+    rerouted = next(r for r in engine.store.audit_rows() if r.kind == "rerouted")
+    assert rerouted.detail["sla_calendar"] == {"acknowledge": None, "resolve": None}
+    assert rerouted.detail["sla_due"]["resolve"] == parse_time("2026-12-04T20:00:00Z")
