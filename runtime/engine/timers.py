@@ -13,6 +13,7 @@ from escalade.runtime.engine.chain import assign, breach, failure, run_steps, st
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.delivery import fire_delivery, fire_redeliver
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
+from escalade.runtime.engine.noise import SILENCE_END
 from escalade.runtime.store import Escalation, Timer
 
 Handler = Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Timer, Moment], None]
@@ -90,6 +91,42 @@ def fire_transfer(
     run_steps(rt, esc, pack, rules, rules.steps("breach"), m, "breach")
 
 
+def fire_silence_end(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, timer: Timer, m: Moment
+) -> None:
+    """The silence that held this chain ended: the chain starts (or is held again by
+    another silence)."""
+    release(rt, esc, pack, rules, timer, m)
+
+
+def release(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, timer: Timer, m: Moment
+) -> bool:
+    """Start the chain a silence held (its ``silence_end`` timer, fired or ended early):
+    audited ``released``, then the held owner is assigned and paged, with an ack timer.
+    Nothing when the escalation moved on meanwhile (acknowledged, another level, policy or
+    owner). Whether it was released."""
+    armed = (timer.payload.get("index"), timer.payload.get("cycle"), timer.payload.get("policy"))
+    if esc.state != "assigned" or esc.level == "transfer":
+        return False
+    if armed != (esc.level_index, esc.cycle, esc.policy):
+        return False
+    if any(t.kind == "ack" for t in rt.store.timers_of(esc.id)):
+        return False  # assigned again since, outside the silence: running already
+    source = timer.payload.get("source") or "the silence"
+    rt.audit(
+        m,
+        "released",
+        esc,
+        pack,
+        rules.name,
+        reason=f"{source} ended: the chain starts",
+        detail={"source": source, "id": timer.payload.get("id")},
+    )
+    assign(rt, esc, pack, rules, esc.level_index, esc.cycle, m, f"{source} ended")
+    return True
+
+
 # ``source_silent`` (a source's heartbeat, escalade.runtime.heartbeats) is not here: it
 # applies an event, which the intake does (Intake.fire_due).
 ESCALATION_TIMERS: Mapping[str, Handler] = {
@@ -99,6 +136,7 @@ ESCALATION_TIMERS: Mapping[str, Handler] = {
     "state_check": fire_state_check,
     "delivery": fire_delivery,
     "transfer": fire_transfer,
+    SILENCE_END: fire_silence_end,
 }
 
 
