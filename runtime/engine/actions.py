@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from escalade.runtime import tracing
+from escalade.runtime.engine import noise
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import team_recipients
@@ -136,7 +137,13 @@ def emit(
             "then": delivery.then,
         }
     payload["policy"] = rules.name
-    rt.outbox_dirty = True
+    # A silence holds pages: the message is recorded `silenced` and never sent.
+    hold = (
+        noise.message_hold(rt, esc, pack, rules, m, (target, target_kind), payload)
+        if action in ("notify", "page")
+        else None
+    )
+    rt.outbox_dirty = rt.outbox_dirty or hold is None
     key = f"esc-{esc.id}/{esc.facts.actions}"
     tracing.hand_over(key)  # its delivery, sent after the commit, is a child of this span
     rt.store.add_outbox(
@@ -149,6 +156,8 @@ def emit(
             target_kind=target_kind,
             payload=payload,
             created_at=m.now,
+            status="pending" if hold is None else "silenced",
+            reason=None if hold is None else f"silenced by {hold.words()}",
         )
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from escalade.runtime import tracing
 from escalade.runtime.clock import format_duration, format_time
+from escalade.runtime.engine import noise
 from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
@@ -137,6 +138,8 @@ def enter(
     esc.acked_at = None
     esc.facts.owner_from = None
     rt.store.cancel_timers(esc.id, ("ack", "state_check", "transfer", "delivery"))
+    if noise.attach(rt, esc, pack, rules, state, m):  # `group by`: a related ticket
+        return
     arm_sla(rt, esc, pack, rules, m)
     for handoff, pred in rules.handoffs:  # condition exceptions first, before any step runs
         if pred is not None and pred(state):
@@ -366,6 +369,8 @@ def assign(
             m,
             f"You are the {esc.level} owner of ticket {esc.ticket} ({rules.name})",
         )
+        if noise.hold_assignment(rt, esc, pack, rules, m, (index, cycle, owner.ref)):
+            return  # silenced: no ack timer until the silence ends
         if owner.ack is not None:
             rt.store.add_timer(
                 Timer(
