@@ -9,8 +9,8 @@ from typing import Any
 
 from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine.context import Runtime
-from escalade.runtime.engine.noise import noise_status
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack
+from escalade.runtime.engine.noise import noise_status
 from escalade.runtime.localtime import local, zone
 from escalade.runtime.store import Escalation
 
