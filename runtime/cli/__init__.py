@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "status": f"{_HERE}.reads:status_command",
     "oncall": f"{_HERE}.reads:oncall_command",
     "postmortem": f"{_HERE}.escalations:postmortem_command",
+    "revert": f"{_HERE}.revert:revert_command",
     "deadletter": f"{_HERE}.reads:deadletter_group",
     "report": f"{_HERE}.reads:report_command",
     "audit": f"{_HERE}.reads:audit_group",

@@ -54,7 +54,17 @@ def step_payload(step: Step, esc: Escalation, moment: str) -> dict[str, Any]:
             payload[key] = value
     if step.guide:
         payload["guide"] = step.guide
+    if step.undo is not None:  # what `revert` runs, as declared when the step ran
+        payload["undo"] = {"action": step.undo.action, "args": [dict(a) for a in step.undo.args]}
     return payload
+
+
+def field_value(rt: Runtime, ticket: str, field: str) -> Any:
+    """The current value of ``field`` (``ticket.title``) in the ticket's state (None: unset)."""
+    state, _ = rt.store.ticket_state(ticket)
+    obj, _, name = field.partition(".")
+    found = state.get(obj)
+    return found.get(name) if isinstance(found, dict) else None
 
 
 def issue_steps(
@@ -65,12 +75,19 @@ def issue_steps(
     steps: Iterable[Step],
     m: Moment,
     moment: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Queue each step's action in order; the failure reason when a step could not be
-    issued (a team with nobody available), else None."""
+    """Queue each step's action in order (``extra``: more payload keys, e.g. what an undo
+    step undoes); the failure reason when a step could not be issued (a team with nobody
+    available), else None. A ``set`` step with ``undo restore`` records the field's value
+    before it (``before``), which the restore puts back."""
     for step in steps:
         target, target_kind = step.target() or (None, None)
         payload = step_payload(step, esc, moment)
+        payload.update(extra or {})
+        field = step.argument("field")
+        if step.undo is not None and step.undo.action == "restore" and field is not None:
+            payload["before"] = field_value(rt, esc.ticket, str(field))
         if step.action in ("notify", "page") and target_kind == "team" and target is not None:
             # A team is reached through people: its on-call member now, or every member.
             members = team_recipients(rt.store, pack, target, m.now)

@@ -19,6 +19,7 @@ from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import resolve_ref
+from escalade.runtime.engine.undo import policy_revert
 from escalade.runtime.engine.unowned import take_unowned
 from escalade.runtime.pack import Owner, Step
 from escalade.runtime.store import Escalation, Timer
@@ -405,6 +406,8 @@ def failure(
 ) -> None:
     """Audit a failure (``kind`` says which), then its Type A exception, else Type B triage."""
     rt.audit(m, kind, esc, pack, rules.name, reason=reason)
+    if kind in rules.policy.revert_on:  # `on KIND revert`: undo what ran, then go on
+        policy_revert(rt, esc, pack, rules, m, f"on {kind} revert: {reason}")
     for handoff, _pred in rules.handoffs:
         if handoff.failure == kind and not esc.facts.handoffs_stopped:
             hand_off(rt, esc, pack, handoff.policy, m, f"exception {handoff.name}: {kind}")
@@ -436,6 +439,8 @@ def triage(
     """Type B: the triage owner takes it (with a post-mortem task when the policy asks)."""
     rt.store.cancel_timers(esc.id, ("ack", "transfer"))
     spec = rules.policy.triage
+    if spec is not None and spec.revert:  # `exception unknown triage X revert`
+        policy_revert(rt, esc, pack, rules, m, f"triage revert: {reason}")
     found, note = _triage_owner(rt, pack, rules, m) if spec is not None else (None, "")
     if spec is None or found is None:
         why = (

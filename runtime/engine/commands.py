@@ -1,4 +1,5 @@
-"""Operator commands as decisions on one escalation: ack, resolve, close, transfer, post-mortem.
+"""Operator commands as decisions on one escalation: ack, resolve, close, transfer, post-mortem,
+revert.
 
 Each ``decide_*`` function runs inside the shell's transaction on the open
 escalation; raising :class:`Refused` leaves the escalation as it was (the
@@ -7,6 +8,7 @@ shell still writes a refusal that was audited, such as ``close_refused``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from escalade.runtime.clock import format_duration
@@ -17,6 +19,7 @@ from escalade.runtime.engine.context import Moment, Refused, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import resolve_ref
 from escalade.runtime.engine.transitions import allowed
+from escalade.runtime.engine.undo import revert
 from escalade.runtime.store import Escalation, Timer
 
 
@@ -195,3 +198,22 @@ def decide_postmortem(
     esc.facts.postmortem_link = link
     rt.audit(m, "postmortem", esc, pack, rules.name, reason=f"post-mortem completed: {link}")
     return f"post-mortem recorded for ticket {esc.ticket}"
+
+
+def decide_revert(
+    rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, reason: str
+) -> str:
+    """Undo the steps that ran, newest first, through the outbox (see :mod:`.undo`);
+    :class:`Refused`, nothing changed, without a reason or when nothing that ran can be
+    undone."""
+    why = reason.strip()
+    if not why:
+        raise Refused('a revert needs a reason (--reason "...")')
+    done = revert(rt, esc, pack, rules, m, why)
+    assert done is not None
+    return f"ticket {esc.ticket} reverted ({why})\n{done.summary()}"
+
+
+def reverting(reason: str) -> Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Moment], str]:
+    """The decision of ``escalade revert`` with ``reason`` (see :func:`decide_revert`)."""
+    return lambda rt, esc, pack, rules, m: decide_revert(rt, esc, pack, rules, m, reason)

@@ -439,15 +439,9 @@ class Engine:
         )
 
     def revert(self, ticket: str, reason: str, by: str, at: int | None = None) -> Outcome:
-        """Undo the steps ``ticket``'s escalation ran, newest first, through the outbox (a
-        step without an undo is listed as needing a person); audited with ``reason``.
-        :class:`Refused`, nothing changed, without a reason or anything left to undo."""
-        if not reason.strip():
-            raise Refused('a revert needs a reason (--reason "...")')
-        why = reason.strip()
-        return self._command(
-            ticket, at, by, lambda rt, e, p, r, m: commands.decide_revert(rt, e, p, r, m, why)
-        )
+        """Undo what ``ticket``'s escalation ran, newest first, through the outbox (see
+        :mod:`.undo`); :class:`Refused`, nothing changed, without a reason or anything left."""
+        return self._command(ticket, at, by, commands.reverting(reason))
 
     def absent(
         self,
