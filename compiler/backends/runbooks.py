@@ -432,6 +432,13 @@ class Describer:
         verb = _STEP_VERBS.get(action, action.capitalize())
         return f"{verb} {' '.join(args)}".strip()
 
+    def with_undo(self, step: Step) -> str:
+        """The step and what ``escalade revert`` does about it (its undo, or a person)."""
+        if step.undo is None:
+            return f"{self.step(step)} (no undo: needs a person on revert)"
+        undo = self.step(step.undo) if step.undo.action != "restore" else "restore the old value"
+        return f"{self.step(step)} (undo: {undo[:1].lower()}{undo[1:]})"
+
 
 _STEP_VERBS = {
     "page": "Page",
@@ -668,9 +675,9 @@ def policy_view(
         timeline_note=timeline_note,
         timeline=tuple(_timeline(pack, policy, d)),
         mermaid=mermaid_flowchart(pack, policy, sources),
-        steps=tuple(StepView(d.step(s), s.guide) for s in policy.steps),
+        steps=tuple(StepView(d.with_undo(s), s.guide) for s in policy.steps),
         moments=tuple(
-            MomentView(moment, tuple(StepView(d.step(s), s.guide) for s in steps))
+            MomentView(moment, tuple(StepView(d.with_undo(s), s.guide) for s in steps))
             for moment, steps in moments
         ),
         checks=tuple(_checks(pack, policy)),
