@@ -284,6 +284,7 @@ class _World:
     before: dict[str, list[tuple[int, int]]]
     after: dict[str, list[tuple[int, int]]]
     teams: dict[str, tuple[Team, Team]] = field(default_factory=dict)
+    holes: dict[str, tuple[Intervals, Intervals]] = field(default_factory=dict)
 
     def team(self, name: str) -> tuple[Team, Team]:
         """(before, after) effective team ``name``."""
@@ -295,12 +296,15 @@ class _World:
         return self.teams[name]
 
     def gaps(self, name: str) -> tuple[Intervals, Intervals]:
-        before, after = self.team(name)
-        c = self.change
-        return (
-            team_gaps(before, c.start, c.end, self.before),
-            team_gaps(after, c.start, c.end, self.after),
-        )
+        """(before, after) gaps of team ``name`` within the change's window."""
+        if name not in self.holes:
+            before, after = self.team(name)
+            c = self.change
+            self.holes[name] = (
+                team_gaps(before, c.start, c.end, self.before),
+                team_gaps(after, c.start, c.end, self.after),
+            )
+        return self.holes[name]
 
     def unreachable(self, ref: str, kind: str) -> tuple[Intervals, Intervals]:
         """(before, after) windows where chain reference ``ref`` reaches nobody."""
