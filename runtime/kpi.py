@@ -218,6 +218,19 @@ def compute(store: Store) -> dict[str, Any]:
         "triaged": sum(1 for life in every if life.triage),
         "dead_letters": counters.get("dead_letters", 0),
         "unknown_fields_ignored": counters.get("unknown_fields", 0),
+        **noise_kpis(counters),
+    }
+
+
+def noise_kpis(counters: Mapping[str, int]) -> dict[str, Any]:
+    """Grouping and silences (#15), from the store's counters: events attached to an open
+    escalation of their group by policy (``grouped_events``; each also counts among the
+    escalations, held without pages), and notify/page messages a silence held."""
+    prefix = "grouped:"  # escalade.runtime.engine.noise.GROUPED_COUNTER
+    grouped = {k.removeprefix(prefix): n for k, n in counters.items() if k.startswith(prefix)}
+    return {
+        "grouped_events": dict(sorted(grouped.items())),
+        "silenced_messages": counters.get("silenced_messages", 0),
     }
 
 
@@ -251,6 +264,8 @@ def render_markdown(kpis: dict[str, Any]) -> str:
         f"| sent to Type B triage | {kpis['triaged']} |",
         f"| dead-lettered events | {kpis['dead_letters']} |",
         f"| unknown fields ignored | {kpis['unknown_fields_ignored']} |",
+        f"| grouped events (attached, not paged) | {sum(kpis['grouped_events'].values())} |",
+        f"| messages held by a silence | {kpis['silenced_messages']} |",
         "",
         "## SLA compliance by policy",
         "",

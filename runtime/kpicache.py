@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from escalade.runtime.clock import format_time
-from escalade.runtime.kpi import SLA_KINDS, Life, read_row, sla_outcomes, sla_summary, spread
+from escalade.runtime.kpi import (
+    SLA_KINDS,
+    Life,
+    noise_kpis,
+    read_row,
+    sla_outcomes,
+    sla_summary,
+    spread,
+)
 from escalade.runtime.store import AuditRow, Store
 
 
@@ -204,4 +212,5 @@ class KpiCache:
             "triaged": self.triaged,
             "dead_letters": counters.get("dead_letters", 0),
             "unknown_fields_ignored": counters.get("unknown_fields", 0),
+            **noise_kpis(counters),
         }

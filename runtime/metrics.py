@@ -48,7 +48,15 @@ if TYPE_CHECKING:
         Metric,
     )
 
-OUTBOX_STATUSES = ("pending", "sent", "delivered", "failed", "undeliverable", "dry_run")
+OUTBOX_STATUSES = (
+    "pending",
+    "sent",
+    "delivered",
+    "failed",
+    "undeliverable",
+    "dry_run",
+    "silenced",
+)
 # Time to acknowledge and to resolve: a minute to a day, in seconds (+Inf beyond).
 DURATION_BUCKETS: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 # Request latency: prometheus_client's default buckets, 5 ms to 10 s (+Inf beyond).
@@ -239,6 +247,7 @@ class ServerMetrics:
                 value=counters.get("unknown_fields", 0),
             ),
             received,
+            *_noise(counters),
         ]
 
     def _open_escalations(self, reader: Store) -> Metric:
@@ -331,7 +340,8 @@ class ServerMetrics:
         fam = _gauge(
             "escalade_outbox_messages",
             "Outbox rows by status: pending (to send), sent (no receipt yet), delivered, failed,"
-            " undeliverable (no channel configured), dry_run (recorded, nothing sent).",
+            " undeliverable (no channel configured), dry_run (recorded, nothing sent),"
+            " silenced (held by a silence, never sent).",
             labels=["status"],
         )
         for status, n in sorted(counts.items()):
@@ -420,6 +430,27 @@ class ServerMetrics:
                 ["route", "method"],
             )
         return [refusals, requests, latency]
+
+
+def _noise(counters: Mapping[str, int]) -> list[Metric]:
+    """Grouping and silences (#15), from the store's counters."""
+    from escalade.runtime.engine.noise import GROUPED_COUNTER, SILENCED_COUNTER
+
+    grouped = _counter(
+        "escalade_grouped_events_total",
+        "Events attached to an open escalation of their group (`group by`) instead of"
+        " paging again, by policy (all time).",
+        labels=["policy"],
+    )
+    for name, n in sorted(counters.items()):
+        if name.startswith(GROUPED_COUNTER):
+            grouped.add_metric([name.removeprefix(GROUPED_COUNTER)], n)
+    silenced = _counter(
+        "escalade_silenced_messages_total",
+        "Notify and page messages a silence or maintenance window held (all time).",
+        value=counters.get(SILENCED_COUNTER, 0),
+    )
+    return [grouped, silenced]
 
 
 def _duration_histogram(name: str, help_: str, durations: Durations) -> HistogramMetricFamily:

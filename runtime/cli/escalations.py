@@ -184,16 +184,31 @@ def resolve_command(
 @click.command("close")
 @click.argument("ticket")
 @BY
+@click.option(
+    "--close-related",
+    "related",
+    is_flag=True,
+    help="Also close the related tickets (`group by`) still open (audited).",
+)
 @format_option("text", "json")
 @runtime_options
 def close_command(
-    ticket: str, by: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
+    ticket: str,
+    by: str,
+    related: bool,
+    fmt: str,
+    db: str | None,
+    pack_path: str | None,
+    at: str | None,
 ) -> None:
-    """Close TICKET; refused (with the reason) until every close check holds."""
+    """Close TICKET; refused (with the reason) until every close check holds. The message
+    lists its related tickets still open; --close-related closes them too."""
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
         subject = {"action": "close", "ticket": ticket}
-        run_outcome(lambda: app.engine.close(ticket, when, by=by), fmt, app, subject)
+        run_outcome(
+            lambda: app.engine.close(ticket, when, by=by, related=related), fmt, app, subject
+        )
 
 
 @click.command("transfer")
