@@ -25,7 +25,7 @@ from escalade.runtime.notify import RecordingNotifier
 from escalade.runtime.simulate import replay
 from escalade.runtime.store import OutboxMessage
 from escalade.runtime.store.sqlite import SQLiteStore
-from tests.runtime.conftest import T0
+from tests.runtime.conftest import REPO, T0
 
 MakeEngine = Callable[..., tuple[Engine, VirtualClock, RecordingNotifier]]
 PAGES = ("notify", "page")
@@ -324,6 +324,31 @@ def test_simulate_replays_grouping(pack: dict[str, Any]) -> None:
     result = replay(pack, lines)
     assert result.applied == 10
     assert result.kpis["grouped_events"] == {"vendor_outage": 9}
+    assert result.kpis["silenced_messages"] == 0
+
+
+def test_simulate_replays_a_maintenance_window(pack: dict[str, Any]) -> None:
+    body = copy.deepcopy(pack)
+    body["directory"]["maintenance"] = [
+        {
+            "name": "vendor_upgrade",
+            "policy": "vendor_outage",
+            "team": None,
+            "from": format_time(T0),
+            "to": format_time(T0 + 1800),
+            "reason": "vendor upgrade",
+        }
+    ]
+    lines = [json.dumps(outage(1, T0 + 60)), json.dumps(outage(2, T0 + 60, account="globex"))]
+    store = SQLiteStore(":memory:")
+    try:
+        result = replay(body, lines, store=store, until=T0 + 1800)
+        assert result.kpis["silenced_messages"] >= 2
+        released = [r for r in store.audit_rows() if r.kind == "released"]
+        assert [r.ticket for r in released] == ["T1", "T2"]
+        assert all(r.at == T0 + 1800 for r in released)
+    finally:
+        store.close()
 
 
 def test_metrics_count_grouped_events_and_silenced_messages(
@@ -345,3 +370,18 @@ def test_metrics_count_grouped_events_and_silenced_messages(
     silenced = [ln for ln in text.splitlines() if ln.startswith("escalade_silenced_messages_total")]
     assert silenced and float(silenced[0].split()[-1]) >= 2
     assert 'escalade_outbox_messages{status="silenced"}' in text
+
+
+def test_a_group_field_not_in_the_schema_is_a_located_error(tmp_path: Path) -> None:
+    from escalade.compiler import load_policy_set
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for source in (REPO / "policies").glob("*.esc"):
+        text = source.read_text("utf-8")
+        bad = text.replace("group by account.id within", "group by account.region_code within")
+        (policies / source.name).write_text(bad, "utf-8")
+    result = load_policy_set(str(policies))
+    assert result.errors == 1
+    [found] = [d for d in result.diagnostics if d.code == "E101"]
+    assert found.message == "unknown field 'account.region_code' to group by"
