@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "absent": f"{_HERE}.escalations:absent_command",
     "status": f"{_HERE}.reads:status_command",
     "oncall": f"{_HERE}.reads:oncall_command",
+    "override": f"{_HERE}.roster:override_command",
     "silence": f"{_HERE}.silence:silence_group",
     "postmortem": f"{_HERE}.escalations:postmortem_command",
     "revert": f"{_HERE}.revert:revert_command",

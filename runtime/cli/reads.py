@@ -84,18 +84,39 @@ def status_command(
 
 @click.command("oncall")
 @click.argument("team")
+@click.option(
+    "--from", "since", metavar="TIME", help="Print the calendar from TIME (with --until)."
+)
+@click.option("--until", "--to", "until", metavar="TIME", help="Print the calendar until TIME.")
 @format_option("text", "json")
 @read_options
 def oncall_command(
-    team: str, fmt: str, db: str | None, pack_path: str | None, at: str | None
+    team: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    db: str | None,
+    pack_path: str | None,
+    at: str | None,
 ) -> None:
-    """Who is on call for TEAM at --at (absent members skipped); exit 1 when nobody is.
+    """Who is on call for TEAM at --at (absent members skipped, store overrides applied);
+    exit 1 when nobody is. With --from/--until: the calendar, one line per segment (who,
+    when in the team's zone and UTC, which layer or override), exit 1 when it has a gap.
 
-    JSON: {"team": TEAM, "at": TIME, "on_call": PERSON or null}."""
+    JSON: {"team": TEAM, "at": TIME, "on_call": PERSON or null}; with --until
+    {"team", "from", "until", "zone", "segments": [{"from", "to", "person", "layer",
+    "source", "note"}], "gaps": [{"from", "to"}]}."""
+    from escalade.runtime.cli.roster import print_calendar, window
+
     with reading(db, pack_path, at) as (app, when):
         pack = app.engine.active()
         if team not in pack.teams:
             raise click.BadParameter(f"no team {team!r} in the directory", param_hint="TEAM")
+        if until is not None:
+            start, end = window(since, until, when, app)
+            return print_calendar(app, pack, team, start, end, fmt)
+        if since is not None:
+            raise click.BadParameter("--from needs --until", param_hint="--from")
         member = app.engine.oncall(pack, team, when)
     if fmt == "json":
         echo_json({"team": team, "at": format_time(when), "on_call": member})

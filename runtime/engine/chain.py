@@ -310,7 +310,7 @@ def _next_available(
                 reason=f"chain starts over (round {cycle + 1} of {repeat + 1})",
             )
         owner = owners[index]
-        found = resolve_ref(pack, owner.ref, owner.kind, m.now, away)
+        found = resolve_ref(pack, owner.ref, owner.kind, m.now, away, rt.store)
         if found is not None:
             return owner, found, index, cycle
         until = away.get(owner.ref)
@@ -422,7 +422,7 @@ def _triage_owner(
     spec = rules.policy.triage
     assert spec is not None
     away = rt.store.absences(m.now)
-    found = resolve_ref(pack, spec.ref, spec.kind, m.now, away)
+    found = resolve_ref(pack, spec.ref, spec.kind, m.now, away, rt.store)
     if found is not None:
         return found, ""
     owners = rules.policy.owners
@@ -430,7 +430,7 @@ def _triage_owner(
     note = f" ({spec.ref} is absent; passed to the escalation owner)"
     if fallback is None:
         return None, note
-    return resolve_ref(pack, fallback.ref, fallback.kind, m.now, away), note
+    return resolve_ref(pack, fallback.ref, fallback.kind, m.now, away, rt.store), note
 
 
 def triage(

@@ -165,7 +165,7 @@ def decide_transfer(
     if not allowed(esc.state, "transfer"):
         raise Refused(f"ticket {esc.ticket} is already resolved")
     away = rt.store.absences(m.now)
-    found = resolve_ref(pack, to, "team" if to in pack.teams else "person", m.now, away)
+    found = resolve_ref(pack, to, "team" if to in pack.teams else "person", m.now, away, rt.store)
     if found is None:
         raise Refused(f"{to} is absent (or nobody in the team is available)")
     previous = esc.owner
