@@ -61,8 +61,11 @@ def countdown(due: int | None, now: int) -> Countdown:
     return Countdown(f"overdue {format_duration(-left, ' ')}", left, breached=True)
 
 
-def sla_countdown(esc: Escalation, kind: str, timers: Sequence[Timer], now: int) -> Countdown:
-    """Where the ``kind`` SLA (acknowledge, resolve) of ``esc`` stands at ``now``."""
+def sla_countdown(
+    esc: Escalation, kind: str, timers: Sequence[Timer], now: int, pack: LoadedPack
+) -> Countdown:
+    """Where the ``kind`` SLA (acknowledge, resolve) of ``esc`` stands at ``now``: its
+    timer's due instant, else the policy's (in its calendar when it counts in one)."""
     if kind in esc.facts.breached:
         return Countdown("breached", None, breached=True)
     if kind in esc.facts.met:
@@ -70,7 +73,11 @@ def sla_countdown(esc: Escalation, kind: str, timers: Sequence[Timer], now: int)
     target = esc.facts.sla_targets.get(kind)
     if target is None:
         return NO_CLOCK
-    due = next((t.due for t in timers if t.kind == f"sla_{kind}"), esc.started_at + target)
+    due = next((t.due for t in timers if t.kind == f"sla_{kind}"), None)
+    if due is None:
+        rules = pack.rules.get(esc.policy)
+        found = pack.sla_due(rules, kind, esc.started_at) if rules is not None else None
+        due = found if found is not None else esc.started_at + target
     return countdown(due, now)
 
 
@@ -124,6 +131,7 @@ def now_row(engine: Engine, esc: Escalation, now: int) -> NowRow:
     """The Now page's row of ``esc``."""
     timers = engine.store.timers_of(esc.id)
     state, _ = engine.store.ticket_state(esc.ticket)
+    pack = engine.pack(esc.pack_id)
     owner = esc.owner or "nobody"
     if esc.facts.owner_from:
         owner += f" (for {esc.facts.owner_from})"
@@ -137,9 +145,9 @@ def now_row(engine: Engine, esc: Escalation, now: int) -> NowRow:
         level=f"{esc.level or '—'}, round {esc.cycle + 1}",
         started=format_time(esc.started_at),
         failover=failover_countdown(esc, timers, now),
-        ack_sla=sla_countdown(esc, "acknowledge", timers, now),
-        resolve_sla=sla_countdown(esc, "resolve", timers, now),
-        teams=frozenset(teams_of(engine.pack(esc.pack_id), esc)),
+        ack_sla=sla_countdown(esc, "acknowledge", timers, now, pack),
+        resolve_sla=sla_countdown(esc, "resolve", timers, now, pack),
+        teams=frozenset(teams_of(pack, esc)),
         started_at=esc.started_at,
     )
 
@@ -285,7 +293,7 @@ def ticket_view(engine: Engine, ticket: str, now: int) -> TicketView | None:
         runbook=f"{RUNBOOKS}/{esc.policy}.md",
         snapshot=json.dumps(esc.snapshot, indent=2, sort_keys=True, ensure_ascii=False),
         failover=failover_countdown(esc, timers, now),
-        slas={kind: sla_countdown(esc, kind, timers, now) for kind in SLA_KINDS},
+        slas={kind: sla_countdown(esc, kind, timers, now, pack) for kind in SLA_KINDS},
         close_problems=engine.close_problems(esc, rules) if is_open else [],
         can={
             "ack": is_open and allowed(esc.state, "ack"),
