@@ -139,6 +139,7 @@ def page_templates() -> Environment:
         lstrip_blocks=True,
     )
     templates.filters["duration"] = lambda seconds: format_duration(seconds, " ")
+    templates.filters["ticket_href"] = ticket_href
     return templates
 
 

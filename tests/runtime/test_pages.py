@@ -577,3 +577,16 @@ def test_now_page_shows_each_watched_source_and_a_silent_one(site: Site) -> None
     site.engine.advance(T0 + 15 * MIN)  # the silence timer armed by attach_sources fires
     line = re.search(r'<p id="sources".*?</p>', client.get("/").text, re.S)
     assert line is not None and ">silent<" in line.group()
+
+
+def test_the_ticket_page_shows_related_tickets_and_the_group_parent(site: Site) -> None:
+    """Two vendor-outage tickets of one account: the second is attached to the first's
+    escalation; each page says so and links the other (issue #15, grouping)."""
+    for ticket in ("V-1", "V-2"):
+        site.event(ticket, tags=["vendor_outage"])
+    client = site.signed_in("dana")
+    parent = client.get("/tickets/V-1/view").text
+    assert element(parent, "related").startswith('<a href="/tickets/V-2/view">V-2</a> (open)')
+    child = client.get("/tickets/V-2/view").text
+    assert '<a href="/tickets/V-1/view">V-1</a>' in element(child, "grouped-into")
+    assert 'href="/tickets/V-1/postmortem"' not in parent  # no post-mortem required yet
