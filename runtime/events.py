@@ -50,6 +50,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "transfer": ("ticket", "to", "reason", "sla"),
     "absent": ("person", "until"),
     "postmortem": ("ticket", "link"),
+    "silence": ("scope", "name", "until", "reason"),  # scope: policy | team; from its `at`
+    "revert": ("ticket", "reason"),
 }
 
 
@@ -312,8 +314,12 @@ def parse_command(obj: Mapping[str, Any]) -> Command:
     try:
         if name == "transfer":
             args["sla"] = parse_duration(args["sla"])
-        if name == "absent":
+        if name in ("absent", "silence"):
             args["until"] = parse_time(args["until"])
+        if name == "silence" and args["scope"] not in ("policy", "team"):
+            raise EventError(
+                f"command silence: scope must be policy or team, not {args['scope']!r}"
+            )
     except TimeError as exc:
         raise EventError(f"command {name}: {exc}") from None
     return Command(name=name, at=at, args=args)

@@ -56,6 +56,11 @@ def run_command(engine: Engine, cmd: Command) -> None:
         engine.absent(args["person"], args["until"], at)
     elif cmd.name == "postmortem":
         engine.postmortem(args["ticket"], args["link"], at)
+    elif cmd.name == "silence":
+        target = (args["scope"], args["name"])
+        engine.silence(target, None, args["until"], args["reason"], "simulate", at)
+    elif cmd.name == "revert":
+        engine.revert(args["ticket"], args["reason"], "simulate", at)
 
 
 def _apply_events(engine: Engine, waiting: list[tuple[str, int]], result: Replay) -> None:
