@@ -151,7 +151,7 @@ def link_expiry(now: int, ack_timeout: int | None) -> int:
 
 def holds(pack: RulePack, esc: Escalation, person: str) -> bool:
     """Whether ``person`` holds ``esc``: its owner, or a member of its owning team (a team
-    owns only without a rotation; with one, the on-call member is the owner)."""
+    owns a level ``all(T)`` or one without a rotation; otherwise a person is the owner)."""
     team = pack.teams.get(esc.owner or "") if esc.owner_kind == "team" else None
     return person in team.members if team is not None else esc.owner == person
 

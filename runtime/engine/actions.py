@@ -19,7 +19,7 @@ from escalade.runtime import tracing
 from escalade.runtime.engine import noise
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
-from escalade.runtime.engine.ownership import team_recipients
+from escalade.runtime.engine.ownership import ALL, every_member, team_recipients
 from escalade.runtime.links import WAITING_STATES, AckLink, LevelKey, holds, link_expiry, sign_token
 from escalade.runtime.pack import Step
 from escalade.runtime.store import Escalation, OutboxMessage
@@ -89,16 +89,25 @@ def issue_steps(
         if step.undo is not None and step.undo.action == "restore" and field is not None:
             payload["before"] = field_value(rt, esc.ticket, str(field))
         if step.action in ("notify", "page") and target_kind == "team" and target is not None:
-            # A team is reached through people: its on-call member now, or every member.
-            members = team_recipients(rt.store, pack, target, m.now)
+            # A team is reached through people: its on-call member now, or every member
+            # (`all(T)`: every available member, even of a team with a schedule).
+            everyone = _pick(step) == ALL
+            members = (every_member if everyone else team_recipients)(rt.store, pack, target, m.now)
             if not members:
                 return f"step {step.action} {target}: nobody in {target} is available"
             payload["team"] = target
+            if everyone:
+                payload["pick"] = ALL
             for member in members:
                 emit(rt, esc, pack, rules, m, step.action, member, "person", dict(payload))
             continue
         emit(rt, esc, pack, rules, m, step.action, target, target_kind, payload)
     return None
+
+
+def _pick(step: Step) -> str | None:
+    """How the step picks among the team it names (``all``), None for a plain target."""
+    return next((str(a["pick"]) for a in step.args if "ref" in a and a.get("pick")), None)
 
 
 def notify_owner(

@@ -18,7 +18,7 @@ from escalade.runtime.engine import noise
 from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
-from escalade.runtime.engine.ownership import resolve_ref
+from escalade.runtime.engine.ownership import Assignee, resolve_owner, resolve_ref
 from escalade.runtime.engine.undo import policy_revert
 from escalade.runtime.engine.unowned import take_unowned
 from escalade.runtime.pack import Owner, Step
@@ -287,9 +287,10 @@ def _next_available(
     rules: PolicyRules,
     at: tuple[int, int],
     m: Moment,
-) -> tuple[Owner, tuple[str, str], int, int] | None:
+) -> tuple[Owner, Assignee, int, int] | None:
     """From chain position ``at`` (index, cycle): the first owner available, skipping (and
-    auditing) absent ones and starting the chain over ``repeat`` times; None when exhausted."""
+    auditing) absent ones and starting the chain over ``repeat`` times; None when exhausted.
+    A ``round_robin`` level hands out its team's next member (see :mod:`.ownership`)."""
     index, cycle = at
     owners = rules.policy.owners
     repeat = rules.policy.repeat
@@ -310,7 +311,7 @@ def _next_available(
                 reason=f"chain starts over (round {cycle + 1} of {repeat + 1})",
             )
         owner = owners[index]
-        found = resolve_ref(pack, owner.ref, owner.kind, m.now, away, rt.store)
+        found = resolve_owner(pack, owner, m.now, away, rt.store)
         if found is not None:
             return owner, found, index, cycle
         until = away.get(owner.ref)
@@ -346,13 +347,15 @@ def assign(
         if found is None:
             exhausted(rt, esc, pack, rules, m)
             return
-        owner, (who, who_kind), index, cycle = found
+        owner, chosen, index, cycle = found
+        who, who_kind = chosen.owner, chosen.kind
         rt.move(esc, "assign")
         esc.level, esc.level_index, esc.cycle = owner.level, index, cycle
         esc.owner, esc.owner_kind = who, who_kind
         tracing.annotate(owner=who, level=esc.level)
         esc.facts.owner_from = owner.ref if who != owner.ref else None
         via = f" (on call for {owner.ref})" if who != owner.ref else ""
+        via = f" ({chosen.how})" if chosen.how else via
         rt.audit(
             m,
             "assigned",
@@ -360,7 +363,13 @@ def assign(
             pack,
             rules.name,
             reason=f"{esc.level} owner {who}{via}: {reason}",
-            detail={"owner": who, "level": esc.level, "cycle": cycle, "from": owner.ref},
+            detail={
+                "owner": who,
+                "level": esc.level,
+                "cycle": cycle,
+                "from": owner.ref,
+                **({"pick": owner.pick} if owner.pick else {}),
+            },
         )
         notify_owner(
             rt,

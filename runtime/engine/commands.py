@@ -55,7 +55,8 @@ def reached(
 
 def assignee_problem(pack: LoadedPack, esc: Escalation, by: str) -> str | None:
     """Why ``by`` may not acknowledge ``esc`` as its assignee (None when they may): only the
-    current owner, or any member of an owning team without rotation."""
+    current owner, or any member of an owning team (an ``all(T)`` level, a team without
+    rotation); a ``round_robin(T)`` level is owned by the member it picked."""
     team = pack.teams.get(esc.owner or "") if esc.owner_kind == "team" else None
     if team is not None:
         if by in team.members:
@@ -95,11 +96,16 @@ def decide_ack(
         rt.audit(m, "ack_override", esc, pack, rules.name, reason=reason, detail=detail)
     rt.move(esc, "ack")
     esc.acked_at = m.now
+    # A team level (`all(T)`, a team without rotation): the first member's ack owns it.
+    team = esc.owner if esc.owner_kind == "team" and problem is None else None
     esc.owner, esc.owner_kind = by, "person"
     if esc.facts.first_ack is None:
         esc.facts.first_ack = m.now
     rt.store.cancel_timers(esc.id, ("ack", "sla_acknowledge"))
-    reached(rt, esc, pack, rules, m, "acknowledge", f" by {by}", {"via": via} if via else None)
+    detail = {"via": via} if via else {}
+    detail.update({"first_of": team} if team else {})
+    who = f" by {by}" + (f" (first of {team})" if team else "")
+    reached(rt, esc, pack, rules, m, "acknowledge", who, detail or None)
     return f"ticket {esc.ticket} acknowledged by {by}"
 
 
