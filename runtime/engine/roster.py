@@ -73,24 +73,29 @@ def effective_team(store: Store | None, team: Team, start: int, end: int) -> Tea
     return with_overrides(team, (as_override(r) for r in rows))
 
 
-# Per store: (the earliest instant the rows answer for, every override not over by then).
-_KEPT: WeakKeyDictionary[Any, tuple[int, list[OverrideRow]]] = WeakKeyDictionary()
+# Per store: (roster version, the earliest instant the rows answer for, every override
+# not over by then).
+_KEPT: WeakKeyDictionary[Any, tuple[int, int, list[OverrideRow]]] = WeakKeyDictionary()
 _FOREVER = 2**62
 
 
 def team_at(store: Store | None, team: Team, at: int) -> Team:
     """``team`` with the store's overrides running at instant ``at`` applied.
 
-    The assignment path asks this for every escalation, so the overrides are read once
-    and kept per store (as the store keeps absences) until :func:`forget`: this process
-    recording one forgets them, and so does ``Engine.refresh`` (a server's every tick,
-    as for packs other processes activate)."""
+    The assignment path asks this for every escalation, so inside a transaction the
+    overrides are read once and kept per store while the store's roster version (raised
+    by every override and absence, by any process) is unchanged; :func:`forget` drops
+    them too."""
     if team.schedule is None or store is None:
         return team
+    version = store.roster_version()
     kept = _KEPT.get(store)
-    if kept is None or at < kept[0]:
-        kept = _KEPT[store] = (at, sorted(store.overrides(at, _FOREVER), key=lambda r: r.id))
-    rows = (r for r in kept[1] if r.team == team.name and r.since <= at < r.until)
+    if version is None or kept is None or kept[0] != version or at < kept[1]:
+        rows_now = sorted(store.overrides(at, _FOREVER), key=lambda r: r.id)
+        kept = (version if version is not None else -1, at, rows_now)
+        if version is not None:
+            _KEPT[store] = kept
+    rows = (r for r in kept[2] if r.team == team.name and r.since <= at < r.until)
     return with_overrides(team, (as_override(r) for r in rows))
 
 

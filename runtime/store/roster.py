@@ -76,6 +76,7 @@ class _Store(Protocol):
     def _meta(self, key: str) -> str | None: ...
     def _set_meta(self, key: str, value: str) -> None: ...
     def _meta_unit(self) -> Unit: ...
+    def _bump_roster(self) -> Unit | None: ...
     def _flush_escalations(self) -> None: ...
     def _for_update(self) -> str: ...
     def _send_write(self, write: Write) -> None: ...
@@ -175,18 +176,33 @@ class Roster:
             " ON CONFLICT(person, since) DO UPDATE SET until = excluded.until",
             (person, start, until),
         )
-        unit, kept = self._unit if self._unit is None else self._meta_unit(), self._absent
+        kept = self._absent
+        unit = self._bump_roster()
         if unit is None:
-            self._absent = None
-            self._set_meta("absences", str(int(self._meta("absences") or 0) + 1))
             return
-        fresh = kept is not None and kept[0] == unit.absences_version
-        unit.absences_version = (unit.absences_version or 0) + 1
-        unit.absences_dirty = True
-        self._absent = None
+        fresh = kept is not None and kept[0] == (unit.absences_version or 0) - 1
         if fresh and kept is not None:
             windows = with_window(kept[2], person, start, until)
             self._absent = (unit.absences_version, kept[1], windows)
+
+    def _bump_roster(self: _Store) -> Unit | None:
+        """Raise the roster version (meta ``absences``) after an absence or an override, so
+        every process's kept absences and overrides are read again; the transaction's
+        unit (None outside one, where the meta row is written at once)."""
+        unit = self._unit if self._unit is None else self._meta_unit()
+        self._absent = None
+        if unit is None:
+            self._set_meta("absences", str(int(self._meta("absences") or 0) + 1))
+            return None
+        unit.absences_version = (unit.absences_version or 0) + 1
+        unit.absences_dirty = True
+        return unit
+
+    def roster_version(self: _Store) -> int | None:
+        """The roster version as this transaction read it (None outside a transaction):
+        a kept copy of the overrides stays good while it is unchanged."""
+        unit = self._unit if self._unit is None else self._meta_unit()
+        return None if unit is None else unit.absences_version or 0
 
     def absences(self: _Store, at: int) -> dict[str, int]:
         """Who is absent at ``at``, until when (the end of the absence ``at`` falls in)."""
@@ -221,11 +237,13 @@ class Roster:
     ) -> int:
         """Record ``person`` on call for ``team`` over [``since``, ``until``); its id."""
         _check_window(since, until)
-        return self._insert(
+        found = self._insert(
             "INSERT INTO overrides(team, person, replaces, since, until, reason, actor)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (team, person, replaces, since, until, reason, actor),
         )
+        self._bump_roster()
+        return found
 
     def overrides(self: _Store, start: int, end: int, team: str | None = None) -> list[OverrideRow]:
         """The overrides (of ``team``, or every team) overlapping [``start``, ``end``), by
