@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from escalade.compiler.backends.oncall import pick_text
 from escalade.compiler.backends.rulepack import build_pack
 from escalade.compiler.build import load_for_build, resolve_config
 from escalade.compiler.formats import render_text
@@ -47,7 +48,9 @@ def load_pack(pack: Path | None, policies: Path | None) -> RulePack:
     return RulePack.load(pack)
 
 
-def _who(pack: RulePack, ref: str, kind: str, at: float) -> str:
+def _who(pack: RulePack, ref: str, kind: str, at: float, pick: str | None = None) -> str:
+    if pick is not None:
+        return _picked(pack, ref, pick, at)
     if kind == "team":
         team = pack.teams.get(ref)
         if team is None:
@@ -60,6 +63,20 @@ def _who(pack: RulePack, ref: str, kind: str, at: float) -> str:
         members = ", ".join(pack.display_name(m) for m in team.members)
         return f"{ref} (team: {members})"
     return pack.display_name(ref)
+
+
+def _picked(pack: RulePack, team: str, pick: str, at: float) -> str:
+    """A ``round_robin(T)`` or ``all(T)`` level in words, with who it picks among at ``at``
+    (a team with a schedule: its on-call member). Without a database, explain cannot say
+    whose turn it is."""
+    spec = pack.teams.get(team)
+    if spec is None:
+        return f"{pick}({team})"
+    if spec.scheduled:
+        on_call = spec.on_call(at)
+        now = f"now: {pack.display_name(on_call)}" if on_call else "nobody now"
+        return pick_text(pick, team, now, scheduled=True)
+    return pick_text(pick, team, ", ".join(pack.display_name(m) for m in spec.members))
 
 
 def _reaches(pack: RulePack, ref: str, kind: str, at: float) -> str | None:
@@ -100,7 +117,8 @@ def chain_rows(pack: RulePack, policy: Policy, at: float) -> list[dict[str, Any]
             "level": stop.owner.level,
             "pass": stop.round,
             "ref": stop.owner.ref,
-            "who": _who(pack, stop.owner.ref, stop.owner.kind, at + stop.at),
+            "who": _who(pack, stop.owner.ref, stop.owner.kind, at + stop.at, stop.owner.pick),
+            "pick": stop.owner.pick,
             "reaches": _reaches(pack, stop.owner.ref, stop.owner.kind, at + stop.at),
             "when": format_time(at + stop.at),
             "ack": stop.owner.ack,

@@ -1,4 +1,5 @@
-"""Schedules and calendars in words: for runbooks, ``escalade graph`` and ``escalade diff``.
+"""Schedules and calendars in words: for runbooks, ``escalade graph`` and ``escalade diff``
+(and how a ``round_robin(T)``/``all(T)`` level picks, for runbooks and ``explain``).
 
 Everything here reads the runtime's own :class:`~escalade.runtime.schedule.Schedule`
 and :class:`~escalade.runtime.calendars.Calendar`, so what a page says is what the
@@ -35,6 +36,7 @@ __all__ = [
     "longest_wall_clock",
     "override_text",
     "overrides_text",
+    "pick_text",
     "schedule_label",
     "shift_text",
     "table_start",
@@ -169,6 +171,31 @@ def schedule_label(name: str, schedule: Schedule | None, rotation: str | None = 
         count = len(schedule.overrides)
         label += f" · {count} override{'s' if count != 1 else ''}"
     return label
+
+
+def pick_text(pick: str, team: str, among: str, scheduled: bool = False) -> str:
+    """How an owner level ``round_robin(team)`` or ``all(team)`` picks, in the words runbooks
+    and ``explain`` share; ``among`` names the candidates: the members, or for a team with
+    a schedule (``scheduled``) its on-call member, the only one a pick chooses from.
+
+    >>> pick_text("round_robin", "q", "a, b")
+    'round robin among q (a, b): the next available member after the last one assigned'
+    >>> pick_text("all", "sdr_queue", "ines, lena")
+    'every member of sdr_queue (ines, lena) is paged; the first ack owns it'
+    """
+    if scheduled:
+        if pick == "round_robin":
+            return f"round robin among {team}: the member on call by its schedule ({among})"
+        return (
+            f"the member of {team} on call by its schedule ({among}) is paged; any member's"
+            " ack owns it"
+        )
+    if pick == "round_robin":
+        return (
+            f"round robin among {team} ({among}): the next available member after the last"
+            " one assigned"
+        )
+    return f"every member of {team} ({among}) is paged; the first ack owns it"
 
 
 def calendar_text(calendar: Calendar) -> str:

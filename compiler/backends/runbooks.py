@@ -298,7 +298,9 @@ class Describer:
         """A person's display name (escaped in Markdown)."""
         return self.text(self.pack.display_name(ref))
 
-    def who(self, ref: str, kind: str) -> str:
+    def who(self, ref: str, kind: str, pick: str | None = None) -> str:
+        if pick is not None:
+            return self.picked(ref, pick, f"**{ref}**")
         if kind == "team":
             team = self.pack.teams.get(ref)
             members = ", ".join(self.display(m) for m in team.members) if team else ""
@@ -313,8 +315,20 @@ class Describer:
             return f"everyone in **{ref}** ({members}); any member's ack counts"
         return f"**{self.display(ref)}**"
 
-    def name(self, ref: str, kind: str) -> str:
+    def picked(self, team: str, pick: str, shown: str) -> str:
+        """A ``round_robin(team)`` or ``all(team)`` level: who it picks among, and how."""
+        spec = self.pack.teams.get(team)
+        if spec is not None and spec.scheduled:
+            return oncall.pick_text(pick, shown, "schedule below", scheduled=True)
+        among = ", ".join(self.display(m) for m in spec.members) if spec else ""
+        return oncall.pick_text(pick, shown, among)
+
+    def name(self, ref: str, kind: str, pick: str | None = None) -> str:
         """A short name for diagrams and timelines."""
+        if pick == "round_robin":
+            return f"next in {ref} (round robin)"
+        if pick == "all":
+            return f"everyone in {ref} (first ack owns it)"
         if kind == "team":
             team = self.pack.teams.get(ref)
             return f"on-call of {ref}" if team and team.scheduled else f"everyone in {ref}"
@@ -410,6 +424,8 @@ class Describer:
             if arg["kind"] == "channel":
                 ch = self.pack.channels.get(arg["ref"])
                 return self.text(f"{ch.target} ({ch.kind})") if ch else arg["ref"]
+            if arg.get("pick") == "all":
+                return f"every member of {arg['ref']}"
             return self.name(arg["ref"], arg["kind"])
         if "word" in arg:
             return _words(arg["word"])
@@ -626,7 +642,7 @@ def policy_view(
     owners = tuple(
         OwnerRow(
             o.level,
-            d.who(o.ref, o.kind),
+            d.who(o.ref, o.kind, o.pick),
             d.reach(o.ref, o.kind),
             duration_words(o.ack) if o.ack is not None else "no timeout (keeps it)",
         )
@@ -718,7 +734,7 @@ def _timeline(pack: RulePack, policy: Policy, d: Describer) -> list[TimelineRow]
         add(0, start)
     failover = "; ".join(d.step(s) for s in policy.on.get("failover", ()))
     for i, stop in enumerate(schedule.stops):
-        who = f"**{d.name(stop.owner.ref, stop.owner.kind)}** ({stop.owner.level})"
+        who = f"**{d.name(stop.owner.ref, stop.owner.kind, stop.owner.pick)}** ({stop.owner.level})"
         if i == 0:
             add(0, f"assigned to {who}")
             continue
@@ -734,7 +750,7 @@ def _timeline(pack: RulePack, policy: Policy, d: Describer) -> list[TimelineRow]
         last = schedule.stops[-1].owner
         add(
             schedule.stops[-1].at,
-            f"stays with **{d.name(last.ref, last.kind)}** until acknowledged",
+            f"stays with **{d.name(last.ref, last.kind, last.pick)}** until acknowledged",
         )
     breach = "; ".join(d.step(s) for s in policy.on.get("breach", ()))
     counted: list[TimelineRow] = []  # SLAs counted in a calendar's open hours
@@ -842,7 +858,9 @@ class _Flowchart:
         for o in self.policy.owners:
             keeps = "" if o.ack is not None else " (keeps it until acknowledged)"
             ids.append(
-                self.node(f"owner_{o.level}", f"{o.level}: {self.d.name(o.ref, o.kind)}{keeps}")
+                self.node(
+                    f"owner_{o.level}", f"{o.level}: {self.d.name(o.ref, o.kind, o.pick)}{keeps}"
+                )
             )
         self.node("acked", "acknowledged → resolve → close when checks pass", "stop")
         if ids:
@@ -959,7 +977,11 @@ def render_runbooks(
                 starts=view.starts,
                 # a handoff keeps the priority of the escalation it takes over
                 priority=str(policy.priority) if policy.triggers else "inherited",
-                primary=Describer(pack).name(primary.ref, primary.kind) if primary else "—",
+                primary=(
+                    Describer(pack).name(primary.ref, primary.kind, primary.pick)
+                    if primary
+                    else "—"
+                ),
                 source=policy.source,
             )
         )

@@ -537,7 +537,8 @@ def _check_reachable(pset: m.PolicySet, ref: str, span: n.Span, diags: Collector
 
 
 def check_teams(pset: m.PolicySet, diags: Collector) -> None:
-    """A team without members can own nothing (E205)."""
+    """A team without members can own nothing (E205); a note at each owner level it is
+    (``round_robin(T)`` or ``all(T)`` picks nobody)."""
     for team in pset.teams.values():
         if not team.members:
             diags.report(
@@ -545,7 +546,18 @@ def check_teams(pset: m.PolicySet, diags: Collector) -> None:
                 team.span,
                 f"team '{team.name}' has no members",
                 help="add `members a, b`",
+                notes=_empty_team_owners(pset, team.name),
             )
+
+
+def _empty_team_owners(pset: m.PolicySet, team: str) -> list[Note]:
+    notes = []
+    for p in sorted(pset.policies.values(), key=lambda q: (q.span, q.name)):
+        for o in p.owners:
+            if o.ref_kind == "team" and o.ref == team:
+                what = f"{o.pick}({team})" if o.pick else f"'{team}'"
+                notes.append(Note(o.span, f"{what} as {o.level} owner of '{p.name}' picks nobody"))
+    return notes
 
 
 def check_triage(pset: m.PolicySet, diags: Collector) -> None:

@@ -55,6 +55,7 @@ from escalade.runtime.schedule import summarize_gaps as _summarize
 CONTACT_POINTS = frozenset({"email", "slack", "pager"})
 MOST_PHRASES = 3  # windows named in a message; the rest are counted
 DAY = 86400
+STRATEGIES = (None, "round_robin", "all")  # how an owner level picks among a team
 
 
 def has_contact(pset: m.PolicySet, person: str) -> bool:
@@ -71,7 +72,8 @@ def team_gaps(
     ``strategy`` (None, ``round_robin`` or ``all``) is how the level picks among the
     team: with a schedule, every strategy picks among the members the schedule puts on
     call, so the intervals are the same; without one, every member is a candidate."""
-    del strategy  # every strategy picks among the same members (see the docstring)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown pick {strategy!r}")  # E105 reports it; never analysed
     if lo >= hi:
         return ()
     if team.schedule is None or not team.schedule.layers:
@@ -118,12 +120,11 @@ class Reach:
             reachable = has_contact(self.pset, owner.ref)
             return Level(owner, () if reachable else ((lo, hi),), "UTC", not reachable)
         team = self.usable.get(owner.ref) if owner.ref_kind == "team" else None
-        if team is None:
-            return None
-        strategy = getattr(owner, "pick", None)  # round_robin | all | None
-        key = f"{team.name}|{strategy}"
+        if team is None or owner.pick not in STRATEGIES:
+            return None  # an unknown pick is E105
+        key = f"{team.name}|{owner.pick}"  # round_robin | all | None
         if key not in self._team_gaps:
-            self._team_gaps[key] = team_gaps(self.pset, team, lo, hi, strategy)
+            self._team_gaps[key] = team_gaps(self.pset, team, lo, hi, owner.pick)
         return Level(owner, self._team_gaps[key], team.zone)
 
 
