@@ -537,8 +537,8 @@ def _check_reachable(pset: m.PolicySet, ref: str, span: n.Span, diags: Collector
 
 
 def check_teams(pset: m.PolicySet, diags: Collector) -> None:
-    """A team without members can own nothing (E205); a note at each owner level it is
-    (``round_robin(T)`` or ``all(T)`` picks nobody)."""
+    """A team without members can own nothing (E205), with a note at each owner level that
+    names it (``round_robin(T)`` or ``all(T)`` there picks nobody)."""
     for team in pset.teams.values():
         if not team.members:
             diags.report(
