@@ -295,6 +295,9 @@ def _next_available(
     owners = rules.policy.owners
     repeat = rules.policy.repeat
     away = rt.store.absences(m.now)
+    # Assigned again at the same level (a silence released it): a pick keeps its member.
+    same = esc.state == "assigned" and (esc.level_index, esc.cycle) == at
+    held = esc.owner if same and esc.owner_kind == "person" else None
     budget = max(1, len(owners)) * (repeat + 1) + 1
     while budget > 0:
         budget -= 1
@@ -311,7 +314,9 @@ def _next_available(
                 reason=f"chain starts over (round {cycle + 1} of {repeat + 1})",
             )
         owner = owners[index]
-        found = resolve_owner(pack, owner, m.now, away, rt.store)
+        found = resolve_owner(
+            pack, owner, m.now, away, rt.store, held if (index, cycle) == at else None
+        )
         if found is not None:
             return owner, found, index, cycle
         until = away.get(owner.ref)

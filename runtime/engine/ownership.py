@@ -131,12 +131,21 @@ class Assignee:
 
 
 def resolve_owner(
-    pack: LoadedPack, owner: Owner, at: int, away: Mapping[str, int], store: Store
+    pack: LoadedPack,
+    owner: Owner,
+    at: int,
+    away: Mapping[str, int],
+    store: Store,
+    held: str | None = None,
 ) -> Assignee | None:
     """The assignee of chain level ``owner`` at ``at``, or None when nobody is available
-    (the level is skipped). ``round_robin`` advances the team's cursor in ``store``."""
+    (the level is skipped). ``round_robin`` advances the team's cursor in ``store``, unless
+    ``held``, the member this level was already handed to (assigned again when a silence
+    ends), is still a candidate: they keep it, the queue does not move twice."""
     if owner.pick == ROUND_ROBIN:
         pool = candidates(pack, owner.ref, at, away, store)
+        if held is not None and held in pool:
+            return Assignee(held, "person", f"round robin in {owner.ref}: {held} keeps it")
         key = rotation_key(owner.ref)
         last = store.rotation_cursor(key)
         chosen = store.advance_rotation(key, pool, lambda person: person not in away)

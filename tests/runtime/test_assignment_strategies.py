@@ -258,3 +258,19 @@ def test_two_workers_share_the_round_robin_cursor(strategies_pack: dict[str, Any
             workers[i % 2].receive(lead(f"L{i}", "referral", T0 + i), T0 + i)
         owners = [owner_of(workers[0], f"L{i}")[0] for i in range(4)]
         assert owners == ["ines", "lena", "ines", "lena"]
+
+
+def test_a_silenced_round_robin_assignment_keeps_its_member_at_release(engines: Factory) -> None:
+    """A silence holds the chain after the member was picked; its release pages that same
+    member (the queue does not move twice for one assignment)."""
+    engine, _, notifier = engines()
+    engine.silence(("policy", "referral_round_robin"), None, T0 + H, "offsite", "kim", T0)
+    engine.receive(lead("L1", "referral", T0 + 1), T0 + 1)
+    assert owner_of(engine, "L1")[0] == "ines"
+    engine.advance(T0 + H + 1)
+    assert owner_of(engine, "L1")[0] == "ines"
+    assert "ines keeps it" in reasons(engine, "assigned")[-1]
+    assert paged(notifier, "L1") == ["ines"]  # the held page was never sent; this one is
+    assert engine.store.rotation_cursor("round_robin:sdr_queue") == "ines"
+    engine.receive(lead("L2", "referral", T0 + H + 2), T0 + H + 2)
+    assert owner_of(engine, "L2")[0] == "lena"
