@@ -8,17 +8,21 @@ the deliveries that failed (channel and reason), the escalation's KPIs against i
 SLA targets, the exceptions taken (Type A handoffs, Type B triage) and why, the open
 questions left blank for people, and remediation items.
 
-A draft is generated, never stored: the same trail gives the same bytes (no wall clock,
-no random order; :func:`dumps` sorts keys). Writing a draft changes nothing, and a draft
-never satisfies ``close``: the post-mortem is complete only once someone records it
-(``escalade postmortem T --complete --link URL --by P``).
+The same trail gives the same bytes (no wall clock, no random order; :func:`dumps` sorts
+keys). Generating a draft writes nothing; the engine stores one when triage requires the
+post-mortem (:mod:`escalade.runtime.engine.postmortems`: ``Store.save_postmortem`` keeps
+the :func:`dumps` text, its :func:`digest` is audited). A draft never satisfies ``close``:
+the post-mortem is complete only once someone records it (``escalade postmortem T
+--complete --link URL --by P``).
 
 :func:`for_ticket` reads what a draft needs through the store's read API (it never
-writes); :func:`render_markdown` renders a draft for people.
+writes); :func:`stored_or_generated` is the stored draft when there is one (else one
+generated now), saying which; :func:`render_markdown` renders a draft for people.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -210,9 +214,11 @@ def remediation(
     failed: Sequence[Mapping[str, Any]],
     owner: str | None,
     due: int | None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Items to follow up, from what went wrong (failed checks and steps, nobody
-    acknowledging, breaches, failed deliveries), each once, in the trail's order."""
+    acknowledging, breaches, failed deliveries), each once, in the trail's order; ``note``
+    says who chose the owner (and whether anything is due)."""
     texts: list[str] = []
     for r in rows:
         lead = REMEDIATION_KINDS.get(r.kind)
@@ -223,7 +229,7 @@ def remediation(
         texts.append(f"Make {f['action']} {f['target'] or ''}{where} deliverable: {f['reason']}")
     when = _time(due)
     items = [{"item": text, "owner": owner, "due": when} for text in dict.fromkeys(texts)]
-    return {"owner": owner, "due": when, "items": items}
+    return {"owner": owner, "due": when, "note": note, "items": items}
 
 
 def summary(esc: Escalation, rows: Sequence[AuditRow]) -> dict[str, Any]:
@@ -262,12 +268,13 @@ def draft(
     *,
     owner: str | None = None,
     due: int | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """The post-mortem draft of ``esc`` from its audit ``rows`` (in the trail's order) and
     its outbox ``messages``: a pure function, so the same trail gives the same document.
 
     ``owner`` and ``due`` (epoch seconds) are who follows the remediation up and by when
-    (null when nobody said)."""
+    (null when nobody said); ``note`` says how the owner was chosen."""
     rows = list(rows)
     failed = failed_deliveries(messages, rows)
     last = rows[-1] if rows else None
@@ -288,7 +295,7 @@ def draft(
         "open_questions": [
             {"key": key, "question": text, "answer": None} for key, text in QUESTIONS
         ],
-        "remediation": remediation(rows, failed, owner, due),
+        "remediation": remediation(rows, failed, owner, due, note),
     }
 
 
@@ -307,6 +314,33 @@ def for_ticket(
         return None
     rows = list(store.audit_rows(esc.id))
     return draft(esc, rows, store.outbox(esc.id), owner=owner, due=due)
+
+
+def stored_or_generated(store: Store, ticket: str) -> dict[str, Any] | None:
+    """The draft of ``ticket``'s escalation as stored when triage required the post-mortem,
+    else one generated now from the trail (None without an escalation); its ``source``
+    says which (a read: nothing is written)."""
+    esc = escalation_of(store, ticket)
+    if esc is None:
+        return None
+    record = store.postmortem_record(esc.id)
+    if record is not None and record.draft:
+        doc: dict[str, Any] = json.loads(record.draft)
+        doc["source"] = {
+            "kind": "stored",
+            "drafted_at": format_time(record.created_at),
+            "hash": digest(record.draft),
+        }
+        return doc
+    found = for_ticket(store, ticket)
+    assert found is not None
+    found["source"] = {"kind": "generated", "drafted_at": None, "hash": None}
+    return found
+
+
+def digest(text: str) -> str:
+    """The SHA-256 of a stored draft's text (what ``postmortem_drafted`` records)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
@@ -332,10 +366,20 @@ def _summary_lines(doc: Mapping[str, Any]) -> list[str]:
     pm = s["postmortem"]
     done = f"completed: {pm['link']}" if pm["completed"] else "not completed yet"
     snapshot = json.dumps(s["snapshot"], indent=2, sort_keys=True, ensure_ascii=False)
+    source = doc.get("source") or {}
+    if source.get("kind") == "stored":
+        origin = (
+            f"The stored draft, written from the audit trail at {source['drafted_at']}"
+            f" (sha256 {source['hash']})"
+        )
+    elif source.get("kind") == "generated":
+        origin = "Generated now from the audit trail (no draft is stored)"
+    else:
+        origin = "Generated from the audit trail"
     return [
         f"# Post-mortem (draft): ticket {s['ticket']}",
         "",
-        "Generated from the audit trail; a draft does not complete the post-mortem"
+        f"{origin}; a draft does not complete the post-mortem"
         " (close needs `escalade postmortem TICKET --complete --link URL --by PERSON`).",
         "",
         "## Summary",
@@ -452,6 +496,8 @@ def _closing_lines(doc: Mapping[str, Any]) -> list[str]:
         f"Owner: {_cell(r['owner'])}. Due: {_cell(r['due'])}.",
         "",
     ]
+    if r.get("note"):
+        lines += [str(r["note"]), ""]
     if not r["items"]:
         return [*lines, "No item yet."]
     lines += ["| item | owner | due |", "|---|---|---|"]

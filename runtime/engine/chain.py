@@ -19,6 +19,7 @@ from escalade.runtime.engine.actions import emit, issue_steps, notify_owner
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import Assignee, resolve_owner, resolve_ref
+from escalade.runtime.engine.postmortems import on_triage as draft_postmortem
 from escalade.runtime.engine.undo import policy_revert
 from escalade.runtime.engine.unowned import take_unowned
 from escalade.runtime.pack import Owner, Step
@@ -485,6 +486,7 @@ def triage(
         text = f"Post-mortem for ticket {esc.ticket} ({rules.name})"
         payload = {"text": text, "reason": "postmortem"}
         emit(rt, esc, pack, rules, m, "create_task", found[0], found[1], payload)
+        draft_postmortem(rt, esc, pack, rules, m, found)  # stored, owner notified, due timer
 
 
 def on_update(rt: Runtime, esc: Escalation, state: dict[str, Any], m: Moment) -> None:

@@ -18,6 +18,7 @@ from escalade.runtime.engine.chain import run_steps
 from escalade.runtime.engine.context import Moment, Refused, Runtime
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.ownership import resolve_ref
+from escalade.runtime.engine.postmortems import complete as complete_postmortem
 from escalade.runtime.engine.transitions import allowed
 from escalade.runtime.engine.undo import revert
 from escalade.runtime.store import Escalation, Timer
@@ -200,9 +201,11 @@ def decide_transfer(
 def decide_postmortem(
     rt: Runtime, esc: Escalation, pack: LoadedPack, rules: PolicyRules, m: Moment, link: str
 ) -> str:
-    """Record the completed post-mortem that close may require."""
+    """Record the completed post-mortem that close may require (its overdue timers end)."""
     esc.facts.postmortem_link = link
-    rt.audit(m, "postmortem", esc, pack, rules.name, reason=f"post-mortem completed: {link}")
+    detail = complete_postmortem(rt, esc, m, link)
+    reason = f"post-mortem completed: {link}"
+    rt.audit(m, "postmortem", esc, pack, rules.name, reason=reason, detail=detail)
     return f"post-mortem recorded for ticket {esc.ticket}"
 
 

@@ -11,6 +11,7 @@ from escalade.runtime.clock import format_duration, format_time
 from escalade.runtime.engine.context import Runtime
 from escalade.runtime.engine.loaded import SLA_KINDS, LoadedPack
 from escalade.runtime.engine.noise import noise_status
+from escalade.runtime.engine.postmortems import postmortem_status
 from escalade.runtime.localtime import local, zone
 from escalade.runtime.store import Escalation
 
@@ -47,6 +48,7 @@ def ticket_status(rt: Runtime, ticket: str, now: int | None = None) -> dict[str,
         "unowned": esc.facts.unowned,
         "postmortem_required": esc.facts.postmortem_required,
         "postmortem_link": esc.facts.postmortem_link,
+        "postmortem": postmortem_status(rt, esc),  # owner, due, drafted_at, completed_link
         "sla": _slas(pack, esc),
         **noise_status(rt, esc),  # related tickets, grouped_into, silenced
         "timers": _timers(rt, esc, now),

@@ -14,6 +14,9 @@ from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.delivery import fire_delivery, fire_redeliver
 from escalade.runtime.engine.loaded import LoadedPack, PolicyRules
 from escalade.runtime.engine.noise import SILENCE_END
+from escalade.runtime.engine.postmortems import POSTMORTEM_DUE, POSTMORTEM_LAST_RESORT
+from escalade.runtime.engine.postmortems import fire_due as fire_postmortem_due
+from escalade.runtime.engine.postmortems import fire_last_resort as fire_postmortem_last
 from escalade.runtime.store import Escalation, Timer
 
 Handler = Callable[[Runtime, Escalation, LoadedPack, PolicyRules, Timer, Moment], None]
@@ -137,6 +140,8 @@ ESCALATION_TIMERS: Mapping[str, Handler] = {
     "delivery": fire_delivery,
     "transfer": fire_transfer,
     SILENCE_END: fire_silence_end,
+    POSTMORTEM_DUE: fire_postmortem_due,  # overdue: the escalation owner, then the last resort
+    POSTMORTEM_LAST_RESORT: fire_postmortem_last,
 }
 
 

@@ -70,7 +70,7 @@ def test_nobody_acks_then_triage(tmp_path: Path, pack_file: Path) -> None:
     assert (s["state"], s["owner"], s["level"]) == ("triage", "dana", "triage")
     assert s["postmortem_required"] is True
     kinds = [h["kind"] for h in s["history"]]  # type: ignore[union-attr]
-    assert kinds.count("unacknowledged") == 1 and kinds[-1] == "triage"
+    assert kinds.count("unacknowledged") == 1 and kinds[-2:] == ["triage", "postmortem_drafted"]
     assert any(a["action"] == "create_task" and a["target"] == "dana" for a in s["actions"])  # type: ignore[union-attr]
 
     # an earlier --at is refused with a clear message

@@ -175,10 +175,12 @@ def test_cli_draft_is_a_read(cli_store: Path) -> None:
     assert code == 0, text
     for heading in SECTIONS:
         assert heading in text
+    assert "The stored draft, written from the audit trail at 2026-11-27T11:00:00Z" in text
     code, out = cli("postmortem", "T1", "--draft", "--format", "json", "--db", str(db))
     assert code == 0, out
     doc = json.loads(out)
     assert doc["timeline"][-1]["kind"] == "triage" and doc["summary"]["state"] == "triage"
+    assert doc["source"]["kind"] == "stored"
     again = cli("postmortem", "T1", "--draft", "--format", "json", "--db", str(db))[1]
     assert again == out
     # a draft at a later time fires no timer either
@@ -225,9 +227,14 @@ def test_cli_complete_satisfies_close(cli_store: Path) -> None:
     assert code == 0, out
     code, out = cli("close", "T1", "--by", "dana", *db, "--at", "2026-11-27T11:33:00Z")
     assert code == 0 and "closed" in out
+    # --draft prints the draft stored at triage (it says so); the completion is in status
     doc = json.loads(cli("postmortem", "T1", "--draft", "--format", "json", *db)[1])
-    assert doc["summary"]["postmortem"]["completed"] is True
-    assert [t["kind"] for t in doc["timeline"]][-2:] == ["postmortem", "closed"]
+    assert doc["source"]["kind"] == "stored" and doc["timeline"][-1]["kind"] == "triage"
+    assert doc["summary"]["postmortem"]["completed"] is False
+    code, out = cli("status", "T1", "--format", "json", *db)
+    pm = json.loads(out)["postmortem"]
+    assert (pm["completed_link"], pm["completed_by"]) == ("https://wiki/pm/T1", "dana")
+    assert pm["drafted_at"] == "2026-11-27T11:00:00Z" and pm["owner"] == "carol"
 
 
 # --- over HTTP --------------------------------------------------------------------
