@@ -87,13 +87,15 @@ def _traced_events(
 
 
 def postmortem_draft(server: EscaladeServer, ticket: str, fmt: str, principal: Any) -> Answer:
-    """``GET /tickets/<id>/postmortem[?format=json]``: the ticket's post-mortem draft from
-    the audit trail (Markdown, or JSON), read only; 404 without an escalation, 403 for a
-    responder who does not own the ticket (as ``GET /tickets/<id>``)."""
+    """``GET /tickets/<id>/postmortem[?format=json]``: the ticket's post-mortem draft as
+    stored when triage required it (else generated from the audit trail now, as ``escalade
+    postmortem T --draft`` does; ``source`` says which), Markdown or JSON, read only; 404
+    without an escalation, 403 for a responder who does not own the ticket (as ``GET
+    /tickets/<id>``)."""
     if fmt not in ("markdown", "json"):
         raise HttpError(400, f"format is markdown or json, not {fmt!r}")
     with server.engine_lock() as engine:
-        doc = postmortem.for_ticket(engine.store, ticket)
+        doc = postmortem.stored_or_generated(engine.store, ticket)
         if doc is not None:
             server._check_owner(engine, principal, ticket)
     if doc is None:

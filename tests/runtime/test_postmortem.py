@@ -245,8 +245,8 @@ def test_get_the_draft_over_http(make_engine: Any) -> None:
     from tests.runtime.test_server import http
 
     engine = triaged(make_engine)
-    expected = postmortem.for_ticket(engine.store, "T1")
-    assert expected is not None
+    expected = postmortem.stored_or_generated(engine.store, "T1")  # as the CLI's --draft
+    assert expected is not None and expected["source"]["kind"] == "stored"
     rows = len(list(engine.store.audit_rows()))
     server = EscaladeServer(engine, "127.0.0.1", 0, tick_interval=3600)
     server.start()
