@@ -22,7 +22,7 @@ from typing import Any
 
 from escalade.runtime import audit
 from escalade.runtime.clock import Clock, SystemClock, format_time
-from escalade.runtime.engine import chain, commands, noise, roster, timers
+from escalade.runtime.engine import commands, handover, noise, roster, timers
 from escalade.runtime.engine.context import ClockError, Limits, Moment, Refused, Runtime
 from escalade.runtime.engine.delivery import Outbox
 from escalade.runtime.engine.intake import BATCH, Intake, Outcome, RawEvent, merge_fields
@@ -492,8 +492,10 @@ class Engine:
                 detail={"person": person, "since": start, "until": until, "why": reason},
             )
             roster.audit_accepted(self.rt, m, pack, what, gaps, accept_gap)
-            waiting = self._waiting_on(person) if start <= now else []
-            moved = sum(self._reassign(esc, person, m) for esc in waiting)
+            waiting = handover.waiting_on(self.rt, person) if start <= now else []
+            moved = sum(handover.reassign(self.rt, esc, person, m) for esc in waiting)
+            if start > now:  # what they hold then moves on then
+                handover.at_start(self.rt, start, what, person=person)
             self.outbox.deliver_now(now)
         self.dispatch(now)
         until_words = (
@@ -540,45 +542,15 @@ class Engine:
                 ident, before, after = roster.record_override(
                     self.rt, pack, change, what, reason, accept_gap, m
                 )
-                moved = self._take_over(team, before, after, reason, m)
+                why = f"{person} took {team}'s on-call from {before}: {reason}"
+                moved = handover.take_over(self.rt, team, before, after, why, m)
+                if begin > now:  # what the team gave to whom it replaces moves on then
+                    handover.at_start(self.rt, begin, what, team=team)
                 self.outbox.deliver_now(now)
         finally:
             roster.forget(self.store)
         self.dispatch(now)
         return Outcome("applied", f"{what} (#{ident}); {moved} escalation(s) reassigned")
-
-    def _take_over(
-        self, team: str, before: str | None, after: str | None, reason: str, m: Moment
-    ) -> int:
-        """What ``team`` had assigned to ``before`` moves on (now ``after`` is on call)."""
-        if before is None or before == after:
-            return 0
-        why = f"{after} took {team}'s on-call from {before}: {reason}"
-        waiting = [e for e in self._waiting_on(before) if e.facts.owner_from == team]
-        return sum(self._reassign(esc, before, m, why) for esc in waiting)
-
-    def _waiting_on(self, person: str) -> list[Escalation]:
-        return [
-            esc
-            for esc in self.store.open_escalations_owned_by(person)
-            if esc.state in ("assigned", "triage")
-        ]
-
-    def _reassign(self, esc: Escalation, person: str, m: Moment, why: str | None = None) -> bool:
-        """``person``, who holds ``esc``, became absent (or ``why``): the chain (or triage)
-        moves on."""
-        pack = self.pack(esc.pack_id)
-        rules = pack.rules[esc.policy]
-        self.store.cancel_timers(esc.id, ("ack",))
-        why = why or f"{person} became absent"
-        if esc.state == "triage":
-            chain.triage(self.rt, esc, pack, rules, m, why)
-        elif esc.level == "transfer":
-            return False  # the transfer's own SLA timer governs it
-        else:
-            chain.assign(self.rt, esc, pack, rules, esc.level_index, esc.cycle, m, why)
-        self.store.update_escalation(esc)
-        return True
 
     # --- reading ------------------------------------------------------------------
     def status(self, ticket: str, at: int | None = None) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from escalade.runtime.engine import handover
 from escalade.runtime.engine.chain import assign, breach, failure, run_steps, start
 from escalade.runtime.engine.context import Moment, Runtime
 from escalade.runtime.engine.delivery import fire_delivery, fire_redeliver
@@ -29,6 +30,9 @@ def fire(rt: Runtime, timer: Timer, m: Moment) -> None:
         return
     if timer.kind == "redeliver":
         fire_redeliver(rt, timer, m)
+        return
+    if timer.kind == handover.ROSTER_START:
+        handover.fire_roster_start(rt, timer, m)
         return
     if timer.escalation_id is None:
         return
