@@ -263,11 +263,17 @@ class _Printer:
     def layer(self, d: n.LayerDecl) -> None:
         items = layer_items(d)
         items.extend((span, self.source_words(span)) for span in d.extra)
+        self.items_block(1, f"layer {d.name.value}", d.span, items)
+
+    def items_block(
+        self, depth: int, header: str, span: n.Span, items: list[tuple[n.Span, str]]
+    ) -> None:
+        """A block of one-line items, in source order."""
         items.sort(key=lambda item: (item[0].line, item[0].col))
-        self.open_block(1, f"layer {d.name.value}", d.span, not items)
-        for span, text in items:
-            self.emit(2, text, span)
-        self.close_block(1, d.span, not items)
+        self.open_block(depth, header, span, not items)
+        for item_span, text in items:
+            self.emit(depth + 1, text, item_span)
+        self.close_block(depth, span, not items)
 
     def calendar(self, d: n.CalendarDecl) -> None:
         items: list[tuple[n.Span, str]] = []
@@ -280,11 +286,7 @@ class _Printer:
             dates = ", ".join(format_string(h.value) for h in d.holidays)
             items.append((d.holidays[0].span, f"except {dates}"))
         items.extend((f.span, f"except file {format_string(f.value)}") for f in d.holiday_files)
-        items.sort(key=lambda item: (item[0].line, item[0].col))
-        self.open_block(0, f"calendar {d.name.value}", d.span, not items)
-        for span, text in items:
-            self.emit(1, text, span)
-        self.close_block(0, d.span, not items)
+        self.items_block(0, f"calendar {d.name.value}", d.span, items)
 
     def maintenance(self, d: n.MaintenanceDecl) -> None:
         items: list[tuple[n.Span, str]] = []
@@ -298,11 +300,7 @@ class _Printer:
         if d.reason is not None:
             items.append((d.reason.span, f"reason {format_string(d.reason.value)}"))
         items.extend((span, self.source_words(span)) for span in d.extra)
-        items.sort(key=lambda item: (item[0].line, item[0].col))
-        self.open_block(0, f"maintenance {d.name.value}", d.span, not items)
-        for span, text in items:
-            self.emit(1, text, span)
-        self.close_block(0, d.span, not items)
+        self.items_block(0, f"maintenance {d.name.value}", d.span, items)
 
     def source_words(self, span: n.Span) -> str:
         """The code of ``span`` with its white space and comments collapsed."""

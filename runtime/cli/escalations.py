@@ -16,6 +16,7 @@ from escalade.runtime.cli.options import (
     app_error,
     duration_option,
     escalation_summary,
+    known_person,
     opened,
     run_outcome,
     runtime_options,
@@ -285,10 +286,7 @@ def absent_command(
     assert end is not None  # --until is required
     with opened(db, pack_path, at) as (app, when):
         _acting(app, by)
-        if person not in app.engine.active().people:
-            raise click.BadParameter(
-                f"{person!r} is not a person in the directory", param_hint="PERSON"
-            )
+        known_person(app.engine.active(), person, "PERSON")
         if start is not None and end <= start:
             raise click.BadParameter(
                 f"{format_time(end)} is not after --from {format_time(start)}",

@@ -22,7 +22,7 @@ from escalade.runtime.app import (
 )
 from escalade.runtime.cli.output import echo_json
 from escalade.runtime.clock import TimeError, parse_duration, parse_time
-from escalade.runtime.engine import ClockError, Outcome, Refused
+from escalade.runtime.engine import ClockError, LoadedPack, Outcome, Refused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,3 +169,15 @@ def run_outcome(
     escalation = escalation_summary(app, outcome.escalation_id) if app is not None else None
     doc = {"outcome": outcome.status, "message": outcome.message, "escalation": escalation}
     echo_json({**(subject or {}), **doc})
+
+
+def known_team(pack: LoadedPack, team: str, param: str = "TEAM") -> None:
+    """Exit 2 unless ``team`` is a team of the directory."""
+    if team not in pack.teams:
+        raise click.BadParameter(f"no team {team!r} in the directory", param_hint=param)
+
+
+def known_person(pack: LoadedPack, person: str, param: str) -> None:
+    """Exit 2 unless ``person`` is a person of the directory."""
+    if person not in pack.people:
+        raise click.BadParameter(f"{person!r} is not a person in the directory", param_hint=param)

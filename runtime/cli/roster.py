@@ -14,7 +14,14 @@ from typing import Any
 import click
 
 from escalade.runtime.app import App
-from escalade.runtime.cli.options import opened, run_outcome, runtime_options, time_option
+from escalade.runtime.cli.options import (
+    known_person,
+    known_team,
+    opened,
+    run_outcome,
+    runtime_options,
+    time_option,
+)
 from escalade.runtime.cli.output import echo_json, format_option
 from escalade.runtime.clock import format_time
 from escalade.runtime.engine import LoadedPack
@@ -28,18 +35,6 @@ ACCEPT_GAP = click.option(
     help="Record the change even though it leaves a team or a policy's chain with nobody"
     " for some window (the reason and the windows are audited).",
 )
-
-
-def known_team(pack: LoadedPack, team: str, param: str = "TEAM") -> None:
-    """Exit 2 unless ``team`` is a team of the directory."""
-    if team not in pack.teams:
-        raise click.BadParameter(f"no team {team!r} in the directory", param_hint=param)
-
-
-def known_person(pack: LoadedPack, person: str, param: str) -> None:
-    """Exit 2 unless ``person`` is a person of the directory."""
-    if person not in pack.people:
-        raise click.BadParameter(f"{person!r} is not a person in the directory", param_hint=param)
 
 
 def window(since: str | None, until: str, at: int | None, app: App) -> tuple[int, int]:

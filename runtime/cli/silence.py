@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from escalade.runtime.cli.options import (
+    known_person,
     opened,
     read_options,
     reading,
@@ -82,8 +83,7 @@ def silence_group(
     assert end is not None
     with opened(db, pack_path, at) as (app, when):
         pack = app.engine.active()
-        if by not in pack.people:
-            raise click.BadParameter(f"{by!r} is not a person in the directory", param_hint="--by")
+        known_person(pack, by, "--by")
         target = _target(pack, policy, team)
         begin = start if start is not None else app.engine.processing_time(when)
         if end <= begin:
@@ -130,7 +130,6 @@ def end_command(
 ) -> None:
     """End silence ID now: the escalations it held start their chain."""
     with opened(db, pack_path, at) as (app, when):
-        if by not in app.engine.active().people:
-            raise click.BadParameter(f"{by!r} is not a person in the directory", param_hint="--by")
+        known_person(app.engine.active(), by, "--by")
         subject = {"action": "silence_end", "silence": silence}
         run_outcome(lambda: app.engine.unsilence(silence, by, when), fmt, app, subject)
