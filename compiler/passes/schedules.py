@@ -284,7 +284,7 @@ def lower_calendar(d: n.CalendarDecl, root: str, diags: Collector) -> Calendar |
 def _holiday_file(f: n.Text, root: str, diags: Collector) -> list[str | None]:
     """Dates from a holidays file (one ``YYYY-MM-DD`` a line; ``#`` comments), relative
     to the declaring file's folder."""
-    path = Path(root) / Path(f.span.file).parent / f.value
+    path = Path(f.span.file).parent / f.value  # the display path: relative to the working directory, or absolute
     try:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
