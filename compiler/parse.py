@@ -563,6 +563,9 @@ def _span_tok(path: str, tok: Token) -> n.Span:
     return n.Span(path, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
+MAX_DURATION = 3650 * 86400  # ten years: longer is a typo, and time arithmetic overflows
+
+
 class _Builder(Transformer[Token, Any]):
     """Lark parse tree to ``nodes``; literal errors (bad durations) go to the collector."""
 
@@ -593,8 +596,16 @@ class _Builder(Transformer[Token, Any]):
             self.diags.report(
                 "E001",
                 span,
-                f"invalid duration '{text}': units go from largest to smallest, each once (d, h, m, s)",
+                f"invalid duration '{text}': units go from largest to smallest, each once (w, d, h, m, s)",
                 help="for example 1h30m, 2d, 45s",
+            )
+            seconds = 0
+        elif seconds > MAX_DURATION:
+            self.diags.report(
+                "E001",
+                span,
+                f"duration '{text}' is longer than ten years",
+                help="durations are at most 3650d (522w)",
             )
             seconds = 0
         return n.Duration(seconds, text, span)
