@@ -55,6 +55,9 @@ class TimeError(ValueError):
     """A time or duration that cannot be read."""
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 2999  # the years a time may name
+
+
 def read_time(text: str, *, bare_utc: bool = False) -> float | None:
     """Epoch seconds of an ISO-8601 time, or None when ``text`` is not one.
 
@@ -75,6 +78,8 @@ def read_time(text: str, *, bare_utc: bool = False) -> float | None:
         if not bare_utc:
             return None
         moment = moment.replace(tzinfo=UTC)
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return None  # every time is computed on and shown; year 1 or 9999 is a typo
     return moment.timestamp()
 
 
@@ -88,7 +93,10 @@ def parse_time(text: str) -> int:
         raw = raw[:-1] + "Z"
     stamp = read_time(raw, bare_utc=True)
     if stamp is None:
-        raise TimeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-27T10:00:00Z)")
+        raise TimeError(
+            f"{text!r} is not an ISO-8601 time from {FIRST_YEAR} to {LAST_YEAR}"
+            " (e.g. 2026-11-27T10:00:00Z)"
+        )
     return int(stamp)
 
 

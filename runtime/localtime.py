@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import pairwise
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from escalade.runtime.clock import FIRST_YEAR, LAST_YEAR, duration_words
 from escalade.runtime.intervals import Intervals, Span, normalize
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -48,12 +49,29 @@ def zone(name: str) -> ZoneInfo:
 
 
 def known_zone(name: str) -> bool:
-    """Whether ``name`` is an IANA zone this machine knows."""
+    """Whether ``name`` is an IANA zone this machine knows (``localtime`` and other names
+    outside the IANA list are not: what they mean depends on the machine)."""
+    if name not in _iana_zones():
+        return False
     try:
         zone(name)
     except ScheduleError:
         return False
     return True
+
+
+# Files of the zone database that are not zones of the world: the host's own setting
+# and the database's internals.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(
+        z
+        for z in available_timezones()
+        if z not in _NOT_ZONES and not z.startswith(("posix/", "right/"))
+    )
 
 
 def read_date(text: str) -> date | None:
@@ -65,9 +83,10 @@ def read_date(text: str) -> date | None:
     if len(text) != 10:
         return None
     try:
-        return date.fromisoformat(text)
+        found = date.fromisoformat(text)
     except ValueError:
         return None
+    return found if FIRST_YEAR <= found.year <= LAST_YEAR else None
 
 
 def instant(tz: ZoneInfo, day: date, seconds: int) -> int:
@@ -202,16 +221,19 @@ def _key(tz: ZoneInfo, span: Span) -> tuple[int, int, int, int]:
 def _weekly_phrase(tz: ZoneInfo, zone_name: str, spans: list[Span]) -> str:
     weekday, _, days, _ = _key(tz, spans[0])
     ls, le = local(tz, spans[0][0]), local(tz, spans[0][1])
-    end_day = f"{_PLURAL[(weekday + days) % 7]} " if days else ""
+    if days >= 6:  # "Wednesdays 12:00-Wednesdays 00:00" would read as inverted
+        until = f" for {duration_words(spans[0][1] - spans[0][0])}"
+    else:
+        end_day = f"{_PLURAL[(weekday + days) % 7]} " if days else ""
+        until = f"\u2013{end_day}{_clock(le)}"
     weekly = all(
         (local(tz, b[0]).date() - local(tz, a[0]).date()).days == 7 for a, b in pairwise(spans)
     )
     often = f"every week, {len(spans)} times" if weekly else f"{len(spans)} weeks"
-    first_utc = _clock(local(_UTC, spans[0][0]))
-    return (
-        f"{_PLURAL[weekday]} {_clock(ls)}\u2013{end_day}{_clock(le)} {zone_name} ({often}; "
-        f"first {ls:%Y-%m-%d} {_clock(ls)} {zone_name} = {first_utc} UTC)"
-    )
+    first = f"{ls:%Y-%m-%d} {_clock(ls)} {zone_name}"
+    if zone_name != "UTC":
+        first += f" = {_clock(local(_UTC, spans[0][0]))} UTC"
+    return f"{_PLURAL[weekday]} {_clock(ls)}{until} {zone_name} ({often}; first {first})"
 
 
 def summarize_gaps(gaps: Iterable[Span], zone_name: str) -> list[str]:
@@ -220,7 +242,7 @@ def summarize_gaps(gaps: Iterable[Span], zone_name: str) -> list[str]:
 
     >>> weekends = [(d + 2 * 86400 + 18 * 3600, d + 4 * 86400 + 9 * 3600) for d in (0, 604800)]
     >>> summarize_gaps(weekends, "UTC")[0]  # 1970-01-01 was a Thursday
-    'Saturdays 18:00\u2013Mondays 09:00 UTC (every week, 2 times; first 1970-01-03 18:00 UTC = 18:00 UTC)'
+    'Saturdays 18:00\u2013Mondays 09:00 UTC (every week, 2 times; first 1970-01-03 18:00 UTC)'
     """
     tz = zone(zone_name)
     groups: dict[tuple[int, int, int, int], list[Span]] = {}

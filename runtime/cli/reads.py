@@ -82,6 +82,9 @@ def status_command(
         click.echo(render_status(status))
 
 
+CALENDAR_DAYS = 400  # the longest calendar `oncall --from --until` prints (a year and more)
+
+
 @click.command("oncall")
 @click.argument("team")
 @click.option(
@@ -113,7 +116,7 @@ def oncall_command(
         if team not in pack.teams:
             raise click.BadParameter(f"no team {team!r} in the directory", param_hint="TEAM")
         if until is not None:
-            start, end = window(since, until, when, app)
+            start, end = window(since, until, when, app, most=CALENDAR_DAYS * 86400)
             return print_calendar(app, pack, team, start, end, fmt)
         if since is not None:
             raise click.BadParameter("--from needs --until", param_hint="--from")

@@ -37,9 +37,11 @@ ACCEPT_GAP = click.option(
 )
 
 
-def window(since: str | None, until: str, at: int | None, app: App) -> tuple[int, int]:
+def window(
+    since: str | None, until: str, at: int | None, app: App, most: int | None = None
+) -> tuple[int, int]:
     """``--from`` (default: now) and ``--until`` as epoch seconds; exit 2 unless the
-    window ends after it starts."""
+    window ends after it starts (and, with ``most``, lasts at most that many seconds)."""
     start = time_option(since, "--from")
     end = time_option(until, "--until")
     assert end is not None  # --until is required
@@ -47,6 +49,11 @@ def window(since: str | None, until: str, at: int | None, app: App) -> tuple[int
     if end <= begin:
         raise click.BadParameter(
             f"{format_time(end)} is not after --from {format_time(begin)}", param_hint="--until"
+        )
+    if most is not None and end - begin > most:
+        raise click.BadParameter(
+            f"the window is longer than {most // 86400} days: print it in parts",
+            param_hint="--until",
         )
     return begin, end
 
