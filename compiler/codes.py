@@ -1330,7 +1330,8 @@ _CODES = (
             """
         ),
         fixed=_vary(
-            "  exception unknown", "  step lock lead_sync undo unlock lead_sync\n  exception unknown"
+            "  exception unknown",
+            "  step lock lead_sync undo unlock lead_sync\n  exception unknown",
         ),
     ),
 )

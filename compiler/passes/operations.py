@@ -104,7 +104,11 @@ def _check_grouping(pset: m.PolicySet, p: m.Policy, diags: Collector) -> None:
     for stmt in p.stmts:
         if not isinstance(stmt, n.GroupStmt):
             continue
+        seen: set[str] = set()
         for ref in stmt.fields:
+            if ref.path in seen:
+                diags.report("E102", ref.span, f"`group by` names '{ref.path}' twice")
+            seen.add(ref.path)
             fields = pset.schema.objects.get(ref.obj, {})
             if ref.field not in fields:
                 diags.report(
@@ -123,12 +127,22 @@ def _check_postmortem_owner(pset: m.PolicySet, p: m.Policy, diags: Collector) ->
     owner = p.postmortem_owner
     if owner is None:
         return
-    if pset.ref_kind(owner.ref) not in ("person", "team"):
+    kind = pset.ref_kind(owner.ref)
+    if kind not in ("person", "team"):
+        what = "unknown post-mortem owner" if kind == "unknown" else f"a {kind} cannot own"
         diags.report(
-            "E101",
+            "E101" if kind == "unknown" else "E105",
             owner.span,
-            f"unknown post-mortem owner '{owner.ref}'",
-            help=declare_help(owner.ref, ["person", "team"]),
+            f"{what} '{owner.ref}'"
+            if kind == "unknown"
+            else f"{what} a post-mortem: '{owner.ref}'",
+            help=declare_help(owner.ref, ["person", "team"])
+            if kind == "unknown"
+            else "name a person or a team",
+        )
+    if owner.within <= 0:
+        diags.report(
+            "E105", owner.span, "a post-mortem due at once is overdue at once", help="e.g. 5d"
         )
     required = (p.triage is not None and p.triage.postmortem) or any(
         c.cond is None for c in p.close_checks

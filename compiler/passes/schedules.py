@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 from escalade.compiler import model as m
 from escalade.compiler import nodes as n
 from escalade.compiler.diagnostics import Collector
 from escalade.runtime.calendars import Calendar
-from escalade.runtime.clock import read_time
-from escalade.runtime.localtime import Window, known_zone
+from escalade.runtime.clock import FIRST_YEAR, LAST_YEAR, read_time
+from escalade.runtime.localtime import Window, known_zone, read_date
 from escalade.runtime.schedule import Layer, Override, Schedule, check, layer_from_rotation
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MIN_SHIFT, MAX_SHIFT = 3600, 52 * 7 * 86400  # an hour to a year of weeks
 _HOURS = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
 _CLOCK = re.compile(r"([0-9]{2}):([0-9]{2})")
 _ZONE_HELP = 'an IANA zone such as "Europe/Berlin", "America/New_York" or "UTC"'
@@ -77,13 +77,11 @@ def _zone(text: n.Text, diags: Collector) -> str | None:
 
 
 def _date(text: n.Text, what: str, diags: Collector) -> str | None:
-    try:
-        date.fromisoformat(text.value)
-    except ValueError:
+    if read_date(text.value) is None:
         diags.report(
             "E106",
             text.span,
-            f"{what} '{text.value}' is not a date",
+            f"{what} '{text.value}' is not a date from {FIRST_YEAR} to {LAST_YEAR}",
             help='write the local date as "YYYY-MM-DD", e.g. "2026-01-05"',
         )
         return None
@@ -126,9 +124,12 @@ def _layer(team: str, d: n.LayerDecl, diags: Collector) -> Layer | None:
         )
         return None
     assert d.shift is not None and d.zone is not None and d.start is not None
-    if d.shift.seconds <= 0:
+    if not MIN_SHIFT <= d.shift.seconds <= MAX_SHIFT or d.shift.seconds % 60:
         diags.report(
-            "E106", d.shift.span, "a shift of length zero never hands off", help="e.g. 12h, 1d, 1w"
+            "E106",
+            d.shift.span,
+            f"a shift of {d.shift.text} is not between 1h and 52w in whole minutes",
+            help="shifts are hours, days or weeks: e.g. 12h, 1d, 1w",
         )
         return None
     zone, start, handoff = (
@@ -281,33 +282,65 @@ def lower_calendar(d: n.CalendarDecl, root: str, diags: Collector) -> Calendar |
     return calendar
 
 
+MAX_HOLIDAY_FILE = 64 * 1024  # bytes: decades of holidays, never a log or a device
+
+
 def _holiday_file(f: n.Text, root: str, diags: Collector) -> list[str | None]:
     """Dates from a holidays file (one ``YYYY-MM-DD`` a line; ``#`` comments), relative
-    to the declaring file's folder."""
-    path = Path(f.span.file).parent / f.value  # the display path: relative to the working directory, or absolute
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.report("E106", f.span, f"cannot read holidays file '{f.value}': {exc}")
+    to the declaring file's folder, inside the policy set: a regular file, not absolute,
+    not leaving the set, at most 64 KiB (its lines go into diagnostics and CI logs)."""
+    folder = Path(f.span.file).parent  # the display path: relative to the working directory
+    path = folder / f.value
+    problem = _unsafe_path(f.value, folder, path, root)
+    if problem is None:
+        try:
+            if path.stat().st_size > MAX_HOLIDAY_FILE:
+                problem = f"is larger than {MAX_HOLIDAY_FILE // 1024} KiB"
+            else:
+                lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read: {type(exc).__name__}"
+    if problem is not None:
+        diags.report(
+            "E106",
+            f.span,
+            f"holidays file '{f.value}' {problem}",
+            help="a text file of dates (YYYY-MM-DD, one a line) inside the policy folder",
+        )
         return [None]
     found: list[str | None] = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        try:
-            date.fromisoformat(text)
-        except ValueError:
+        if read_date(text) is None:
             diags.report(
                 "E106",
                 f.span,
-                f"{f.value}:{number}: '{text}' is not a date",
+                f"{f.value}:{number}: not a date from {FIRST_YEAR} to {LAST_YEAR}",
                 help="one local date a line, as YYYY-MM-DD; # starts a comment",
             )
             found.append(None)
             continue
         found.append(text)
     return found
+
+
+def _unsafe_path(given: str, folder: Path, path: Path, root: str) -> str | None:
+    """Why a holidays file may not be read (None: it may)."""
+    if Path(given).is_absolute():
+        return "is an absolute path"
+    base = Path(root).resolve()
+    base = base if base.is_dir() else base.parent
+    try:
+        real = path.resolve()
+    except OSError:
+        return "cannot be resolved"
+    if not real.is_relative_to(base):
+        return "is outside the policy set"
+    if not real.is_file():
+        return "is not a regular file" if real.exists() else "does not exist"
+    return None
 
 
 def lower_maintenance(decls: Sequence[n.Decl], diags: Collector) -> tuple[m.Maintenance, ...]:
