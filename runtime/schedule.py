@@ -473,12 +473,16 @@ def plan_horizon(schedules: Iterable[Schedule], calendars: Iterable[Calendar]) -
     cycle = math.lcm(*cycles) if cycles else WEEK
     length = min(max(cycle, YEAR), MAX_HORIZON)
     end = start + -(-length // WEEK) * WEEK
+    capped = cycle > MAX_HORIZON
     for a, b in inside:
-        if a < start:
+        if a < start and not starts:  # before the schedules start, nobody is on call anyway
             start -= -(-(start - a) // WEEK) * WEEK
         if b > end:
             end += -(-(b - end) // WEEK) * WEEK
-    return Horizon(start, end, cycle, cycle > MAX_HORIZON)
+    limit = start + -(-MAX_HORIZON // WEEK) * WEEK
+    if end > limit:  # a holiday or an override years ahead: the window stops at five years
+        end, capped = limit, True
+    return Horizon(start, end, cycle, capped)
 
 
 def horizon(schedules: Iterable[Schedule], calendars: Iterable[Calendar]) -> tuple[int, int]:

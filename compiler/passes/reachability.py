@@ -195,10 +195,10 @@ def _phrase(spans: list[tuple[int, int]], zone: str) -> str:
     ls, le = local(tz, spans[0][0]), local(tz, spans[0][1])
     last = local(tz, spans[-1][0])
     first_utc = datetime.fromtimestamp(spans[0][0], UTC)
+    utc = f" = {first_utc:%H:%M} UTC" if zone != "UTC" else ""
     return (
         f"{_days(weekdays)} {ls:%H:%M}\u2013{le:%H:%M} {zone} ({len(spans)} times, "
-        f"{ls:%Y-%m-%d} to {last:%Y-%m-%d}; first {ls:%Y-%m-%d %H:%M} {zone} = "
-        f"{first_utc:%H:%M} UTC)"
+        f"{ls:%Y-%m-%d} to {last:%Y-%m-%d}; first {ls:%Y-%m-%d %H:%M} {zone}{utc})"
     )
 
 

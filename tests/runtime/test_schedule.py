@@ -429,9 +429,14 @@ def test_horizon_is_a_year_or_the_cycle_in_whole_weeks_from_the_latest_start() -
 def test_horizon_widens_in_weeks_to_include_holidays_and_overrides() -> None:
     late = Override("x", at("2028-03-01 00:00"), at("2028-03-01 01:00"))
     s = Schedule((daily(),), (late,))
-    lo, hi = horizon([s], [office("2025-12-25")])
-    assert lo <= at("2025-12-25 00:00", "Europe/Berlin") and hi >= late.end
-    assert (hi - lo) % WEEK == 0 and (lo - s.latest_start()) % WEEK == 0
+    lo, hi = horizon([s], [office("2025-12-25"), office("2027-12-25")])
+    # later holidays and overrides widen the end; one before the schedules start does
+    # not move the start (nobody is on call then anyway: no false gaps)
+    assert lo == s.latest_start() and hi >= late.end
+    assert hi >= at("2027-12-26 00:00", "Europe/Berlin")
+    assert (hi - lo) % WEEK == 0
+    lo, hi = horizon([], [office("2025-12-25")])  # calendars alone: the holiday is inside
+    assert lo <= at("2025-12-25 00:00", "Europe/Berlin") < hi
     assert horizon([], []) == horizon([], [])  # deterministic: never "now"
 
 
