@@ -375,6 +375,10 @@ _WORDS = {
     "COMMA": "`,`",
     "COLON": "`:`",
     "$END": "the end of the file",
+    "POSTMORTEM_OWNER": "`postmortem owner`",
+    "CLOCK": "a clock time such as 09:00",
+    "HOURS": "hours such as 09:00-18:00",
+    "DAYS": "days such as mon-fri",
 }
 
 _STATEMENT_KEYWORDS = {
@@ -394,8 +398,21 @@ _STATEMENT_KEYWORDS = {
     "EXCEPTION",
     "USE",
     "COOLDOWN",
+    "GROUP",
+    "POSTMORTEM_OWNER",
 }
-_DECL_KEYWORDS = {"EVENT", "SCHEMA", "PERSON", "TEAM", "CHANNEL", "TEMPLATE", "POLICY", "COVERAGE"}
+_DECL_KEYWORDS = {
+    "EVENT",
+    "SCHEMA",
+    "PERSON",
+    "TEAM",
+    "CHANNEL",
+    "TEMPLATE",
+    "POLICY",
+    "COVERAGE",
+    "CALENDAR",
+    "MAINTENANCE",
+}
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -407,7 +424,8 @@ def _describe_expected(expected: set[str]) -> str:
     if len(rest & _DECL_KEYWORDS) >= 5:
         rest -= _DECL_KEYWORDS
         words.append(
-            "a declaration (event, schema, person, team, channel, template, policy, coverage)"
+            "a declaration (event, schema, person, team, channel, template, policy, coverage,"
+            " calendar, maintenance)"
         )
     for terminal in sorted(rest):
         name = terminal.removeprefix("_")

@@ -93,11 +93,14 @@ def test_an_event_a_thousand_years_ahead_moves_nothing(tmp_path: Path) -> None:
     assert engine.receive(json.dumps(critical("T1", "e1")), t0).status == "applied"
     timers = store.count_timers()
     clock = store.clock()
-    future = critical("T2", "e2", at="3026-11-27T10:00:00Z")
+    future = critical("T2", "e2", at="2999-11-27T10:00:00Z")  # the last year a time may name
     outcome = engine.receive(json.dumps(future), t0 + 30)
     assert outcome.status == "dead_letter" and "from the future" in outcome.message
+    beyond = critical("T3", "e3", at="3026-11-27T10:00:00Z")  # past it: not a time at all
+    outcome = engine.receive(json.dumps(beyond), t0 + 30)
+    assert outcome.status == "dead_letter" and "from 1970 to 2999" in outcome.message
     assert store.clock() == clock and store.count_timers() == timers
-    assert store.open_escalation("T2") is None and len(store.dead_letters()) == 1
+    assert store.open_escalation("T2") is None and len(store.dead_letters()) == 2
     # the next minute is still accepted, and the first escalation went nowhere
     assert engine.advance(t0 + 60) == 0
     status = engine.status("T1")
