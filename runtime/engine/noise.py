@@ -67,8 +67,10 @@ class Hold:
         }
 
 
-# The silences in effect at one moment, per store: every message of a decision asks.
-_CACHE: weakref.WeakKeyDictionary[Store, tuple[int, list[Hold]]] = weakref.WeakKeyDictionary()
+# Per store: (roster version, the earliest instant asked, the store's silences not over by
+# then). Every assignment and message asks; the store raises its roster version whenever
+# any process records or ends a silence, so the kept copy is read again only then.
+_CACHE: weakref.WeakKeyDictionary[Store, tuple[int, int, list[Hold]]] = weakref.WeakKeyDictionary()
 
 
 def forget(store: Store) -> None:
@@ -79,10 +81,18 @@ def forget(store: Store) -> None:
 def holds(store: Store, pack: LoadedPack, start: int, end: int) -> list[Hold]:
     """Every silence overlapping [``start``, ``end``): the store's and the pack's
     maintenance windows, by start."""
-    found = [
+    return _with_maintenance(_stored(store, start, end), pack, start, end)
+
+
+def _stored(store: Store, start: int, end: int) -> list[Hold]:
+    return [
         Hold(r.scope, r.name, r.since, r.until, r.reason, f"silence #{r.id}", r.id)
         for r in store.silences(start, end)
     ]
+
+
+def _with_maintenance(found: list[Hold], pack: LoadedPack, start: int, end: int) -> list[Hold]:
+    found = [h for h in found if h.since < end and h.until > start]
     for w in pack.pack.maintenance:
         if w.start < end and w.end > start:
             scope, name = ("policy", w.policy) if w.policy else ("team", w.team or "")
@@ -91,12 +101,14 @@ def holds(store: Store, pack: LoadedPack, start: int, end: int) -> list[Hold]:
 
 
 def _now_holds(rt: Runtime, pack: LoadedPack, now: int) -> list[Hold]:
-    cached = _CACHE.get(rt.store)
-    if cached is not None and cached[0] == now:
-        return cached[1]
-    found = holds(rt.store, pack, now, now + 1)
-    _CACHE[rt.store] = (now, found)
-    return found
+    store = rt.store
+    version = store.roster_version()
+    kept = _CACHE.get(store)
+    if version is None or kept is None or kept[0] != version or now < kept[1]:
+        kept = (-1 if version is None else version, now, _stored(store, now, FOREVER))
+        if version is not None:
+            _CACHE[store] = kept
+    return _with_maintenance(kept[2], pack, now, now + 1)
 
 
 def covering(

@@ -186,8 +186,8 @@ class Roster:
             self._absent = (unit.absences_version, kept[1], windows)
 
     def _bump_roster(self: _Store) -> Unit | None:
-        """Raise the roster version (meta ``absences``) after an absence or an override, so
-        every process's kept absences and overrides are read again; the transaction's
+        """Raise the roster version (meta ``absences``) after an absence, an override or a
+        silence, so every process's kept copies are read again; the transaction's
         unit (None outside one, where the meta row is written at once)."""
         unit = self._unit if self._unit is None else self._meta_unit()
         self._absent = None
@@ -267,11 +267,13 @@ class Roster:
         if scope not in SILENCE_SCOPES:
             raise ValueError(f"a silence's scope is one of {SILENCE_SCOPES}, not {scope!r}")
         _check_window(since, until)
-        return self._insert(
+        found = self._insert(
             "INSERT INTO silences(scope, name, since, until, reason, actor)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (scope, name, since, until, reason, actor),
         )
+        self._bump_roster()  # every process reads the silences again
+        return found
 
     def silences(self: _Store, start: int, end: int) -> list[SilenceRow]:
         """The silences overlapping [``start``, ``end``), by start then id."""
@@ -291,6 +293,8 @@ class Roster:
         changed = self._exec_count(
             "UPDATE silences SET until = ? WHERE id = ? AND until > ?", (at, silence_id, at)
         )
+        if changed:
+            self._bump_roster()
         return changed > 0
 
     # --- round-robin cursors ---------------------------------------------------
