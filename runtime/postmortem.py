@@ -349,6 +349,12 @@ def dumps(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def stored_text(doc: Mapping[str, Any]) -> str:
+    """A draft as the store keeps it: sorted keys, compact (the same draft, the same bytes;
+    written by the C encoder, which an indent turns off: a tenth of the time at triage)."""
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def _cell(value: Any) -> str:
     """A value as one Markdown table cell (pipes escaped, on one line)."""
     if value is None or value == "":

@@ -120,12 +120,9 @@ def on_triage(
     owner, kind, note = remediation_owner(rt, pack, rules, m, triage)
     due = m.now + spec.within if spec is not None else None
     rows = list(rt.store.audit_rows(esc.id))
-    messages = rt.store.outbox(esc.id)
-    # Reading the outbox wrote the rows this transaction queued (the triage notice, the
-    # task): they are pending in the database now, where the delivery must look for them.
-    rt.outbox_stored = True
+    messages = rt.store.outbox(esc.id, keep_queued=True)  # the queued ones stay queued
     doc = postmortem.draft(esc, rows, messages, owner=owner, due=due, note=note)
-    text = postmortem.dumps(doc)
+    text = postmortem.stored_text(doc)
     rt.store.save_postmortem(esc.id, text, owner, due, m.now)
     when = format_time(due) if due is not None else None
     rt.audit(

@@ -286,7 +286,20 @@ class Appends:
             (status, attempts, delivered, at, attempted, reason, reason, attempted, at, msg_id),
         )
 
-    def outbox(self: _Store, escalation_id: int | None = None) -> list[OutboxMessage]:
+    def outbox(
+        self: _Store, escalation_id: int | None = None, *, keep_queued: bool = False
+    ) -> list[OutboxMessage]:
+        """The outbox (of one escalation), by id. ``keep_queued``: the messages this
+        transaction queued are listed as they stand in memory, not written first (writing
+        them would send the rest of the transaction's deliveries through the table)."""
+        if keep_queued and escalation_id is not None:
+            unit = self._unit
+            queued = [m for m in unit.outbox if m.escalation_id == escalation_id] if unit else []
+            rows = self._rows(
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE escalation_id = ? ORDER BY id",
+                (escalation_id,),
+            )
+            return [outbox_of(r) for r in rows] + queued
         _flushed_outbox(self)
         if escalation_id is None:
             rows = self._rows(f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")

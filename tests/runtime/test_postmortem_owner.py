@@ -98,7 +98,7 @@ def test_the_stored_draft_is_the_trail_at_drafting_time(store: Store, pack: dict
     again = postmortem.draft(
         esc, before, store.outbox(esc.id), owner="carol", due=DUE, note=remediation["note"]
     )
-    assert postmortem.dumps(again) == record.draft
+    assert postmortem.stored_text(again) == record.draft
 
 
 def test_the_owner_is_assigned_notified_and_a_due_timer_set(
