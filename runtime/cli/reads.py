@@ -106,7 +106,11 @@ def oncall_command(
     exit 1 when nobody is. With --from/--until: the calendar, one line per segment (who,
     when in the team's zone and UTC, which layer or override), exit 1 when it has a gap.
 
-    JSON: {"team": TEAM, "at": TIME, "on_call": PERSON or null}; with --until
+    A team without a schedule has nobody on call by itself: every available member is
+    notified, and they are listed.
+
+    JSON: {"team": TEAM, "at": TIME, "on_call": PERSON or null, "scheduled": BOOL,
+    "available": [PERSON, ...] (without a schedule; else [])}; with --until
     {"team", "from", "until", "zone", "segments": [{"from", "to", "person", "layer",
     "source", "note"}], "gaps": [{"from", "to"}]}."""
     from escalade.runtime.cli.roster import print_calendar, window
@@ -120,14 +124,20 @@ def oncall_command(
             return print_calendar(app, pack, team, start, end, fmt)
         if since is not None:
             raise click.BadParameter("--from needs --until", param_hint="--from")
-        member = app.engine.oncall(pack, team, when)
+        scheduled = pack.teams[team].scheduled
+        member = app.engine.oncall(pack, team, when) if scheduled else None
+        away = app.engine.store.absences(when)
+        available = [] if scheduled else [m for m in pack.teams[team].members if m not in away]
     if fmt == "json":
-        echo_json({"team": team, "at": format_time(when), "on_call": member})
+        doc = {"team": team, "at": format_time(when), "on_call": member}
+        echo_json({**doc, "scheduled": scheduled, "available": available})
+    elif available:
+        click.echo(f"{', '.join(available)} (no schedule: every available member is notified)")
     elif member is None:
         click.echo(f"nobody in {team} is available at {format_time(when)}")
     else:
         click.echo(member)
-    if member is None:
+    if member is None and not available:
         sys.exit(1)
 
 
