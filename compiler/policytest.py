@@ -470,7 +470,14 @@ def _expect_due(status: dict[str, Any], kind: str, when: str) -> None:
 def _expect_oncall(engine: Engine, team: str, person: str, now: int) -> None:
     """``team``'s on-call member at the test's time is ``person`` (``nobody``: none is),
     as the runtime answers it (schedules, overrides, absences)."""
-    got = engine.oncall(engine.active(), team, now)
+    pack = engine.active()
+    spec = pack.teams.get(team)
+    if spec is not None and not spec.scheduled:
+        raise _Expectation(
+            f"team {team} has no schedule: nobody is on call by itself (every available "
+            "member is notified); give it layers or a rotation, or expect an owner instead"
+        )
+    got = engine.oncall(pack, team, now)
     want = None if person == NOBODY else person
     if got != want:
         raise _Expectation(

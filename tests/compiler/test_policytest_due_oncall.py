@@ -121,3 +121,12 @@ def test_the_new_expectations_parse_and_format() -> None:
         'test "x" {\n  at 0m expect due resolve "2026-12-08T10:00:00Z"\n'
         "  expect oncall support_oncall marc\n}\n"
     )
+
+
+def test_oncall_of_a_team_without_a_schedule_says_nobody_is(
+    tmp_path: Path, pack: dict[str, Any]
+) -> None:
+    failures = run(
+        tmp_path, pack, '  start "2026-12-04T16:00:00Z"\n  expect oncall sdr_queue ines\n'
+    )
+    assert len(failures) == 1 and "team sdr_queue has no schedule" in failures[0]
