@@ -120,7 +120,13 @@ def test_every_operator_command_names_what_it_acted_on(tmp_path: Path, pack_file
 def test_reads_and_upkeep_print_documents(tmp_path: Path, pack_file: Path) -> None:
     db = started(tmp_path, pack_file)
     oncall = doc(["oncall", "cust_ops_oncall", "--at", T0], db)
-    assert oncall == {"team": "cust_ops_oncall", "at": T0, "on_call": "alice"}
+    assert oncall == {
+        "team": "cust_ops_oncall",
+        "at": T0,
+        "on_call": "alice",
+        "scheduled": True,
+        "available": [],
+    }
     verified = doc(["audit", "verify"], db)
     assert verified["ok"] is True and verified["rows"] > 0 and verified["problem"] is None
     assert doc(["migrate"], db) == {"store": str(db), "up_to_date": True}
