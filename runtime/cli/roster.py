@@ -109,6 +109,8 @@ def override_command(
         known_person(pack, person, "PERSON")
         if replaces is not None and replaces not in pack.teams[team].people():
             raise click.BadParameter(f"{replaces!r} is not a member of {team}", param_hint="--for")
+        if not reason.strip():
+            raise click.BadParameter("an override needs a reason", param_hint="--reason")
         begin, end = window(since, until, when, app)
         subject = {
             "action": "override",

@@ -37,3 +37,19 @@ def test_a_scheduled_team_names_its_on_call_member(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert code == 0 and doc["scheduled"] is True and doc["available"] == []
     assert doc["on_call"] in ("lena", "marc")  # Friday 13:00 Berlin: europe's layer
+
+
+def test_an_override_without_a_reason_is_a_usage_error(tmp_path: Path) -> None:
+    code, out = run(
+        tmp_path,
+        "override",
+        "support_oncall",
+        "nora",
+        "--until",
+        "2026-11-28T00:00:00Z",
+        "--reason",
+        " ",
+        "--by",
+        "ines",
+    )
+    assert code == 2 and "an override needs a reason" in out
